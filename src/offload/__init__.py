@@ -1,0 +1,43 @@
+"""offload: background jobs for Python, from one SQLite file to a cluster."""
+
+from offload.app import App
+from offload.errors import (
+    ConfigurationError,
+    JobNotFoundError,
+    OffloadError,
+    PayloadError,
+    PayloadTooLargeError,
+    SerializationError,
+    UnknownTaskError,
+)
+from offload.job import ErrorInfo, Event, Job, JobContext, NewJob
+from offload.lifecycle import EventKind, State
+from offload.middleware import Middleware
+from offload.retry import RetryPolicy
+from offload.serializer import JsonSerializer, Serializer
+from offload.settings import Settings
+from offload.task import Task
+
+__all__ = [
+    "App",
+    "ConfigurationError",
+    "ErrorInfo",
+    "Event",
+    "EventKind",
+    "Job",
+    "JobContext",
+    "JobNotFoundError",
+    "JsonSerializer",
+    "Middleware",
+    "NewJob",
+    "OffloadError",
+    "PayloadError",
+    "PayloadTooLargeError",
+    "RetryPolicy",
+    "SerializationError",
+    "Serializer",
+    "Settings",
+    "State",
+    "Task",
+    "UnknownTaskError",
+]

@@ -1,0 +1,163 @@
+"""The backend contract: storage and delivery of jobs and their events.
+
+Every backend implements these small async methods and passes the one contract
+suite in ``tests/contract``; ``memory.py`` is the executable specification. The
+rules a method must keep are written once, here and in ``offload.lifecycle``:
+
+* Each job transition is atomic and names a ``lifecycle.Transition``: it happens
+  only if the job is in one of the transition's source states and, for a
+  ``leased`` transition, only if the caller's lease token is the job's current
+  one. A refused transition changes nothing and returns ``None``/``False``.
+* Every transition appends its events in the same atomic step.
+* Time comes from the backend's clock (``now``) so skewed workers cannot expire a
+  lease early or start a job before its time.
+* ``job_lease`` increments ``attempts`` and issues a fresh lease token; a lease
+  that expires is redelivered by ``job_recover_expired`` with the attempt counted.
+
+Backends import only ``offload.job``, ``offload.lifecycle`` and ``offload.errors``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.lifecycle import State
+
+QueueCounts = dict[tuple[str, State], int]
+
+
+class Backend(ABC):
+    """Storage and delivery; one instance belongs to one event loop."""
+
+    url: str
+
+    # lifecycle of the backend itself -------------------------------------------
+
+    async def open(self) -> None:
+        """Connect and create the schema if needed; idempotent."""
+
+    async def close(self) -> None:
+        """Release connections; the stored jobs stay (durable backends)."""
+
+    @abstractmethod
+    def clone(self) -> Backend:
+        """A new instance on the same storage, for use from another event loop."""
+
+    @abstractmethod
+    async def now(self) -> datetime:
+        """The backend's clock, timezone-aware UTC."""
+
+    # jobs -------------------------------------------------------------------------
+
+    @abstractmethod
+    async def job_enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Store jobs (ENQUEUE, or ENQUEUE_LATER when due in the future) in one step.
+
+        A job whose ``unique_key`` matches a not-ended job of the same tenant is not
+        stored; the existing job is returned in its place.
+        """
+
+    @abstractmethod
+    async def job_lease(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float
+    ) -> list[Job]:
+        """START up to ``limit`` due jobs, taking queues in the given order (the
+        first non-empty wins), then higher priority, then earlier ``run_at``, then
+        older id. Each leased job gets a new token and ``lease_for`` seconds."""
+
+    @abstractmethod
+    async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
+        """Extend live leases by ``lease_for`` from now; report lost ones and
+        jobs whose cancellation was requested."""
+
+    @abstractmethod
+    async def job_complete_many(self, items: Sequence[tuple[Lease, bytes | None]]) -> list[bool]:
+        """SUCCEED each (lease, result); one flag per item: applied or refused."""
+
+    @abstractmethod
+    async def job_fail(self, lease: Lease, error: ErrorInfo, retry_in: float | None) -> Job | None:
+        """RETRY after ``retry_in`` seconds, or FAIL (dead) when it is ``None``."""
+
+    @abstractmethod
+    async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
+        """REJECT: dead without running (unknown task, bad payload)."""
+
+    @abstractmethod
+    async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
+        """REQUEUE on shutdown: back to queued, attempt not counted, checkpoint kept."""
+
+    @abstractmethod
+    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """CANCEL_WAITING a scheduled/queued job; for a running one set
+        ``cancel_requested`` and append a ``cancel_requested`` event (its worker
+        confirms with ``job_cancel_confirm``). An ended job is returned unchanged;
+        ``None`` when there is no such job (in that tenant)."""
+
+    @abstractmethod
+    async def job_cancel_confirm(self, lease: Lease) -> Job | None:
+        """CANCEL_RUNNING: the worker stopped the job after a cancel request."""
+
+    @abstractmethod
+    async def job_save_progress(
+        self,
+        lease: Lease,
+        checkpoint: bytes | None,
+        progress: float | None,
+        message: str | None,
+    ) -> bool:
+        """Store the checkpoint (when not ``None``) and progress of a running job;
+        a progress value appends a ``progress`` event. Fenced by the lease."""
+
+    @abstractmethod
+    async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """REDRIVE a dead or cancelled job: queued again, attempts reset to 0."""
+
+    @abstractmethod
+    async def job_recover_expired(self) -> list[Job]:
+        """EXPIRE running jobs whose lease has passed (EXPIRE_DEAD when their
+        attempts are used up); returns the jobs as they now are."""
+
+    @abstractmethod
+    async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """The job, or ``None`` if unknown (or of another tenant when one is given)."""
+
+    @abstractmethod
+    async def job_list(self, query: JobQuery) -> list[Job]:
+        """Jobs matching the query, newest first (ids are time-ordered)."""
+
+    @abstractmethod
+    async def job_counts(self, tenant: str | None = None) -> QueueCounts:
+        """Number of jobs per (queue, state); absent pairs are zero."""
+
+    # events -------------------------------------------------------------------
+
+    @abstractmethod
+    async def event_list(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        """Events of one job with ``id > after``, oldest first."""
+
+    @abstractmethod
+    async def event_latest(self, job_id: str) -> Event | None:
+        """The job's most recent event in one call."""
+
+    # delivery -----------------------------------------------------------------
+
+    @abstractmethod
+    async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        """Return when a job may have become leasable in ``queues``, or after
+        ``timeout`` seconds. Reactive where the storage can push; a false wake-up
+        is allowed, a missed one only costs up to ``timeout``."""
+
+    # maintenance --------------------------------------------------------------
+
+    @abstractmethod
+    async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
+        """Delete ended jobs in ``states`` that finished before the given time,
+        with their events; returns how many jobs went."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for humans (CLI, dashboard); never secrets."""
+        return {"backend": type(self).__name__}

@@ -1,0 +1,401 @@
+"""In-process storage: the executable specification of the backend contract.
+
+Everything is lost when the process exits; use it for tests and demos. One
+``MemoryStore`` is shared by the clones of a backend (one per event loop), guarded
+by a lock, so a sync enqueue from another thread lands in the same queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import heapq
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from offload import lifecycle as lc
+from offload.backends.base import Backend, QueueCounts
+from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.lifecycle import EventKind, State, Transition
+
+# heap entry: (-priority, run_at timestamp, job id, version)
+_Entry = tuple[int, float, str, int]
+
+
+@dataclass
+class MemoryStore:
+    jobs: dict[str, Job] = field(default_factory=dict)
+    events: dict[str, list[Event]] = field(default_factory=dict)
+    ready: dict[str, list[_Entry]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    unique: dict[tuple[str, str], str] = field(default_factory=dict)
+    event_seq: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=set)
+
+
+class MemoryBackend(Backend):
+    def __init__(self, url: str = "memory://", store: MemoryStore | None = None) -> None:
+        self.url = url
+        self._s = store if store is not None else MemoryStore()
+
+    def clone(self) -> MemoryBackend:
+        return MemoryBackend(self.url, self._s)
+
+    async def now(self) -> datetime:
+        return _now()
+
+    # jobs ------------------------------------------------------------------------
+
+    async def job_enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
+        now = _now()
+        with self._s.lock:
+            out = [self._enqueue_one(new, now) for new in jobs]
+        self._notify()
+        return [copy.copy(j) for j in out]
+
+    def _enqueue_one(self, new: NewJob, now: datetime) -> Job:
+        if new.unique_key is not None:
+            existing = self._live_unique(new.tenant, new.unique_key)
+            if existing is not None:
+                return existing
+        run_at = new.run_at or now + timedelta(seconds=new.delay)
+        later = run_at > now
+        job = Job(
+            id=new.id, task=new.task, queue=new.queue, tenant=new.tenant,
+            state=State.SCHEDULED if later else State.QUEUED, payload=new.payload,
+            priority=new.priority, attempts=0, max_attempts=new.max_attempts,
+            created_at=now, run_at=run_at, timeout=new.timeout,
+            unique_key=new.unique_key, batch_id=new.batch_id, meta=dict(new.meta),
+        )  # fmt: skip
+        self._s.jobs[job.id] = job
+        if new.unique_key is not None:
+            self._s.unique[(new.tenant, new.unique_key)] = job.id
+        self._append(job, lc.ENQUEUE_LATER if later else lc.ENQUEUE, now, {})
+        self._push_ready(job)
+        return job
+
+    def _live_unique(self, tenant: str, key: str) -> Job | None:
+        job_id = self._s.unique.get((tenant, key))
+        job = self._s.jobs.get(job_id) if job_id else None
+        return job if job is not None and not job.ended else None
+
+    async def job_lease(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float
+    ) -> list[Job]:
+        now = _now()
+        leased: list[Job] = []
+        with self._s.lock:
+            for queue in queues:
+                for job in self._pop_due(queue, now, limit - len(leased)):
+                    self._start(job, worker_id, now, lease_for)
+                    leased.append(copy.copy(job))
+                if len(leased) >= limit:
+                    break
+        return leased
+
+    def _pop_due(self, queue: str, now: datetime, limit: int) -> Iterator[Job]:
+        heap = self._s.ready.get(queue, [])
+        not_due: list[_Entry] = []
+        taken = 0
+        while heap and taken < limit:
+            entry = heapq.heappop(heap)
+            job = self._s.jobs.get(entry[2])
+            if job is None or self._s.versions.get(job.id) != entry[3]:
+                continue  # superseded entry
+            if not lc.START.allows(job.state):
+                continue
+            if job.run_at > now:
+                not_due.append(entry)
+                continue
+            taken += 1
+            yield job
+        for entry in not_due:
+            heapq.heappush(heap, entry)
+
+    def _start(self, job: Job, worker_id: str, now: datetime, lease_for: float) -> None:
+        job.state = State.RUNNING
+        job.attempts += 1
+        job.worker_id = worker_id
+        job.lease_token = uuid.uuid4().hex
+        job.lease_expires_at = now + timedelta(seconds=lease_for)
+        job.started_at = now
+        self._append(job, lc.START, now, {"attempt": job.attempts, "worker": worker_id})
+
+    async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
+        now = _now()
+        lost: set[str] = set()
+        cancel: set[str] = set()
+        with self._s.lock:
+            for lease in leases:
+                job = self._leased(lease)
+                if job is None:
+                    lost.add(lease.job_id)
+                    continue
+                job.lease_expires_at = now + timedelta(seconds=lease_for)
+                if job.cancel_requested:
+                    cancel.add(job.id)
+        return HeartbeatReply(frozenset(lost), frozenset(cancel))
+
+    async def job_complete_many(self, items: Sequence[tuple[Lease, bytes | None]]) -> list[bool]:
+        now = _now()
+        with self._s.lock:
+            return [self._complete(lease, result, now) for lease, result in items]
+
+    def _complete(self, lease: Lease, result: bytes | None, now: datetime) -> bool:
+        job = self._guard(lc.SUCCEED, lease)
+        if job is None:
+            return False
+        job.result_data = result
+        self._finish(job, lc.SUCCEED, now, {})
+        return True
+
+    async def job_fail(self, lease: Lease, error: ErrorInfo, retry_in: float | None) -> Job | None:
+        now = _now()
+        transition = lc.FAIL if retry_in is None else lc.RETRY
+        with self._s.lock:
+            job = self._guard(transition, lease)
+            if job is None:
+                return None
+            job.error = error
+            data = {"error": error.to_dict(), "attempt": job.attempts}
+            if retry_in is None:
+                self._finish(job, transition, now, data)
+            else:
+                job.run_at = now + timedelta(seconds=retry_in)
+                self._release(job, transition, now, data | {"run_at": job.run_at.isoformat()})
+            return copy.copy(job)
+
+    async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
+        now = _now()
+        with self._s.lock:
+            job = self._guard(lc.REJECT, lease)
+            if job is None:
+                return None
+            job.error = error
+            self._finish(job, lc.REJECT, now, {"error": error.to_dict()})
+            return copy.copy(job)
+
+    async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
+        now = _now()
+        with self._s.lock:
+            job = self._guard(lc.REQUEUE, lease)
+            if job is None:
+                return None
+            job.attempts = max(0, job.attempts - 1)
+            if checkpoint is not None:
+                job.checkpoint_data = checkpoint
+            job.run_at = now
+            self._release(job, lc.REQUEUE, now, {})
+        self._notify()
+        return copy.copy(job)
+
+    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+        now = _now()
+        with self._s.lock:
+            job = self._visible(job_id, tenant)
+            if job is None:
+                return None
+            if lc.CANCEL_WAITING.allows(job.state):
+                self._finish(job, lc.CANCEL_WAITING, now, {})
+            elif job.state is State.RUNNING and not job.cancel_requested:
+                job.cancel_requested = True
+                self._event(job, EventKind.CANCEL_REQUESTED, now, {})
+            return copy.copy(job)
+
+    async def job_cancel_confirm(self, lease: Lease) -> Job | None:
+        now = _now()
+        with self._s.lock:
+            job = self._guard(lc.CANCEL_RUNNING, lease)
+            if job is None:
+                return None
+            self._finish(job, lc.CANCEL_RUNNING, now, {})
+            return copy.copy(job)
+
+    async def job_save_progress(
+        self, lease: Lease, checkpoint: bytes | None, progress: float | None, message: str | None
+    ) -> bool:
+        now = _now()
+        with self._s.lock:
+            job = self._leased(lease)
+            if job is None:
+                return False
+            if checkpoint is not None:
+                job.checkpoint_data = checkpoint
+            if progress is not None:
+                job.progress, job.progress_message = progress, message
+                self._event(job, EventKind.PROGRESS, now, {"progress": progress, "message": message})
+            return True
+
+    async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
+        now = _now()
+        with self._s.lock:
+            job = self._visible(job_id, tenant)
+            if job is None or not lc.REDRIVE.allows(job.state):
+                return None
+            job.attempts = 0
+            job.error = None
+            job.finished_at = None
+            job.cancel_requested = False
+            job.run_at = now
+            if job.unique_key is not None:
+                self._s.unique[(job.tenant, job.unique_key)] = job.id
+            self._release(job, lc.REDRIVE, now, {})
+        self._notify()
+        return copy.copy(job)
+
+    async def job_recover_expired(self) -> list[Job]:
+        now = _now()
+        out: list[Job] = []
+        with self._s.lock:
+            for job in list(self._s.jobs.values()):
+                if job.state is not State.RUNNING or job.lease_expires_at is None:
+                    continue
+                if job.lease_expires_at > now:
+                    continue
+                data = {"worker": job.worker_id, "attempt": job.attempts}
+                if job.attempts >= job.max_attempts:
+                    job.error = ErrorInfo("LeaseExpired", "lease expired on the last attempt")
+                    self._finish(job, lc.EXPIRE_DEAD, now, data)
+                else:
+                    job.run_at = now
+                    self._release(job, lc.EXPIRE, now, data)
+                out.append(copy.copy(job))
+        if out:
+            self._notify()
+        return out
+
+    async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        with self._s.lock:
+            job = self._visible(job_id, tenant)
+            return copy.copy(job) if job is not None else None
+
+    async def job_list(self, query: JobQuery) -> list[Job]:
+        with self._s.lock:
+            jobs = [copy.copy(j) for j in self._s.jobs.values() if _matches(j, query)]
+        jobs.sort(key=lambda j: j.id, reverse=True)
+        return jobs[: query.limit]
+
+    async def job_counts(self, tenant: str | None = None) -> QueueCounts:
+        counts: QueueCounts = {}
+        with self._s.lock:
+            for job in self._s.jobs.values():
+                if tenant is None or job.tenant == tenant:
+                    key = (job.queue, job.state)
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
+        wanted = set(states) & lc.ENDED
+        with self._s.lock:
+            doomed = [
+                j.id for j in self._s.jobs.values()
+                if j.state in wanted and j.finished_at is not None
+                and j.finished_at < finished_before
+            ]  # fmt: skip
+            for job_id in doomed:
+                del self._s.jobs[job_id]
+                self._s.events.pop(job_id, None)
+                self._s.versions.pop(job_id, None)
+        return len(doomed)
+
+    # events --------------------------------------------------------------------
+
+    async def event_list(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        with self._s.lock:
+            return [e for e in self._s.events.get(job_id, []) if e.id > after][:limit]
+
+    async def event_latest(self, job_id: str) -> Event | None:
+        with self._s.lock:
+            events = self._s.events.get(job_id)
+            return events[-1] if events else None
+
+    # delivery ------------------------------------------------------------------
+
+    async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._s.lock:
+            self._s.waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter[1].wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._s.lock:
+                self._s.waiters.discard(waiter)
+
+    def _notify(self) -> None:
+        with self._s.lock:
+            waiters = list(self._s.waiters)
+        for loop, event in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    # the transition primitives every method above goes through -----------------
+
+    def _visible(self, job_id: str, tenant: str | None) -> Job | None:
+        job = self._s.jobs.get(job_id)
+        if job is None or (tenant is not None and job.tenant != tenant):
+            return None
+        return job
+
+    def _leased(self, lease: Lease) -> Job | None:
+        job = self._s.jobs.get(lease.job_id)
+        if job is None or job.state is not State.RUNNING or job.lease_token != lease.token:
+            return None
+        return job
+
+    def _guard(self, transition: Transition, lease: Lease) -> Job | None:
+        job = self._leased(lease) if transition.leased else self._s.jobs.get(lease.job_id)
+        return job if job is not None and transition.allows(job.state) else None
+
+    def _finish(self, job: Job, t: Transition, now: datetime, data: dict[str, object]) -> None:
+        self._drop_lease(job)
+        job.finished_at = now
+        self._append(job, t, now, data)
+
+    def _release(self, job: Job, t: Transition, now: datetime, data: dict[str, object]) -> None:
+        """Put a job back to waiting (queued or scheduled) under transition ``t``."""
+        self._drop_lease(job)
+        self._append(job, t, now, data)
+        self._push_ready(job)
+
+    def _drop_lease(self, job: Job) -> None:
+        job.lease_token = job.lease_expires_at = job.worker_id = None
+        job.cancel_requested = False
+
+    def _push_ready(self, job: Job) -> None:
+        version = self._s.versions.get(job.id, 0) + 1
+        self._s.versions[job.id] = version
+        entry = (-job.priority, job.run_at.timestamp(), job.id, version)
+        heapq.heappush(self._s.ready.setdefault(job.queue, []), entry)
+
+    def _append(self, job: Job, t: Transition, now: datetime, data: dict[str, object]) -> None:
+        job.state = t.target
+        for kind in t.events:
+            self._event(job, kind, now, data)
+
+    def _event(self, job: Job, kind: EventKind, now: datetime, data: dict[str, object]) -> None:
+        self._s.event_seq += 1
+        event = Event(self._s.event_seq, job.id, job.tenant, kind, now, dict(data))
+        self._s.events.setdefault(job.id, []).append(event)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _matches(job: Job, q: JobQuery) -> bool:
+    return (
+        (q.tenant is None or job.tenant == q.tenant)
+        and (q.states is None or job.state in q.states)
+        and (q.queue is None or job.queue == q.queue)
+        and (q.task is None or job.task == q.task)
+        and (q.before_id is None or job.id < q.before_id)
+    )
+
+
+__all__ = ["MemoryBackend", "MemoryStore"]

@@ -1,0 +1,62 @@
+"""Every error offload raises on purpose derives from ``OffloadError``.
+
+Callers catch the narrowest class that lets them act; the tree::
+
+    OffloadError
+    ├── ConfigurationError        bad URL, missing extra, bad settings
+    ├── TaskError
+    │   ├── UnknownTaskError      a name nobody registered
+    │   └── DuplicateTaskError    two tasks claim one name
+    ├── PayloadError              arguments that do not fit the task's signature
+    │   └── PayloadTooLargeError  encoded payload over the configured limit
+    ├── SerializationError        bytes that cannot be decoded
+    ├── JobNotFoundError          no job with that id (in that tenant)
+    ├── TransitionError           a state change the lifecycle does not allow
+    └── BackendError              storage could not do what was asked
+"""
+
+from __future__ import annotations
+
+
+class OffloadError(Exception):
+    """Root of offload's own errors."""
+
+
+class ConfigurationError(OffloadError):
+    """The app or a backend was set up in a way that cannot work."""
+
+
+class TaskError(OffloadError):
+    """A problem with the task registry."""
+
+
+class UnknownTaskError(TaskError):
+    """No task is registered under the name a job carries."""
+
+
+class DuplicateTaskError(TaskError):
+    """Two different callables were registered under one name."""
+
+
+class PayloadError(OffloadError):
+    """Arguments do not match the task's signature or types."""
+
+
+class PayloadTooLargeError(PayloadError):
+    """The encoded payload is larger than ``max_payload_bytes``."""
+
+
+class SerializationError(OffloadError):
+    """Stored bytes could not be decoded into a value."""
+
+
+class JobNotFoundError(OffloadError):
+    """No job with the given id is visible."""
+
+
+class TransitionError(OffloadError):
+    """The job is not in a state the requested transition starts from."""
+
+
+class BackendError(OffloadError):
+    """The storage failed to carry out an operation."""

@@ -1,0 +1,288 @@
+"""Plain data that crosses the layers: jobs, events, leases, outcomes, contexts.
+
+Nothing here does I/O. Payloads, results and checkpoints stay as the serializer's
+bytes inside a ``Job`` so that a backend never needs to understand them and an
+undecodable payload surfaces in the worker, where it can be dead-lettered with its
+reason instead of crashing a query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from offload.lifecycle import EventKind, State
+
+if TYPE_CHECKING:
+    from offload.serializer import Serializer
+
+DEFAULT_TENANT = "default"
+DEFAULT_QUEUE = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why an attempt failed, kept on the job and in its events."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(str(data["type"]), str(data["message"]), data.get("traceback"))
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job as the caller asks for it, before a backend has stored it.
+
+    ``delay`` is relative so that the backend can add it to its own clock (a
+    worker or client with a skewed clock then cannot move a job's due time);
+    ``run_at`` wins when both are given.
+    """
+
+    id: str
+    task: str
+    payload: bytes
+    queue: str = DEFAULT_QUEUE
+    tenant: str = DEFAULT_TENANT
+    priority: int = 0
+    max_attempts: int = 3
+    timeout: float | None = None
+    delay: float = 0.0
+    run_at: datetime | None = None
+    unique_key: str | None = None
+    batch_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Job:
+    """One requested execution of a task, as stored."""
+
+    id: str
+    task: str
+    queue: str
+    tenant: str
+    state: State
+    payload: bytes
+    priority: int
+    attempts: int
+    max_attempts: int
+    created_at: datetime
+    run_at: datetime
+    timeout: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result_data: bytes | None = None
+    error: ErrorInfo | None = None
+    checkpoint_data: bytes | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    unique_key: str | None = None
+    batch_id: str | None = None
+    worker_id: str | None = None
+    lease_token: str | None = None
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+    serializer: Serializer | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ended(self) -> bool:
+        return self.state.ended
+
+    @property
+    def lease(self) -> Lease:
+        if self.lease_token is None:
+            raise ValueError(f"job {self.id} is not leased")
+        return Lease(self.id, self.lease_token)
+
+    @property
+    def result(self) -> Any:
+        """The task's return value, decoded; ``None`` until it succeeded."""
+        return None if self.result_data is None else self._codec().loads(self.result_data)
+
+    @property
+    def checkpoint(self) -> Any:
+        return None if self.checkpoint_data is None else self._codec().loads(self.checkpoint_data)
+
+    @property
+    def arguments(self) -> Any:
+        """The stored payload, decoded (keyword arguments of the task)."""
+        return self._codec().loads(self.payload)
+
+    def _codec(self) -> Serializer:
+        if self.serializer is not None:
+            return self.serializer
+        from offload.serializer import JSON
+
+        return JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Proof that a worker owns a running job: a backend refuses a transition
+    on a running job unless the token matches the one it handed out."""
+
+    job_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    """What a heartbeat learned: leases it could not renew (another worker or the
+    recoverer took the job) and jobs whose cancellation was requested."""
+
+    lost: frozenset[str] = frozenset()
+    cancel_requested: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded transition (or progress report) of one job."""
+
+    id: int
+    job_id: str
+    tenant: str
+    kind: EventKind
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """Filters for listing jobs; ``None`` means any. Newest first, paged by id."""
+
+    tenant: str | None = None
+    states: frozenset[State] | None = None
+    queue: str | None = None
+    task: str | None = None
+    before_id: str | None = None
+    limit: int = 50
+
+
+# Outcomes: what the executor decided; the recorder turns each into a transition.
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded:
+    result: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """``retry_in`` is seconds until the next attempt, or ``None`` for dead."""
+
+    error: ErrorInfo
+    retry_in: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The job could not even start: unknown task, undecodable or invalid payload."""
+
+    error: ErrorInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """Shutdown stopped the job; it goes back to queued with its checkpoint."""
+
+    checkpoint: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    reason: str = "cancelled"
+
+
+Outcome = Succeeded | Failed | Rejected | Interrupted | Cancelled
+
+
+class Reporter(Protocol):
+    """What a running job may write while it runs; the worker provides it."""
+
+    async def save(self, job: Job, checkpoint: bytes | None, progress: float | None,
+                   message: str | None) -> None: ...  # fmt: skip
+
+
+class JobContext:
+    """Handed to a task that asks for it: who it is, and how to report as it goes.
+
+    ``cancelled`` is a ``threading.Event`` so that a sync task running in a thread
+    can poll it; async tasks are cancelled by their worker directly.
+    """
+
+    __slots__ = ("job", "cancelled", "_reporter", "_encode", "_loop", "checkpoint")
+
+    def __init__(
+        self,
+        job: Job,
+        reporter: Reporter | None = None,
+        encode: Callable[[Any], bytes] | None = None,
+        checkpoint: Any = None,
+    ) -> None:
+        self.job = job
+        self.cancelled = threading.Event()
+        self.checkpoint = checkpoint
+        self._reporter = reporter
+        self._encode = encode
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def attempt(self) -> int:
+        return self.job.attempts
+
+    async def save_async(
+        self, checkpoint: Any = None, progress: float | None = None, message: str | None = None
+    ) -> None:
+        """Persist a checkpoint and/or progress; a resumed run receives the checkpoint."""
+        if checkpoint is not None:
+            self.checkpoint = checkpoint
+        if self._reporter is None:
+            return
+        data = None if self.checkpoint is None or self._encode is None else self._encode(
+            self.checkpoint
+        )
+        await self._reporter.save(self.job, data, progress, message)
+
+    async def progress_async(self, fraction: float, message: str | None = None) -> None:
+        await self.save_async(None, fraction, message)
+
+    def save(self, checkpoint: Any = None, progress: float | None = None,
+             message: str | None = None) -> None:  # fmt: skip
+        """Sync twin for tasks running in the worker's thread pool."""
+        self._call(self.save_async(checkpoint, progress, message))
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        self._call(self.progress_async(fraction, message))
+
+    def _call(self, coro: Coroutine[Any, Any, None]) -> None:
+        # On the worker's own loop (an async task calling the sync spelling) we
+        # cannot block, so the write is scheduled; from a worker thread we wait
+        # for it, so a checkpoint is durable before the task goes on.
+        loop = self._loop
+        if loop is None:
+            coro.close()
+            raise RuntimeError("JobContext.save/progress needs a running worker")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            _pending.add(task := loop.create_task(coro))
+            task.add_done_callback(_pending.discard)
+        else:
+            asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+
+_pending: set[asyncio.Task[None]] = set()

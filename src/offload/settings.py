@@ -1,0 +1,38 @@
+"""Typed settings read from ``OFFLOAD_*`` environment variables.
+
+Every knob has one name, one type and one default here, so the CLI, the worker and
+the docs cannot disagree on them.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BACKEND_URL = "sqlite:///offload.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OFFLOAD_", extra="ignore", frozen=True)
+
+    backend_url: str = DEFAULT_BACKEND_URL
+    max_payload_bytes: int = Field(1024 * 1024, gt=0)
+    # worker
+    concurrency: int = Field(10, gt=0)
+    fetch_batch: int = Field(0, ge=0, description="jobs leased per round trip; 0 = concurrency")
+    poll_interval: float = Field(1.0, gt=0)
+    lease_seconds: float = Field(30.0, gt=0)
+    heartbeat_interval: float = Field(0.0, ge=0, description="0 = a third of lease_seconds")
+    recover_interval: float = Field(5.0, gt=0)
+    grace_period: float = Field(30.0, ge=0)
+    thread_pool_size: int = Field(0, ge=0, description="0 = concurrency")
+    # retention
+    retention_seconds: float = Field(7 * 24 * 3600, gt=0)
+
+    @property
+    def heartbeat_every(self) -> float:
+        return self.heartbeat_interval or self.lease_seconds / 3
+
+    @property
+    def batch_size(self) -> int:
+        return self.fetch_batch or self.concurrency

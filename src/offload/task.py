@@ -1,0 +1,299 @@
+"""Tasks: registered units of work, their typed payloads and enqueue options.
+
+A task's payload type comes from its signature (``@app.task``) or from its command
+class (``@app.handler(Cmd)``). Arguments are validated strictly when enqueued, so
+the caller sees a wrong type at once and nothing is stored, and again before
+execution, so a job written by older code or by hand cannot reach the function
+with the wrong shape.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
+
+import pydantic
+from uuid_utils import uuid7
+
+from offload._sync import run_sync
+from offload.errors import ConfigurationError, PayloadError, PayloadTooLargeError
+from offload.job import DEFAULT_QUEUE, DEFAULT_TENANT, Job, JobContext, NewJob
+from offload.retry import DEFAULT_RETRY, DelayFunction, RetryPolicy
+from offload.serializer import JSON
+
+if TYPE_CHECKING:
+    from offload.app import App
+
+R = TypeVar("R")
+
+RetrySpec = RetryPolicy | Sequence[float] | DelayFunction | None
+
+
+def as_retry_policy(spec: RetrySpec) -> RetryPolicy:
+    if spec is None:
+        return DEFAULT_RETRY
+    if isinstance(spec, RetryPolicy):
+        return spec
+    if callable(spec):
+        return RetryPolicy(delay=spec)
+    return RetryPolicy(delays=tuple(spec))
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Per-enqueue settings; ``None`` means the task's default."""
+
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+    delay: float = 0.0
+    run_at: datetime | None = None
+    tenant: str = DEFAULT_TENANT
+    unique_key: str | None = None
+    batch_id: str | None = None
+
+
+class Payload:
+    """How a task's arguments become bytes and back (strategy per task style)."""
+
+    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        raise NotImplementedError
+
+
+class SignaturePayload(Payload):
+    """Keyword arguments checked against a model built from the function's hints."""
+
+    def __init__(self, fn: Callable[..., Any], name: str) -> None:
+        self.signature = inspect.signature(fn)
+        hints = get_type_hints(fn)
+        self.ctx_param: str | None = None
+        fields: dict[str, Any] = {}
+        for param in self.signature.parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise ConfigurationError(f"task {name!r}: *args/**kwargs cannot be typed payloads")
+            hint = hints.get(param.name, Any)
+            if hint is JobContext:
+                self.ctx_param = param.name
+                continue
+            default = ... if param.default is param.empty else param.default
+            fields[param.name] = (hint, default)
+        self.model = pydantic.create_model(  # type: ignore[call-overload]
+            f"{name}.args", __config__=pydantic.ConfigDict(extra="forbid", strict=True), **fields
+        )
+
+    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        try:
+            bound = self.signature.bind_partial(*args, **kwargs).arguments
+        except TypeError as exc:
+            raise PayloadError(str(exc)) from exc
+        bound.pop(self.ctx_param or "", None)
+        model = _validate(self.model, bound)
+        data: bytes = self.model.__pydantic_serializer__.to_json(model)
+        return data
+
+    def decode(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        model = _validate_json(self.model, data)
+        return (), {name: getattr(model, name) for name in type(model).model_fields}
+
+
+class CommandPayload(Payload):
+    """One typed command object (``001_…``'s background commands)."""
+
+    def __init__(self, command_type: type[Any]) -> None:
+        self.command_type = command_type
+        self.adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(command_type)
+
+    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        if len(args) == 1 and not kwargs:
+            command = args[0]
+        elif not args:
+            command = kwargs
+        else:
+            raise PayloadError(f"a {self.command_type.__name__} command takes one argument")
+        if not isinstance(command, self.command_type):
+            command = _validate(self.adapter, command)
+        return self.adapter.dump_json(command)
+
+    def decode(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (_validate_json(self.adapter, data),), {}
+
+
+def _validate(validator: Any, value: Any) -> Any:
+    try:
+        if isinstance(validator, pydantic.TypeAdapter):
+            return validator.validate_python(value, strict=True)
+        return validator.model_validate(value)
+    except pydantic.ValidationError as exc:
+        raise PayloadError(_describe(exc)) from exc
+
+
+def _validate_json(validator: Any, data: bytes) -> Any:
+    try:
+        if isinstance(validator, pydantic.TypeAdapter):
+            return validator.validate_json(data)
+        return validator.model_validate_json(data)
+    except pydantic.ValidationError as exc:
+        raise PayloadError(_describe(exc)) from exc
+
+
+def _describe(exc: pydantic.ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{where}: {err['msg']}")
+    return f"invalid arguments for {exc.title}: " + "; ".join(parts)
+
+
+class Task(Generic[R]):
+    """A registered function or command handler, known by a stable ``name``."""
+
+    def __init__(
+        self,
+        app: App,
+        fn: Callable[..., Any],
+        name: str,
+        payload: Payload,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        max_attempts: int = 3,
+        timeout: float | None = None,
+        priority: int = 0,
+        retry: RetrySpec = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ConfigurationError(f"task {name!r}: max_attempts must be at least 1")
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.payload = payload
+        self.queue = queue
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.priority = priority
+        self.retry = as_retry_policy(retry)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.ctx_param = getattr(payload, "ctx_param", None) or _ctx_param(fn)
+        hints = get_type_hints(fn)
+        returns = hints.get("return", Any)
+        self.result_adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(returns)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue}>"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function directly, in-process (handy in tests)."""
+        return self.fn(*args, **kwargs)
+
+    # building jobs ----------------------------------------------------------------
+
+    def new_job(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], options: Options | None = None
+    ) -> NewJob:
+        o = options or _DEFAULT_OPTIONS
+        data = self.payload.encode(args, kwargs)
+        if self.app.serializer is not JSON:
+            data = self.app.serializer.dumps(JSON.loads(data))
+        limit = self.app.settings.max_payload_bytes
+        if len(data) > limit:
+            raise PayloadTooLargeError(
+                f"payload of {self.name!r} is {len(data)} bytes; the limit is {limit}"
+            )
+        return NewJob(
+            id=str(uuid7()), task=self.name, payload=data,
+            queue=o.queue or self.queue, tenant=o.tenant,
+            priority=self.priority if o.priority is None else o.priority,
+            max_attempts=o.max_attempts or self.max_attempts,
+            timeout=self.timeout if o.timeout is None else o.timeout,
+            delay=o.delay, run_at=o.run_at, unique_key=o.unique_key, batch_id=o.batch_id,
+        )  # fmt: skip
+
+    def decode_payload(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Arguments for a run, validated again; raises ``PayloadError`` or
+        ``SerializationError`` for a payload that cannot run."""
+        if self.app.serializer is not JSON:
+            data = JSON.dumps(self.app.serializer.loads(data))
+        return self.payload.decode(data)
+
+    def encode_result(self, value: Any) -> bytes | None:
+        if value is None:
+            return None
+        plain = self.result_adapter.dump_python(value, mode="json")
+        return self.app.serializer.dumps(plain)
+
+    def result_of(self, job: Job) -> R:
+        """The job's result as the task's declared return type."""
+        value: R = self.result_adapter.validate_python(job.result)
+        return value
+
+    # enqueueing ------------------------------------------------------------------
+
+    def options(self, **options: Any) -> BoundTask[R]:
+        """Enqueue with other settings: queue, priority, delay, run_at, tenant,
+        unique_key, max_attempts, timeout."""
+        return BoundTask(self, Options(**options))
+
+    async def enqueue_async(self, *args: Any, **kwargs: Any) -> Job:
+        return await BoundTask(self, _DEFAULT_OPTIONS).enqueue_async(*args, **kwargs)
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> Job:
+        return run_sync(self.enqueue_async(*args, **kwargs))
+
+    async def enqueue_many_async(self, items: Iterable[Any]) -> list[Job]:
+        return await BoundTask(self, _DEFAULT_OPTIONS).enqueue_many_async(items)
+
+    def enqueue_many(self, items: Iterable[Any]) -> list[Job]:
+        return run_sync(self.enqueue_many_async(items))
+
+
+@dataclass(frozen=True, slots=True)
+class BoundTask(Generic[R]):
+    """A task with enqueue options bound: ``task.options(queue="high")``."""
+
+    task: Task[R]
+    opts: Options
+
+    def options(self, **options: Any) -> BoundTask[R]:
+        return BoundTask(self.task, replace(self.opts, **options))
+
+    async def enqueue_async(self, *args: Any, **kwargs: Any) -> Job:
+        new = self.task.new_job(args, kwargs, self.opts)
+        return (await self.task.app.enqueue_new_async([new]))[0]
+
+    def enqueue(self, *args: Any, **kwargs: Any) -> Job:
+        return run_sync(self.enqueue_async(*args, **kwargs))
+
+    async def enqueue_many_async(self, items: Iterable[Any]) -> list[Job]:
+        """Each item is a tuple of positional arguments, a mapping of keyword
+        arguments, or (for a command handler) the command itself; one round trip."""
+        new = [self.task.new_job(*_split(item), self.opts) for item in items]
+        return await self.task.app.enqueue_new_async(new)
+
+    def enqueue_many(self, items: Iterable[Any]) -> list[Job]:
+        return run_sync(self.enqueue_many_async(items))
+
+
+def _split(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if isinstance(item, tuple):
+        return item, {}
+    if isinstance(item, Mapping):
+        return (), dict(item)
+    return (item,), {}
+
+
+def _ctx_param(fn: Callable[..., Any]) -> str | None:
+    for name, hint in get_type_hints(fn).items():
+        if hint is JobContext:
+            return name
+    return None
+
+
+_DEFAULT_OPTIONS = Options()
+
+__all__ = ["JSON", "BoundTask", "CommandPayload", "Options", "SignaturePayload", "Task"]
