@@ -80,7 +80,7 @@ class App:
 
         def register(func: F) -> Task[Any]:
             task_name = name or f"{command_type.__module__}.{command_type.__qualname__}"
-            task = Task(self, func, task_name, CommandPayload(command_type), **options)
+            task: Task[Any] = Task(self, func, task_name, CommandPayload(command_type), **options)
             return self._register(task)
 
         return register
@@ -125,6 +125,14 @@ class App:
         backend = self._backends.pop(asyncio.get_running_loop(), None)
         if backend is not None:
             await backend.close()
+
+    def use_backend(self, url: str) -> None:
+        """Point the app at another backend (``--backend`` on the CLI); only
+        before it has been used, since open instances would keep the old one."""
+        if self._backends:
+            raise RuntimeError("use_backend() must be called before the app is used")
+        self.backend_url = url
+        self._prototype = create_backend(url)
 
     # enqueue and read -------------------------------------------------------------
 

@@ -222,7 +222,7 @@ class JobContext:
     can poll it; async tasks are cancelled by their worker directly.
     """
 
-    __slots__ = ("job", "cancelled", "_reporter", "_encode", "_loop", "checkpoint")
+    __slots__ = ("_encode", "_loop", "_reporter", "cancelled", "checkpoint", "job")
 
     def __init__(
         self,
@@ -250,8 +250,10 @@ class JobContext:
             self.checkpoint = checkpoint
         if self._reporter is None:
             return
-        data = None if self.checkpoint is None or self._encode is None else self._encode(
-            self.checkpoint
+        data = (
+            None
+            if self.checkpoint is None or self._encode is None
+            else self._encode(self.checkpoint)
         )
         await self._reporter.save(self.job, data, progress, message)
 

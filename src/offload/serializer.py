@@ -28,7 +28,9 @@ class JsonSerializer:
         try:
             return pydantic_core.to_json(value)
         except pydantic_core.PydanticSerializationError as exc:
-            raise SerializationError(f"cannot encode {type(value).__name__} as JSON: {exc}") from exc
+            raise SerializationError(
+                f"cannot encode {type(value).__name__} as JSON: {exc}"
+            ) from exc
 
     def loads(self, data: bytes) -> Any:
         try:

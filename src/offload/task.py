@@ -84,7 +84,7 @@ class SignaturePayload(Payload):
                 continue
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (hint, default)
-        self.model = pydantic.create_model(  # type: ignore[call-overload]
+        self.model = pydantic.create_model(
             f"{name}.args", __config__=pydantic.ConfigDict(extra="forbid", strict=True), **fields
         )
 

@@ -12,9 +12,10 @@ import copy
 import heapq
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from offload import lifecycle as lc
 from offload.backends.base import Backend, QueueCounts
@@ -227,7 +228,9 @@ class MemoryBackend(Backend):
                 job.checkpoint_data = checkpoint
             if progress is not None:
                 job.progress, job.progress_message = progress, message
-                self._event(job, EventKind.PROGRESS, now, {"progress": progress, "message": message})
+                self._event(
+                    job, EventKind.PROGRESS, now, {"progress": progress, "message": message}
+                )
             return True
 
     async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -352,12 +355,12 @@ class MemoryBackend(Backend):
         job = self._leased(lease) if transition.leased else self._s.jobs.get(lease.job_id)
         return job if job is not None and transition.allows(job.state) else None
 
-    def _finish(self, job: Job, t: Transition, now: datetime, data: dict[str, object]) -> None:
+    def _finish(self, job: Job, t: Transition, now: datetime, data: Mapping[str, Any]) -> None:
         self._drop_lease(job)
         job.finished_at = now
         self._append(job, t, now, data)
 
-    def _release(self, job: Job, t: Transition, now: datetime, data: dict[str, object]) -> None:
+    def _release(self, job: Job, t: Transition, now: datetime, data: Mapping[str, Any]) -> None:
         """Put a job back to waiting (queued or scheduled) under transition ``t``."""
         self._drop_lease(job)
         self._append(job, t, now, data)
@@ -373,12 +376,12 @@ class MemoryBackend(Backend):
         entry = (-job.priority, job.run_at.timestamp(), job.id, version)
         heapq.heappush(self._s.ready.setdefault(job.queue, []), entry)
 
-    def _append(self, job: Job, t: Transition, now: datetime, data: dict[str, object]) -> None:
+    def _append(self, job: Job, t: Transition, now: datetime, data: Mapping[str, Any]) -> None:
         job.state = t.target
         for kind in t.events:
             self._event(job, kind, now, data)
 
-    def _event(self, job: Job, kind: EventKind, now: datetime, data: dict[str, object]) -> None:
+    def _event(self, job: Job, kind: EventKind, now: datetime, data: Mapping[str, Any]) -> None:
         self._s.event_seq += 1
         event = Event(self._s.event_seq, job.id, job.tenant, kind, now, dict(data))
         self._s.events.setdefault(job.id, []).append(event)
