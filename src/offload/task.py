@@ -72,7 +72,13 @@ class SignaturePayload(Payload):
 
     def __init__(self, fn: Callable[..., Any], name: str) -> None:
         self.signature = inspect.signature(fn)
-        hints = get_type_hints(fn)
+        try:
+            hints = get_type_hints(fn)
+        except NameError as exc:
+            raise ConfigurationError(
+                f"task {name!r}: cannot resolve the annotation {exc.name!r}; define the type "
+                "at module level so the payload can be validated"
+            ) from exc
         self.ctx_param: str | None = None
         fields: dict[str, Any] = {}
         for param in self.signature.parameters.values():
@@ -179,9 +185,11 @@ class Task(Generic[R]):
         self.priority = priority
         self.retry = as_retry_policy(retry)
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.ctx_param = getattr(payload, "ctx_param", None) or _ctx_param(fn)
-        hints = get_type_hints(fn)
+        hints = _hints(fn)
+        self.ctx_param = getattr(payload, "ctx_param", None) or _ctx_param(hints)
         returns = hints.get("return", Any)
+        if isinstance(returns, str):
+            returns = Any
         self.result_adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(returns)
 
     def __repr__(self) -> str:
@@ -287,9 +295,18 @@ def _split(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (item,), {}
 
 
-def _ctx_param(fn: Callable[..., Any]) -> str | None:
-    for name, hint in get_type_hints(fn).items():
-        if hint is JobContext:
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations; a handler defined inside a function may name local
+    types that cannot be resolved later, so fall back to the raw strings."""
+    try:
+        return get_type_hints(fn)
+    except NameError:
+        return dict(inspect.get_annotations(fn))
+
+
+def _ctx_param(hints: dict[str, Any]) -> str | None:
+    for name, hint in hints.items():
+        if hint is JobContext or hint in ("JobContext", "offload.JobContext"):
             return name
     return None
 

@@ -1,0 +1,5 @@
+"""The asyncio worker; see ``worker.py`` for how its parts fit."""
+
+from offload.worker.worker import ServiceDied, Worker
+
+__all__ = ["ServiceDied", "Worker"]

@@ -1,0 +1,112 @@
+"""Runs one job and says what happened, as an ``Outcome``; never touches storage.
+
+Keeping the executor free of I/O means every way a job can end (success, error,
+timeout, bad payload, unknown task, shutdown, cancellation) is decided here in one
+place and recorded elsewhere, by the recorder, through the lifecycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import traceback
+from concurrent.futures import Executor
+from typing import Any
+
+from offload.app import App
+from offload.errors import PayloadError, SerializationError, UnknownTaskError
+from offload.job import (
+    Cancelled,
+    ErrorInfo,
+    Failed,
+    Interrupted,
+    Job,
+    JobContext,
+    Outcome,
+    Rejected,
+    Succeeded,
+)
+from offload.task import Task
+
+# Why the worker cancelled a job's asyncio task: the message passed to cancel().
+SHUTDOWN = "offload:shutdown"
+CANCEL = "offload:cancel"
+LEASE_LOST = "offload:lease-lost"
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    tb = "".join(traceback.format_exception(exc))
+    return ErrorInfo(f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), tb)
+
+
+class JobExecutor:
+    """Turns a leased job into an outcome; one instance per worker."""
+
+    def __init__(self, app: App, threads: Executor) -> None:
+        self.app = app
+        self.threads = threads
+
+    def prepare(self, job: Job, ctx: JobContext) -> tuple[Task[Any], tuple[Any, ...],
+                                                          dict[str, Any]] | Rejected:  # fmt: skip
+        """Resolve the task and validate the payload, or say why the job cannot run."""
+        try:
+            task = self.app.get_task(job.task)
+            args, kwargs = task.decode_payload(job.payload)
+            if job.checkpoint_data is not None:
+                ctx.checkpoint = self.app.serializer.loads(job.checkpoint_data)
+        except (UnknownTaskError, PayloadError, SerializationError) as exc:
+            return Rejected(ErrorInfo(type(exc).__name__, str(exc)))
+        if task.ctx_param is not None:
+            kwargs[task.ctx_param] = ctx
+        return task, args, kwargs
+
+    async def run(self, job: Job, ctx: JobContext) -> Outcome:
+        prepared = self.prepare(job, ctx)
+        if isinstance(prepared, Rejected):
+            return prepared
+        task, args, kwargs = prepared
+        middleware = self.app.middleware
+        try:
+            if middleware.has("before_execute"):
+                await middleware.run("before_execute", job, ctx)
+            value = await self._call(task, args, kwargs, ctx, job.timeout)
+        except asyncio.CancelledError as exc:
+            return self._stopped(exc, ctx)
+        except Exception as exc:
+            return await self._failed(task, job, exc)
+        return Succeeded(task.encode_result(value))
+
+    async def _call(
+        self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        ctx: JobContext, timeout: float | None,
+    ) -> Any:  # fmt: skip
+        if task.is_async:
+            call = task.fn(*args, **kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            fn = functools.partial(contextvars.copy_context().run, task.fn, *args, **kwargs)
+            call = loop.run_in_executor(self.threads, fn)
+        if timeout is None:
+            return await call
+        try:
+            return await asyncio.wait_for(call, timeout)
+        except TimeoutError:
+            ctx.cancelled.set()  # a sync task's thread cannot be killed; ask it to stop
+            raise TimeoutError(f"{task.name} timed out after {timeout:g}s") from None
+
+    def _stopped(self, exc: asyncio.CancelledError, ctx: JobContext) -> Outcome:
+        ctx.cancelled.set()
+        reason = exc.args[0] if exc.args else SHUTDOWN
+        if reason == CANCEL:
+            return Cancelled()
+        # Shutdown, a lost lease (the outcome will be refused anyway), or an
+        # unexplained cancellation: hand the job back with its checkpoint.
+        checkpoint = ctx.checkpoint
+        return Interrupted(None if checkpoint is None else self.app.serializer.dumps(checkpoint))
+
+    async def _failed(self, task: Task[Any], job: Job, exc: Exception) -> Failed:
+        if self.app.middleware.has("on_error"):
+            await self.app.middleware.run("on_error", job, exc)
+        decision = task.retry.decide(job.attempts, job.max_attempts, exc)
+        return Failed(error_info(exc), decision.retry_in)

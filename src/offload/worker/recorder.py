@@ -1,0 +1,118 @@
+"""Applies outcomes to the backend through the lifecycle's transitions.
+
+Completions are group-committed: while one ``job_complete_many`` is in flight the
+next ones gather, so a busy worker writes hundreds per round trip and an idle one
+writes each at once, with no timer adding latency. A write that fails for a
+transient reason (connection lost, server restarting) is retried until the lease
+would have expired anyway; after that the job is redelivered, which at-least-once
+delivery already allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from offload.backends.base import Backend
+from offload.job import (
+    Cancelled,
+    Failed,
+    Interrupted,
+    Job,
+    Lease,
+    Outcome,
+    Rejected,
+    Succeeded,
+)
+
+log = logging.getLogger("offload.worker")
+T = TypeVar("T")
+
+
+class Recorder:
+    def __init__(self, backend: Backend, lease_seconds: float, max_batch: int = 500) -> None:
+        self.backend = backend
+        self.lease_seconds = lease_seconds
+        self.max_batch = max_batch
+        self._pending: list[tuple[Lease, bytes | None]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.recorded = 0
+
+    @property
+    def pending_leases(self) -> list[Lease]:
+        """Leases whose completion is not yet stored: the heartbeat keeps them alive."""
+        return [lease for lease, _ in self._pending]
+
+    async def record(self, job: Job, outcome: Outcome) -> None:
+        """Apply one outcome; successes are queued for the next group commit."""
+        lease = job.lease
+        if isinstance(outcome, Succeeded):
+            self._pending.append((lease, outcome.result))
+            self._idle.clear()
+            self._wake.set()
+            return
+        try:
+            await self._retrying(lambda: self._apply(lease, outcome))
+        except Exception:
+            log.exception("could not record %s of job %s; it will be redelivered",
+                          type(outcome).__name__, job.id)  # fmt: skip
+
+    async def _apply(self, lease: Lease, outcome: Outcome) -> object:
+        b = self.backend
+        match outcome:
+            case Failed(error=error, retry_in=retry_in):
+                return await b.job_fail(lease, error, retry_in)
+            case Rejected(error=error):
+                return await b.job_reject(lease, error)
+            case Interrupted(checkpoint=checkpoint):
+                return await b.job_requeue(lease, checkpoint)
+            case Cancelled():
+                return await b.job_cancel_confirm(lease)
+        raise TypeError(f"unknown outcome {outcome!r}")
+
+    async def run(self) -> None:
+        """The group-commit loop; a supervised service of the worker."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            try:
+                applied = await self._retrying(functools.partial(self._complete, batch))
+            except Exception:
+                log.exception("dropping %d completion(s); the jobs will be redelivered", len(batch))
+                continue
+            self.recorded += len(batch)
+            refused = len(applied) - sum(applied)
+            if refused:
+                log.warning("%d completion(s) refused: their lease had been lost", refused)
+        self._idle.set()
+
+    async def _complete(self, batch: list[tuple[Lease, bytes | None]]) -> list[bool]:
+        return await self.backend.job_complete_many(batch)
+
+    async def drained(self) -> None:
+        await self._idle.wait()
+
+    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
+        deadline = time.monotonic() + self.lease_seconds
+        delay = 0.05
+        while True:
+            try:
+                return await op()
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("backend write failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)

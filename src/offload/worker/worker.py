@@ -1,0 +1,309 @@
+"""The worker: leases jobs, runs them with bounded concurrency, records outcomes.
+
+It is three parts and a few side loops. The fetcher leases into free slots, the
+executor turns each job into an ``Outcome`` without touching storage, the recorder
+applies outcomes through the lifecycle; heartbeat, lease recovery and the
+group-commit loop run as supervised services. Shutdown is two-phase: stop leasing
+and let running jobs finish within the grace period, then cancel what is left,
+which hands each job back to the queue with its checkpoint, attempt not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from offload.app import App
+from offload.backends.base import Backend
+from offload.job import Failed, HeartbeatReply, Interrupted, Job, JobContext, Lease, Outcome
+from offload.lifecycle import State
+from offload.worker.executor import CANCEL, LEASE_LOST, SHUTDOWN, JobExecutor
+from offload.worker.fetcher import Fetcher
+from offload.worker.recorder import Recorder
+from offload.worker.services.heartbeat import Heartbeat
+from offload.worker.services.recover import Recover
+
+log = logging.getLogger("offload.worker")
+
+
+@dataclass(slots=True)
+class Running:
+    job: Job
+    ctx: JobContext
+    task: asyncio.Task[None]
+    sync: bool
+
+
+class ServiceDied(RuntimeError):
+    """A side loop of the worker failed; the worker stopped because of it."""
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        queues: Sequence[str] = ("default",),
+        *,
+        concurrency: int | None = None,
+        burst: bool = False,
+        fetch_batch: int | None = None,
+        poll_interval: float | None = None,
+        grace_period: float | None = None,
+        lease_seconds: float | None = None,
+        handle_signals: bool = True,
+        worker_id: str | None = None,
+    ) -> None:
+        s = app.settings
+        self.app = app
+        self.queues = list(queues)
+        self.concurrency = concurrency or s.concurrency
+        self.burst = burst
+        self.batch = fetch_batch or s.fetch_batch or self.concurrency
+        self.poll_interval = poll_interval or s.poll_interval
+        self.grace_period = s.grace_period if grace_period is None else grace_period
+        self.lease_seconds = lease_seconds or s.lease_seconds
+        self.heartbeat_every = min(s.heartbeat_every, self.lease_seconds / 3)
+        self.handle_signals = handle_signals
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.running: dict[str, Running] = {}
+        self.processed = 0
+        self._stop_requested = asyncio.Event()
+        self._forced = asyncio.Event()
+        self._threads = ThreadPoolExecutor(
+            s.thread_pool_size or self.concurrency, thread_name_prefix="offload-job"
+        )
+        self.abandoned_threads = 0
+
+    # control ----------------------------------------------------------------------
+
+    def stop(self, force: bool = False) -> None:
+        """Request a graceful stop; ``force`` skips the grace period."""
+        if force:
+            self._forced.set()
+        self._stop_requested.set()
+
+    def _on_signal(self) -> None:
+        if self._stop_requested.is_set():
+            log.warning("second signal: cancelling running jobs now")
+            self.stop(force=True)
+        else:
+            log.info("stopping: no new jobs; waiting up to %ss for %d running",
+                     self.grace_period, len(self.running))  # fmt: skip
+            self.stop()
+
+    # main loop --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        backend = await self.app.backend()
+        self._loop = asyncio.get_running_loop()
+        self.recorder = Recorder(backend, self.lease_seconds)
+        self.executor = JobExecutor(self.app, self._threads)
+        self.fetcher = Fetcher(
+            backend, self.id, self.queues, concurrency=self.concurrency, batch=self.batch,
+            lease_seconds=self.lease_seconds, poll_interval=self.poll_interval,
+            dispatch=self._start, busy=lambda: len(self.running),
+        )  # fmt: skip
+        services = self._start_services(backend)
+        self._install_signals()
+        log.info("worker %s: queues %s, concurrency %d", self.id, self.queues, self.concurrency)
+        try:
+            await self._fetch_until_stopped(backend, services)
+            await self._shutdown()
+        finally:
+            for service in services:
+                service.cancel()
+            await asyncio.gather(*services, return_exceptions=True)
+            self._remove_signals()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        self._raise_if_a_service_died(services)
+
+    async def _fetch_until_stopped(
+        self, backend: Backend, services: list[asyncio.Task[Any]]
+    ) -> None:
+        fetcher = self.fetcher
+        while not self._stop_requested.is_set():
+            if any(s.done() for s in services):
+                break
+            if len(self.running) >= self.concurrency:
+                await fetcher.wait_for_slot()
+                continue
+            try:
+                started = await fetcher.fetch_once()
+            except Exception as exc:
+                log.warning("lease failed (%s); retrying after %ss", exc, self.poll_interval)
+                await fetcher.wait_for_work()
+                continue
+            if started:
+                continue
+            if self.burst and await self._drained(backend):
+                break
+            await fetcher.wait_for_work()
+
+    async def _drained(self, backend: Backend) -> bool:
+        if self.running:
+            return False
+        await self.recorder.drained()
+        counts = await backend.job_counts()
+        waiting = (State.QUEUED, State.RUNNING)
+        return not any(counts.get((q, s), 0) for q in self.queues for s in waiting)
+
+    def _start_services(self, backend: Backend) -> list[asyncio.Task[Any]]:
+        heartbeat = Heartbeat(
+            backend, self._live_leases, self._on_heartbeat, self.heartbeat_every,
+            self.lease_seconds,
+        )  # fmt: skip
+        recover = Recover(backend, self.app.settings.recover_interval)
+        loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
+            ("recorder", self.recorder.run),
+            ("heartbeat", heartbeat.run),
+            ("recover", recover.run),
+        ]
+        tasks: list[asyncio.Task[Any]] = []
+        for name, loop in loops:
+            task = asyncio.create_task(loop(), name=f"offload-{name}")
+            task.add_done_callback(self._service_done)
+            tasks.append(task)
+        return tasks
+
+    def _service_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        log.critical("service %s died: %r; stopping the worker", task.get_name(), exc)
+        self.stop()
+        self.fetcher.stopping.set()
+
+    def _raise_if_a_service_died(self, services: list[asyncio.Task[Any]]) -> None:
+        for service in services:
+            if service.done() and not service.cancelled() and service.exception() is not None:
+                raise ServiceDied(f"{service.get_name()} died") from service.exception()
+
+    # one job ------------------------------------------------------------------------
+
+    def _start(self, job: Job) -> None:
+        job.serializer = self.app.serializer
+        ctx = JobContext(job, self.recorder_reporter, self.app.serializer.dumps)
+        ctx._loop = self._loop
+        task = self._loop.create_task(self._process(job, ctx))
+        sync = not self._is_async(job.task)
+        self.running[job.id] = Running(job, ctx, task, sync)
+
+    def _is_async(self, name: str) -> bool:
+        task = self.app.tasks.get(name)
+        return task is None or task.is_async
+
+    async def _process(self, job: Job, ctx: JobContext) -> None:
+        outcome = await self.executor.run(job, ctx)
+        self.running.pop(job.id, None)
+        self.fetcher.slot_freed.set()
+        self.processed += 1
+        self._log(job, outcome)
+        if isinstance(outcome, Failed) and outcome.retry_in is not None:
+            self.fetcher.wake_in(outcome.retry_in)
+        if self.app.middleware.has("after_execute"):
+            await self.app.middleware.run("after_execute", job, outcome)
+        await self.recorder.record(job, outcome)
+
+    def _log(self, job: Job, outcome: Outcome) -> None:
+        if log.isEnabledFor(logging.DEBUG) or type(outcome).__name__ != "Succeeded":
+            log.info("job %s (%s) attempt %d: %s", job.id, job.task, job.attempts,
+                     type(outcome).__name__.lower())  # fmt: skip
+
+    @property
+    def recorder_reporter(self) -> _Reporter:
+        return _Reporter(self)
+
+    # leases, heartbeats, cancellation ------------------------------------------------
+
+    def _live_leases(self) -> list[Lease]:
+        return [r.job.lease for r in self.running.values()] + self.recorder.pending_leases
+
+    def _on_heartbeat(self, reply: HeartbeatReply) -> None:
+        for job_id in reply.cancel_requested:
+            self._cancel_local(job_id, CANCEL)
+        for job_id in reply.lost:
+            log.warning("job %s: lease lost; abandoning this run", job_id)
+            self._cancel_local(job_id, LEASE_LOST)
+
+    def _cancel_local(self, job_id: str, reason: str) -> None:
+        running = self.running.get(job_id)
+        if running is None:
+            return
+        running.ctx.cancelled.set()
+        if not running.sync:
+            running.task.cancel(reason)
+
+    # shutdown -----------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        self.fetcher.stopping.set()
+        if self.running and not self._forced.is_set():
+            await self._wait_running(self.grace_period)
+        if self.running:
+            await self._interrupt_running()
+        await self.recorder.flush()
+
+    async def _wait_running(self, timeout: float) -> None:
+        """Until every running job ends, the grace period passes, or a second signal."""
+        all_done = asyncio.ensure_future(asyncio.wait([r.task for r in self.running.values()]))
+        forced = asyncio.ensure_future(self._forced.wait())
+        await asyncio.wait([all_done, forced], timeout=timeout, return_when="FIRST_COMPLETED")
+        all_done.cancel()
+        forced.cancel()
+
+    async def _interrupt_running(self) -> None:
+        log.warning("grace period over: handing %d job(s) back to the queue", len(self.running))
+        leftovers = list(self.running.values())
+        for running in leftovers:
+            running.ctx.cancelled.set()
+            if not running.sync:
+                running.task.cancel(SHUTDOWN)
+        await asyncio.wait([r.task for r in leftovers], timeout=1.0)
+        for running in leftovers:
+            if not running.task.done():
+                # A thread cannot be stopped from outside: hand the job back now;
+                # the lease token changes, so the thread's late result is refused.
+                running.task.cancel(SHUTDOWN)
+                self.running.pop(running.job.id, None)
+                self.abandoned_threads += 1
+                await self.recorder.record(running.job, Interrupted(self._checkpoint(running)))
+
+    def _checkpoint(self, running: Running) -> bytes | None:
+        value = running.ctx.checkpoint
+        return None if value is None else self.app.serializer.dumps(value)
+
+    # signals --------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        if not self.handle_signals:
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self._on_signal)
+
+    def _remove_signals(self) -> None:
+        if not self.handle_signals:
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.remove_signal_handler(sig)
+
+
+class _Reporter:
+    """Writes a running job's checkpoint and progress, fenced by its lease."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def save(
+        self, job: Job, checkpoint: bytes | None, progress: float | None, message: str | None
+    ) -> None:
+        await self.worker.recorder.backend.job_save_progress(
+            job.lease, checkpoint, progress, message
+        )
