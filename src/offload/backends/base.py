@@ -143,6 +143,14 @@ class Backend(ABC):
     async def event_latest(self, job_id: str) -> Event | None:
         """The job's most recent event in one call."""
 
+    async def event_feed(
+        self, after: int = 0, tenant: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events of all jobs (of one tenant when given) with ``id > after``, oldest
+        first: what live streams and dashboards follow. Event ids increase across
+        the whole backend, so ``after`` is a resumable cursor."""
+        raise NotImplementedError(f"{type(self).__name__} has no event feed yet")
+
     # delivery -----------------------------------------------------------------
 
     @abstractmethod

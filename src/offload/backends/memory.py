@@ -8,8 +8,10 @@ by a lock, so a sync enqueue from another thread lands in the same queues.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
 import heapq
+import itertools
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,6 +32,7 @@ _Entry = tuple[int, float, str, int]
 class MemoryStore:
     jobs: dict[str, Job] = field(default_factory=dict)
     events: dict[str, list[Event]] = field(default_factory=dict)
+    feed: list[Event] = field(default_factory=list)
     ready: dict[str, list[_Entry]] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     unique: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -303,6 +306,9 @@ class MemoryBackend(Backend):
                 del self._s.jobs[job_id]
                 self._s.events.pop(job_id, None)
                 self._s.versions.pop(job_id, None)
+            if doomed:
+                gone = set(doomed)
+                self._s.feed = [e for e in self._s.feed if e.job_id not in gone]
         return len(doomed)
 
     # events --------------------------------------------------------------------
@@ -315,6 +321,14 @@ class MemoryBackend(Backend):
         with self._s.lock:
             events = self._s.events.get(job_id)
             return events[-1] if events else None
+
+    async def event_feed(
+        self, after: int = 0, tenant: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        with self._s.lock:
+            start = bisect.bisect_right(self._s.feed, after, key=lambda e: e.id)
+            picked = (e for e in self._s.feed[start:] if tenant is None or e.tenant == tenant)
+            return list(itertools.islice(picked, limit))
 
     # delivery ------------------------------------------------------------------
 
@@ -385,6 +399,7 @@ class MemoryBackend(Backend):
         self._s.event_seq += 1
         event = Event(self._s.event_seq, job.id, job.tenant, kind, now, dict(data))
         self._s.events.setdefault(job.id, []).append(event)
+        self._s.feed.append(event)
 
 
 def _now() -> datetime:
