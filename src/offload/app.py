@@ -19,7 +19,7 @@ from offload.errors import DuplicateTaskError, JobNotFoundError, UnknownTaskErro
 from offload.job import Event, Job, JobQuery, NewJob
 from offload.middleware import Middleware, MiddlewareChain
 from offload.serializer import JSON, Serializer
-from offload.settings import Settings
+from offload.settings import Settings, load_settings
 from offload.task import CommandPayload, Options, RetrySpec, SignaturePayload, Task
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +38,7 @@ class App:
         middleware: Sequence[Middleware] = (),
         settings: Settings | None = None,
     ) -> None:
-        self.settings = settings or Settings()
+        self.settings = settings or load_settings()
         self.backend_url = backend_url or self.settings.backend_url
         self.serializer = serializer
         self.middleware = MiddlewareChain(middleware)

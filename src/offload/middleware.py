@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from offload.job import Job, JobContext, NewJob, Outcome
@@ -22,19 +22,19 @@ log = logging.getLogger("offload.middleware")
 class Middleware:
     """Subclass and override the hooks you need; the defaults do nothing."""
 
-    def before_enqueue(self, job: NewJob) -> NewJob | None:
+    def before_enqueue(self, job: NewJob) -> NewJob | Awaitable[NewJob | None] | None:
         return None
 
-    def after_enqueue(self, job: Job) -> None:
+    def after_enqueue(self, job: Job) -> Awaitable[None] | None:
         return None
 
-    def before_execute(self, job: Job, ctx: JobContext) -> None:
+    def before_execute(self, job: Job, ctx: JobContext) -> Awaitable[None] | None:
         return None
 
-    def after_execute(self, job: Job, outcome: Outcome) -> None:
+    def after_execute(self, job: Job, outcome: Outcome) -> Awaitable[None] | None:
         return None
 
-    def on_error(self, job: Job, error: BaseException) -> None:
+    def on_error(self, job: Job, error: BaseException) -> Awaitable[None] | None:
         """Called when an attempt raised, before the retry decision is recorded."""
         return None
 

@@ -6,8 +6,10 @@ the docs cannot disagree on them.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from offload.errors import ConfigurationError
 
 DEFAULT_BACKEND_URL = "sqlite:///offload.db"
 
@@ -36,3 +38,15 @@ class Settings(BaseSettings):
     @property
     def batch_size(self) -> int:
         return self.fetch_batch or self.concurrency
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value names the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"OFFLOAD_{'.'.join(map(str, e['loc'])).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid offload settings: {problems}") from exc

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_type_hints
 
 import pydantic
 from uuid_utils import uuid7
@@ -85,21 +85,27 @@ class SignaturePayload(Payload):
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise ConfigurationError(f"task {name!r}: *args/**kwargs cannot be typed payloads")
             hint = hints.get(param.name, Any)
-            if hint is JobContext:
+            if _is_context(hint):
                 self.ctx_param = param.name
                 continue
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (hint, default)
+        # Arguments bind against the signature without the context, so a
+        # positional argument can never land in the ctx slot.
+        self.call_signature = self.signature.replace(
+            parameters=[p for p in self.signature.parameters.values() if p.name != self.ctx_param]
+        )
         self.model = pydantic.create_model(
             f"{name}.args", __config__=pydantic.ConfigDict(extra="forbid", strict=True), **fields
         )
 
     def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        if self.ctx_param is not None and self.ctx_param in kwargs:
+            raise PayloadError(f"{self.ctx_param!r} is the job context; the worker passes it")
         try:
-            bound = self.signature.bind_partial(*args, **kwargs).arguments
+            bound = self.call_signature.bind_partial(*args, **kwargs).arguments
         except TypeError as exc:
             raise PayloadError(str(exc)) from exc
-        bound.pop(self.ctx_param or "", None)
         model = _validate(self.model, bound)
         data: bytes = self.model.__pydantic_serializer__.to_json(model)
         return data
@@ -306,9 +312,20 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
 def _ctx_param(hints: dict[str, Any]) -> str | None:
     for name, hint in hints.items():
-        if hint is JobContext or hint in ("JobContext", "offload.JobContext"):
+        if _is_context(hint):
             return name
     return None
+
+
+def _is_context(hint: Any) -> bool:
+    """``JobContext``, ``JobContext | None`` or the unresolved string of either."""
+    if hint is JobContext:
+        return True
+    if isinstance(hint, str):
+        return hint.replace(" ", "") in {
+            "JobContext", "offload.JobContext", "JobContext|None", "Optional[JobContext]",
+        }  # fmt: skip
+    return JobContext in get_args(hint)
 
 
 _DEFAULT_OPTIONS = Options()

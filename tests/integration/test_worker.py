@@ -62,12 +62,8 @@ async def test_failure_retries_then_succeeds(app: App) -> None:
         return "ok"
 
     job = await flaky.enqueue_async()
-    await drain(app)
-    done = await wait_for_job(app, job.id)
-    # burst may stop while the retry is scheduled; run again until it ends
-    while not done.ended:
-        await drain(app)
-        done = await app.get_job_async(job.id)
+    # burst may stop while the retry is scheduled; drain again until it ends
+    done = await _run_until_ended(app, job.id)
     assert (done.state, done.attempts, done.result) == (State.SUCCEEDED, 3, "ok")
     kinds = [e.kind for e in await app.events_async(job.id)]
     assert kinds.count(EventKind.FAILED) == 2

@@ -35,7 +35,8 @@ def create_backend(url: str) -> Backend:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if extra is None or (exc.name or "").startswith("offload"):
+        missing = exc.name or ""
+        if extra is None or missing == "offload" or missing.startswith("offload."):
             raise
         raise ConfigurationError(
             f"the {scheme}:// backend needs an extra: pip install 'offload[{extra}]' "

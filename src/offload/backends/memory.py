@@ -59,7 +59,7 @@ class MemoryBackend(Backend):
         with self._s.lock:
             out = [self._enqueue_one(new, now) for new in jobs]
         self._notify()
-        return [copy.copy(j) for j in out]
+        return [_snapshot(j) for j in out]
 
     def _enqueue_one(self, new: NewJob, now: datetime) -> Job:
         if new.unique_key is not None:
@@ -73,7 +73,7 @@ class MemoryBackend(Backend):
             state=State.SCHEDULED if later else State.QUEUED, payload=new.payload,
             priority=new.priority, attempts=0, max_attempts=new.max_attempts,
             created_at=now, run_at=run_at, timeout=new.timeout,
-            unique_key=new.unique_key, batch_id=new.batch_id, meta=dict(new.meta),
+            unique_key=new.unique_key, batch_id=new.batch_id, meta=copy.deepcopy(new.meta),
         )  # fmt: skip
         self._s.jobs[job.id] = job
         if new.unique_key is not None:
@@ -96,7 +96,7 @@ class MemoryBackend(Backend):
             for queue in queues:
                 for job in self._pop_due(queue, now, limit - len(leased)):
                     self._start(job, worker_id, now, lease_for)
-                    leased.append(copy.copy(job))
+                    leased.append(_snapshot(job))
                 if len(leased) >= limit:
                     break
         return leased
@@ -171,7 +171,7 @@ class MemoryBackend(Backend):
             else:
                 job.run_at = now + timedelta(seconds=retry_in)
                 self._release(job, transition, now, data | {"run_at": job.run_at.isoformat()})
-            return copy.copy(job)
+            return _snapshot(job)
 
     async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
         now = _now()
@@ -181,7 +181,7 @@ class MemoryBackend(Backend):
                 return None
             job.error = error
             self._finish(job, lc.REJECT, now, {"error": error.to_dict()})
-            return copy.copy(job)
+            return _snapshot(job)
 
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
         now = _now()
@@ -194,8 +194,9 @@ class MemoryBackend(Backend):
                 job.checkpoint_data = checkpoint
             job.run_at = now
             self._release(job, lc.REQUEUE, now, {})
+            out = _snapshot(job)
         self._notify()
-        return copy.copy(job)
+        return out
 
     async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
         now = _now()
@@ -208,7 +209,7 @@ class MemoryBackend(Backend):
             elif job.state is State.RUNNING and not job.cancel_requested:
                 job.cancel_requested = True
                 self._event(job, EventKind.CANCEL_REQUESTED, now, {})
-            return copy.copy(job)
+            return _snapshot(job)
 
     async def job_cancel_confirm(self, lease: Lease) -> Job | None:
         now = _now()
@@ -217,7 +218,7 @@ class MemoryBackend(Backend):
             if job is None:
                 return None
             self._finish(job, lc.CANCEL_RUNNING, now, {})
-            return copy.copy(job)
+            return _snapshot(job)
 
     async def job_save_progress(
         self, lease: Lease, checkpoint: bytes | None, progress: float | None, message: str | None
@@ -250,8 +251,9 @@ class MemoryBackend(Backend):
             if job.unique_key is not None:
                 self._s.unique[(job.tenant, job.unique_key)] = job.id
             self._release(job, lc.REDRIVE, now, {})
+            out = _snapshot(job)
         self._notify()
-        return copy.copy(job)
+        return out
 
     async def job_recover_expired(self) -> list[Job]:
         now = _now()
@@ -269,7 +271,7 @@ class MemoryBackend(Backend):
                 else:
                     job.run_at = now
                     self._release(job, lc.EXPIRE, now, data)
-                out.append(copy.copy(job))
+                out.append(_snapshot(job))
         if out:
             self._notify()
         return out
@@ -277,11 +279,11 @@ class MemoryBackend(Backend):
     async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
         with self._s.lock:
             job = self._visible(job_id, tenant)
-            return copy.copy(job) if job is not None else None
+            return _snapshot(job) if job is not None else None
 
     async def job_list(self, query: JobQuery) -> list[Job]:
         with self._s.lock:
-            jobs = [copy.copy(j) for j in self._s.jobs.values() if _matches(j, query)]
+            jobs = [_snapshot(j) for j in self._s.jobs.values() if _matches(j, query)]
         jobs.sort(key=lambda j: j.id, reverse=True)
         return jobs[: query.limit]
 
@@ -309,6 +311,7 @@ class MemoryBackend(Backend):
             if doomed:
                 gone = set(doomed)
                 self._s.feed = [e for e in self._s.feed if e.job_id not in gone]
+                self._s.unique = {k: v for k, v in self._s.unique.items() if v not in gone}
         return len(doomed)
 
     # events --------------------------------------------------------------------
@@ -404,6 +407,14 @@ class MemoryBackend(Backend):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _snapshot(job: Job) -> Job:
+    """A copy the caller may change freely, as a job read back from any other
+    backend's storage would be; ``meta`` is the one mutable nested field."""
+    snap = copy.copy(job)
+    snap.meta = copy.deepcopy(job.meta)
+    return snap
 
 
 def _matches(job: Job, q: JobQuery) -> bool:

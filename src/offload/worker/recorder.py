@@ -42,6 +42,9 @@ class Recorder:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        # One batch write at a time: a flush at shutdown must wait for the one the
+        # loop has in flight, or it could return while that batch is unwritten.
+        self._writing = asyncio.Lock()
         self.recorded = 0
 
     @property
@@ -84,6 +87,10 @@ class Recorder:
             await self.flush()
 
     async def flush(self) -> None:
+        async with self._writing:
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
         while self._pending:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]

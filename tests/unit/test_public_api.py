@@ -1,0 +1,51 @@
+"""The public surface: ``offload.__all__`` is pinned; every name imports."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import offload
+
+PUBLIC = [
+    "App",
+    "ConfigurationError",
+    "ErrorInfo",
+    "Event",
+    "EventKind",
+    "Job",
+    "JobContext",
+    "JobNotFoundError",
+    "JsonSerializer",
+    "Middleware",
+    "NewJob",
+    "OffloadError",
+    "PayloadError",
+    "PayloadTooLargeError",
+    "RetryPolicy",
+    "SerializationError",
+    "Serializer",
+    "Settings",
+    "State",
+    "Task",
+    "UnknownTaskError",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert offload.__all__ == PUBLIC
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_each_name_imports(name: str) -> None:
+    module = importlib.import_module("offload")
+    assert getattr(module, name) is not None
+    namespace: dict[str, object] = {}
+    exec(f"from offload import {name}", namespace)
+    assert namespace[name] is getattr(offload, name)
+
+
+def test_errors_share_one_root() -> None:
+    errors = [getattr(offload, n) for n in PUBLIC if n.endswith("Error")]
+    assert all(issubclass(e, offload.OffloadError) for e in errors)
