@@ -1,0 +1,247 @@
+"""The JSON API under ``/api/v1``: the polling protocol of a long-running
+operation, and resources to read and steer jobs.
+
+Protocol: ``POST /jobs`` answers ``202`` with ``Location`` of the status; the
+status answers ``204`` + ``Retry-After`` while the job has not ended, ``303`` to
+the output once it succeeded, and a ``409`` problem once it is dead or cancelled
+(a 4xx, so a client that raises on errors stops polling and sees why).
+
+Every read and action passes the caller's tenant to the backend, so a tenant
+token can neither see nor touch another tenant's job: to it, such a job is a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from offload.errors import PayloadError, UnknownTaskError
+from offload.job import DEFAULT_TENANT, Job, JobQuery
+from offload.lifecycle import State
+from offload.task import Options
+from offload.web import inventory
+from offload.web import params as p
+from offload.web.context import backend, offload_app, principal, root
+from offload.web.encoding import dumps
+from offload.web.problems import Problem
+from offload.web.resources import event_json, job_detail, job_summary
+
+PREFIX = "/api/v1"
+
+
+class JSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+async def _job(request: Request, job_id: str) -> Job:
+    job = await (await backend(request)).job_get(job_id, principal(request).tenant)
+    if job is None:
+        raise Problem(404, f"no job {job_id!r}", kind="job-not-found")
+    job.serializer = offload_app(request).serializer
+    return job
+
+
+def _status_url(request: Request, job_id: str) -> str:
+    return f"{root(request)}{PREFIX}/jobs/{job_id}/status"
+
+
+# the polling protocol ---------------------------------------------------------------
+
+
+async def enqueue(request: Request) -> Response:
+    who = principal(request)
+    body: p.EnqueueBody = p.validated(p.EnqueueBody, await p.json_body(request))
+    app = offload_app(request)
+    try:
+        task = app.get_task(body.task)
+        args, kwargs = (tuple(body.args), {}) if isinstance(body.args, list) else ((), body.args)
+        new = task.new_job(args, kwargs, _options(body.options, who.tenant))
+    except UnknownTaskError as exc:
+        raise Problem(422, str(exc), kind="unknown-task") from None
+    except PayloadError as exc:
+        raise Problem(422, str(exc), kind="invalid-arguments") from None
+    job = (await app.enqueue_new_async([new]))[0]
+    job.serializer = app.serializer
+    headers = {"Location": _status_url(request, job.id)}
+    return JSON(job_detail(job, root(request)), 202, headers=headers)
+
+
+def _options(o: p.EnqueueOptions, forced_tenant: str | None) -> Options:
+    tenant = forced_tenant or o.tenant or DEFAULT_TENANT
+    return Options(
+        queue=o.queue, priority=o.priority, max_attempts=o.max_attempts, timeout=o.timeout,
+        delay=o.delay, tenant=tenant, unique_key=o.unique_key,
+    )  # fmt: skip
+
+
+async def status(request: Request) -> Response:
+    job = await _job(request, p.job_id(request))
+    if not job.ended:
+        wait = await _retry_after(request, job)
+        return Response(status_code=204, headers={"Retry-After": str(wait)})
+    if job.state is State.SUCCEEDED:
+        location = f"{root(request)}{PREFIX}/jobs/{job.id}/output"
+        return Response(status_code=303, headers={"Location": location})
+    raise _ended_problem(request, job)
+
+
+async def _retry_after(request: Request, job: Job) -> int:
+    """Seconds to wait before polling again: until a scheduled job is due (capped),
+    else one second."""
+    if job.state is not State.SCHEDULED:
+        return 1
+    wait = (job.run_at - await (await backend(request)).now()).total_seconds()
+    return int(min(max(wait, 1), 60))
+
+
+def _ended_problem(request: Request, job: Job) -> Problem:
+    error = None if job.error is None else job.error.to_dict()
+    why = f": {job.error.type}: {job.error.message}" if job.error else ""
+    return Problem(409, f"job {job.id} is {job.state.value}{why}", kind=f"job-{job.state.value}",
+                   job_id=job.id, state=job.state.value, error=error,
+                   job=f"{root(request)}{PREFIX}/jobs/{job.id}")  # fmt: skip
+
+
+async def output(request: Request) -> Response:
+    job = await _job(request, p.job_id(request))
+    if job.state is not State.SUCCEEDED:
+        if job.ended:
+            raise _ended_problem(request, job)
+        raise Problem(409, f"job {job.id} is {job.state.value}, it has no output yet",
+                      kind="job-not-finished", job_id=job.id, state=job.state.value,
+                      job=f"{root(request)}{PREFIX}/jobs/{job.id}")  # fmt: skip
+    return JSON(job_detail(job, root(request))["result"])
+
+
+# job resources ---------------------------------------------------------------------
+
+
+async def list_jobs(request: Request) -> Response:
+    return await _listing(request, p.states(request))
+
+
+async def list_dead(request: Request) -> Response:
+    return await _listing(request, frozenset({State.DEAD}))
+
+
+async def _listing(request: Request, states: frozenset[State] | None) -> Response:
+    who = principal(request)
+    query = JobQuery(tenant=who.scope(p.text(request, "tenant")), states=states,
+                     queue=p.text(request, "queue"), task=p.text(request, "task"),
+                     before_id=p.before(request), limit=p.limit(request))  # fmt: skip
+    jobs = await offload_app(request).list_jobs_async(query)
+    page = [job_summary(j, root(request)) for j in jobs]
+    following = jobs[-1].id if len(jobs) == query.limit else None
+    return JSON({"jobs": page, "next_before": following})
+
+
+async def get_job(request: Request) -> Response:
+    job = await _job(request, p.job_id(request))
+    events = await (await backend(request)).event_list(job.id)
+    return JSON(job_detail(job, root(request)) | {"events": [event_json(e) for e in events]})
+
+
+async def job_events(request: Request) -> Response:
+    job = await _job(request, p.job_id(request))
+    events = await (await backend(request)).event_list(job.id, p.after(request), p.limit(request))
+    return JSON({"events": [event_json(e) for e in events]})
+
+
+async def event_feed(request: Request) -> Response:
+    """Events of every visible job after a cursor: what charts are drawn from."""
+    tenant = principal(request).scope(p.text(request, "tenant"))
+    events = await (await backend(request)).event_feed(p.after(request), tenant, p.limit(request))
+    cursor = events[-1].id if events else p.after(request)
+    return JSON({"events": [event_json(e) for e in events], "cursor": cursor})
+
+
+# actions -----------------------------------------------------------------------------
+
+
+async def cancel(request: Request) -> Response:
+    job_id = p.job_id(request)
+    tenant = principal(request).tenant
+    job = await (await backend(request)).job_cancel(job_id, tenant)
+    if job is None:
+        raise Problem(404, f"no job {job_id!r}", kind="job-not-found")
+    job.serializer = offload_app(request).serializer
+    if job.state in (State.SUCCEEDED, State.DEAD):
+        raise Problem(409, f"job {job.id} already ended as {job.state.value}",
+                      kind="already-ended", job_id=job.id, state=job.state.value)  # fmt: skip
+    # A running job stops when its worker sees the request: accepted, not done.
+    code = 202 if job.state is State.RUNNING else 200
+    return JSON(job_detail(job, root(request)), code)
+
+
+async def retry(request: Request) -> Response:
+    job = await _job(request, p.job_id(request))
+    again = await (await backend(request)).job_redrive(job.id, principal(request).tenant)
+    if again is None:
+        raise Problem(409, f"job {job.id} is {job.state.value}; only dead or cancelled jobs "
+                      "can be retried", kind="not-retryable", job_id=job.id,
+                      state=job.state.value)  # fmt: skip
+    again.serializer = offload_app(request).serializer
+    return JSON(job_detail(again, root(request)))
+
+
+async def purge_dead(request: Request) -> Response:
+    if not principal(request).admin:
+        # The contract's purge is not scoped by tenant, so only an admin may use it.
+        raise Problem(403, "purging the dead letter needs an admin token", kind="forbidden")
+    body: p.PurgeBody = p.validated(p.PurgeBody, await p.json_body(request, empty={}))
+    store = await backend(request)
+    cutoff = await store.now() - timedelta(seconds=body.older_than)
+    purged = await store.job_purge(cutoff, [State.DEAD])
+    return JSON({"purged": purged})
+
+
+# derived views -----------------------------------------------------------------------
+
+
+async def queues(request: Request) -> Response:
+    tenant = principal(request).scope(p.text(request, "tenant"))
+    counts = await (await backend(request)).job_counts(tenant)
+    return JSON({"queues": inventory.queue_rows(counts)})
+
+
+async def workers(request: Request) -> Response:
+    tenant = principal(request).scope(p.text(request, "tenant"))
+    running = await inventory.scan(offload_app(request), tenant, frozenset({State.RUNNING}))
+    return JSON({"workers": inventory.worker_rows(running.jobs), "complete": running.complete})
+
+
+async def tenants(request: Request) -> Response:
+    tenant = principal(request).scope(None)
+    seen = await inventory.scan(offload_app(request), tenant, None)
+    return JSON({"tenants": inventory.tenant_rows(seen.jobs), "complete": seen.complete})
+
+
+async def tasks(request: Request) -> Response:
+    principal(request)
+    app = offload_app(request)
+    return JSON({"tasks": [inventory.task_row(t) for t in app.tasks.values()]})
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route(f"{PREFIX}/jobs", enqueue, methods=["POST"]),
+        Route(f"{PREFIX}/jobs", list_jobs, methods=["GET"]),
+        Route(f"{PREFIX}/jobs/{{job_id}}", get_job, methods=["GET"]),
+        Route(f"{PREFIX}/jobs/{{job_id}}/status", status, methods=["GET"]),
+        Route(f"{PREFIX}/jobs/{{job_id}}/output", output, methods=["GET"]),
+        Route(f"{PREFIX}/jobs/{{job_id}}/events", job_events, methods=["GET"]),
+        Route(f"{PREFIX}/jobs/{{job_id}}/cancel", cancel, methods=["POST"]),
+        Route(f"{PREFIX}/jobs/{{job_id}}/retry", retry, methods=["POST"]),
+        Route(f"{PREFIX}/events", event_feed, methods=["GET"]),
+        Route(f"{PREFIX}/queues", queues, methods=["GET"]),
+        Route(f"{PREFIX}/workers", workers, methods=["GET"]),
+        Route(f"{PREFIX}/tenants", tenants, methods=["GET"]),
+        Route(f"{PREFIX}/tasks", tasks, methods=["GET"]),
+        Route(f"{PREFIX}/dead", list_dead, methods=["GET"]),
+        Route(f"{PREFIX}/dead/purge", purge_dead, methods=["POST"]),
+    ]

@@ -1,0 +1,93 @@
+"""Bearer tokens scoped to tenants.
+
+A token maps to one tenant, or to ``None``/``"*"`` for an admin who sees every
+tenant. With no tokens configured the API is open, which suits a dashboard run on
+a developer's machine; anything reachable by others should configure tokens.
+
+Browsers cannot set headers on ``EventSource``, so stream endpoints also accept
+``?token=``; everywhere else the token must travel in the header, where proxies
+and access logs do not record it.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from offload.web.problems import Problem
+
+ADMIN = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: ``tenant`` is ``None`` for an admin (every tenant)."""
+
+    tenant: str | None
+
+    @property
+    def admin(self) -> bool:
+        return self.tenant is None
+
+    def scope(self, requested: str | None) -> str | None:
+        """The tenant a read is limited to: a tenant token's own, whatever was asked."""
+        return requested if self.admin else self.tenant
+
+
+OPEN = Principal(None)
+
+
+class TokenAuth:
+    """Resolves the request's token; one instance per web app."""
+
+    def __init__(self, tokens: Mapping[str, str | None] | None) -> None:
+        self.tokens = {t: (None if v in (None, ADMIN) else v) for t, v in (tokens or {}).items()}
+        if any(not t for t in self.tokens):
+            raise ValueError("an empty token would let anyone in")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tokens)
+
+    def principal(self, request: Request, *, query_token: bool = False) -> Principal:
+        if not self.enabled:
+            return OPEN
+        token = _header_token(request)
+        if token is None and query_token:
+            token = request.query_params.get("token") or None
+        if token is None:
+            raise _unauthorized("a bearer token is required", None)
+        tenant = self._lookup(token)
+        if tenant is False:
+            raise _unauthorized("the bearer token is not valid", "invalid_token")
+        return Principal(tenant if isinstance(tenant, str) else None)
+
+    def _lookup(self, token: str) -> str | bool | None:
+        # Compare against every token in constant time so the timing of a miss
+        # does not reveal how much of a guess was right.
+        found: str | bool | None = False
+        for known, tenant in self.tokens.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                found = tenant
+        return found
+
+
+def _header_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _unauthorized(detail: str, error: str | None) -> Problem:
+    challenge = 'Bearer realm="offload"' + (f', error="{error}"' if error else "")
+    return Problem(401, detail, kind="unauthorized", headers={"WWW-Authenticate": challenge})
+
+
+def auth_of(request: Request) -> TokenAuth:
+    auth: TokenAuth = request.app.state.offload_auth
+    return auth

@@ -1,0 +1,28 @@
+"""What every endpoint needs from the request: the offload App, its backend for
+this event loop, who is asking, and the prefix the web app is mounted under."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from offload.app import App
+from offload.backends.base import Backend
+from offload.web.auth import Principal, auth_of
+
+
+def offload_app(request: Request) -> App:
+    app: App = request.app.state.offload
+    return app
+
+
+async def backend(request: Request) -> Backend:
+    return await offload_app(request).backend()
+
+
+def principal(request: Request, *, query_token: bool = False) -> Principal:
+    return auth_of(request).principal(request, query_token=query_token)
+
+
+def root(request: Request) -> str:
+    """The mount prefix, so links stay right inside a user's own ASGI app."""
+    return str(request.scope.get("root_path", "")).rstrip("/")

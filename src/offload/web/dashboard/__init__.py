@@ -1,0 +1,67 @@
+"""Server-rendered shells of the dashboard pages; the data comes from the JSON API.
+
+Pages carry no job data and need no token: the browser script asks the API (with
+the token the user typed, kept in ``sessionStorage``) and follows the live stream,
+so the dashboard sees exactly what the API lets that token see.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from offload.web.auth import auth_of
+from offload.web.context import root
+from offload.web.problems import Problem
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def _render(request: Request, page: str, title: str, **extra: Any) -> Response:
+    context = {"page": page, "title": title, "root": root(request),
+               "auth_required": auth_of(request).enabled, **extra}  # fmt: skip
+    return templates.TemplateResponse(request, f"{page}.html", context)
+
+
+async def overview(request: Request) -> Response:
+    return _render(request, "overview", "Overview")
+
+
+async def jobs(request: Request) -> Response:
+    return _render(request, "jobs", "Jobs")
+
+
+async def job(request: Request) -> Response:
+    raw = str(request.path_params["job_id"])
+    try:
+        job_id = str(uuid.UUID(raw))
+    except ValueError:
+        raise Problem(404, f"no job {raw!r}", kind="job-not-found") from None
+    return _render(request, "job", "Job", job_id=job_id)
+
+
+async def dead(request: Request) -> Response:
+    return _render(request, "dead", "Dead letter")
+
+
+async def widget_demo(request: Request) -> Response:
+    return _render(request, "widget_demo", "Widget demo")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", overview, methods=["GET"]),
+        Route("/jobs", jobs, methods=["GET"]),
+        Route("/jobs/{job_id}", job, methods=["GET"]),
+        Route("/dead", dead, methods=["GET"]),
+        Route("/widget-demo", widget_demo, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]

@@ -1,0 +1,98 @@
+"""Errors as RFC 9457 problem documents, so every client can read a failure.
+
+Endpoints raise ``Problem``; the handlers below turn it, Starlette's own
+``HTTPException`` (unknown route, wrong method) and any unexpected exception into
+``application/problem+json``. The catch-all says nothing about the cause: a
+traceback would leak code and data, and the log has it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from offload.web.encoding import dumps
+
+log = logging.getLogger("offload.web")
+
+MEDIA_TYPE = "application/problem+json"
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+}
+
+
+class Problem(Exception):
+    """A failure the client can act on; ``kind`` becomes the problem ``type``."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "type": f"urn:offload:problem:{self.kind}" if self.kind else "about:blank",
+            "title": TITLES.get(self.status, "Error"),
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
+
+
+class ProblemResponse(JSONResponse):
+    media_type = MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def problem_response(problem: Problem) -> Response:
+    return ProblemResponse(problem.body(), problem.status, headers=problem.headers)
+
+
+async def on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(exc)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    problem = Problem(exc.status_code, str(exc.detail), headers=exc.headers)
+    return problem_response(problem)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(Problem(500, "the server could not handle this request"))
+
+
+EXCEPTION_HANDLERS = {
+    Problem: on_problem,
+    HTTPException: on_http_exception,
+    Exception: on_unexpected,
+}

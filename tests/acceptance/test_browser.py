@@ -1,0 +1,254 @@
+"""The dashboard and the end-user widget in a real headless Chromium.
+
+uvicorn serves the web app in one thread and a worker runs jobs in another, on
+the same store. Tasks wait on a gate the test opens, so a job stays running for
+exactly as long as a test needs and nothing depends on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from offload import App
+from offload.web import create_app
+from offload.worker import Worker
+from tests.servers import unavailable
+from tests.web.conftest import HAS_SQLITE, Server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+LIVE = 10_000  # ms: generous for a loaded machine; the stream itself is far faster
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+class Gates:
+    """Named switches a task waits on, opened from the test's thread."""
+
+    def __init__(self) -> None:
+        self._gates: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> threading.Event:
+        with self._lock:
+            return self._gates.setdefault(name, threading.Event())
+
+    def open(self, name: str) -> None:
+        self.get(name).set()
+
+
+def build_app(url: str, gates: Gates) -> App:
+    app = App(url)
+
+    @app.task(name="gated")
+    async def gated(name: str) -> dict[str, str]:
+        # The gate is a threading.Event opened from the test's thread; an
+        # asyncio.Event could not be set from there.
+        while not gates.get(name).is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        return {"report": f"{name}.pdf"}
+
+    @app.task(name="broken", max_attempts=1)
+    def broken() -> None:
+        raise RuntimeError("the printer caught fire")
+
+    return app
+
+
+class WorkerThread:
+    """A worker in its own thread and event loop, stopped through that loop."""
+
+    def __init__(self, app: App) -> None:
+        self.worker = Worker(app, ["default"], concurrency=4, handle_signals=False,
+                             poll_interval=0.05, lease_seconds=3, grace_period=0)  # fmt: skip
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.loop.run_until_complete(self.worker.run())
+
+    def __enter__(self) -> WorkerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.worker.stop, True)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        unavailable(f"{CHROMIUM} is not installed (run scripts/install-browser)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def gates() -> Gates:
+    return Gates()
+
+
+@pytest.fixture
+def app(tmp_path: Path, gates: Gates) -> App:
+    url = f"sqlite:///{tmp_path / 'browser.db'}" if HAS_SQLITE else "memory://"
+    return build_app(url, gates)
+
+
+@pytest.fixture
+def site(app: App, gates: Gates) -> Iterator[str]:
+    with Server(create_app(app)) as server, WorkerThread(app):
+        yield server.url
+        for name in list(gates._gates):
+            gates.open(name)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    yield page
+    context.close()
+
+
+def enqueue(app: App, task: str, *args: Any) -> str:
+    return app.get_task(task).enqueue(*args).id
+
+
+def wait_for(app: App, job_id: str, state: str, timeout: float = 10.0) -> None:
+    """Bounded poll; Playwright's sync API owns this thread's event loop, so the
+    async helpers of ``offload.testing`` cannot run here."""
+    deadline = time.monotonic() + timeout
+    while app.get_job(job_id).state != state:
+        assert time.monotonic() < deadline, f"job {job_id} never became {state}"
+        time.sleep(0.02)
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def expect() -> Any:
+    return sync_api.expect
+
+
+def test_every_page_opens_without_console_errors(
+    page: Any, site: str, app: App, gates: Gates
+) -> None:
+    gates.open("done")
+    done = enqueue(app, "gated", "done")
+    dead = enqueue(app, "broken")
+    running = enqueue(app, "gated", "held")
+    wait_for(app, dead, "dead")
+    wait_for(app, done, "succeeded")
+    wait_for(app, running, "running")
+    pages = {"overview": "/", "jobs": "/jobs", "job": f"/jobs/{running}", "dead": "/dead"}
+    for name, path in pages.items():
+        page.goto(site + path)
+        expect()(page.locator("#live-text")).to_have_text("live", timeout=LIVE)
+        expect()(page.locator("main h1")).to_be_visible()
+        shot(page, name)
+    expect()(page.locator(f'#dead-table tr[data-job="{dead}"]')).to_be_visible()
+    page.goto(f"{site}/widget-demo")
+    expect()(page.locator("offload-jobs li").first).to_be_visible(timeout=LIVE)
+    shot(page, "widget-demo")
+    assert page.errors == []
+
+
+def test_a_job_goes_from_running_to_succeeded_without_reload(
+    page: Any, site: str, app: App, gates: Gates
+) -> None:
+    job_id = enqueue(app, "gated", "report")
+    page.goto(f"{site}/jobs/{job_id}")
+    expect()(page.locator("#job-state")).to_have_text("running", timeout=LIVE)
+    page.evaluate("window.__sameDocument = true")
+    gates.open("report")
+    expect()(page.locator("#job-state")).to_have_text("succeeded", timeout=LIVE)
+    expect()(page.locator("#job-result")).to_contain_text("report.pdf", timeout=LIVE)
+    expect()(page.locator('#timeline li[data-kind="succeeded"]')).to_have_count(1)
+    assert page.evaluate("window.__sameDocument") is True
+    shot(page, "job-succeeded")
+    assert page.errors == []
+
+
+def test_cancel_button_cancels_a_running_job(page: Any, site: str, app: App) -> None:
+    job_id = enqueue(app, "gated", "never")
+    page.goto(f"{site}/jobs/{job_id}")
+    expect()(page.locator("#job-state")).to_have_text("running", timeout=LIVE)
+    page.get_by_role("button", name="Cancel").click()
+    expect()(page.locator("#job-state")).to_have_text("cancelled", timeout=LIVE)
+    expect()(page.get_by_role("button", name="Retry")).to_be_enabled()
+    assert app.get_job(job_id).state == "cancelled"
+    shot(page, "job-cancelled")
+    assert page.errors == []
+
+
+def test_jobs_list_updates_live(page: Any, site: str, app: App, gates: Gates) -> None:
+    page.goto(f"{site}/jobs")
+    expect()(page.locator("#live-text")).to_have_text("live", timeout=LIVE)
+    job_id = enqueue(app, "gated", "listed")
+    row = page.locator(f'#jobs-table tr[data-job="{job_id}"]')
+    expect()(row.locator(".state")).to_have_text("running", timeout=LIVE)
+    gates.open("listed")
+    expect()(row.locator(".state")).to_have_text("succeeded", timeout=LIVE)
+    assert page.errors == []
+
+
+def test_widget_spinner_turns_into_an_output_link(
+    page: Any, site: str, app: App, gates: Gates
+) -> None:
+    page.goto(f"{site}/widget-demo")
+    expect()(page.locator("offload-jobs .empty")).to_be_visible(timeout=LIVE)
+    job_id = enqueue(app, "gated", "widget")
+    item = page.locator(f'offload-jobs li[data-job="{job_id}"]')
+    expect()(item.locator(".spinner")).to_be_visible(timeout=LIVE)
+    shot(page, "widget-running")
+    gates.open("widget")
+    link = item.locator("a.output")
+    expect()(link).to_be_visible(timeout=LIVE)
+    expect()(item.locator(".spinner")).to_have_count(0)
+    href = link.get_attribute("href")
+    assert href == f"/api/v1/jobs/{job_id}/output"
+    assert page.request.get(site + href).json() == {"report": "widget.pdf"}
+    shot(page, "widget-done")
+    assert page.errors == []
+
+
+def test_with_tokens_the_dashboard_asks_for_one(page: Any, app: App) -> None:
+    job_id = enqueue(app, "broken")
+    with Server(create_app(app, tokens={"t-acme": "default"})) as server:
+        page.goto(f"{server.url}/jobs")
+        dialog = page.get_by_role("dialog", name="API token")
+        expect()(dialog).to_be_visible(timeout=LIVE)
+        shot(page, "token-dialog")
+        page.get_by_role("textbox", name="Token").fill("t-acme")
+        page.get_by_role("button", name="Use token").click()
+        expect()(page.locator("#live-text")).to_have_text("live", timeout=LIVE)
+        expect()(page.locator(f'#jobs-table tr[data-job="{job_id}"]')).to_be_visible(timeout=LIVE)
+        assert page.evaluate("sessionStorage.getItem('offload-token')") == "t-acme"
+    assert page.errors == []

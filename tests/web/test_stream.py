@@ -1,0 +1,198 @@
+"""Server-Sent Events over a real socket: latency, resume and heartbeats.
+
+uvicorn serves the app in a thread; the test reads the raw stream with httpx and
+records transitions through the backend contract in its own event loop, so the
+time between recording and receiving is measured end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from offload import App
+from offload.backends import Backend
+from offload.testing import eventually
+from offload.web import create_app
+from tests.web.conftest import Server
+
+
+@dataclass
+class Message:
+    received: float
+    event: str = "message"
+    id: str | None = None
+    data: Any = None
+    comment: str | None = None
+
+
+@dataclass
+class Reader:
+    """Parses an SSE response into messages stamped with when they arrived."""
+
+    messages: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+
+    async def run(self, response: httpx.Response) -> None:
+        current: dict[str, str] = {}
+        async for line in response.aiter_lines():
+            if line.startswith(":"):
+                await self.messages.put(Message(time.monotonic(), comment=line[1:].strip()))
+            elif line:
+                name, _, value = line.partition(":")
+                current[name] = value.removeprefix(" ")
+            elif current:
+                data = json.loads(current["data"]) if "data" in current else None
+                await self.messages.put(Message(time.monotonic(), current.get("event", "message"),
+                                                current.get("id"), data))  # fmt: skip
+                current = {}
+
+    async def next(self, event: str = "job", timeout: float = 5.0) -> Message:
+        while True:
+            message = await asyncio.wait_for(self.messages.get(), timeout)
+            if message.event == event and message.comment is None:
+                return message
+
+
+@pytest.fixture
+def server(app: App) -> Iterator[Server]:
+    with Server(create_app(app, heartbeat=0.3)) as running:
+        yield running
+
+
+@pytest.fixture
+async def store(app: App) -> AsyncIterator[Backend]:
+    yield await app.backend()
+    await app.close_async()
+
+
+@contextlib.asynccontextmanager
+async def stream(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[Reader]:
+    """An open stream, read in the background, once its ``ready`` message is in."""
+    reader = Reader()
+    async with (
+        httpx.AsyncClient(timeout=10) as client,
+        client.stream("GET", url, headers=headers or {}) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        task = asyncio.create_task(reader.run(response))
+        try:
+            await reader.next("ready")
+            yield reader
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await task
+
+
+async def enqueue(app: App, **options: Any) -> str:
+    job = await app.get_task("add").options(**options).enqueue_async(1, 2)
+    return job.id
+
+
+async def test_a_transition_reaches_the_client_within_100_ms(
+    app: App, server: Server, store: Backend
+) -> None:
+    job_id = await enqueue(app)
+    async with stream(f"{server.url}/api/v1/stream") as reader:
+        for _ in range(3):  # each of several transitions, not a lucky one
+            recorded = time.monotonic()
+            await store.job_lease("w1", ["default"], 1, 30)
+            message = await reader.next()
+            assert message.data["event"]["kind"] == "started"
+            assert message.data["job"]["state"] == "running"
+            assert message.data["job"]["id"] == job_id
+            assert message.received - recorded < 0.1
+            await store.job_cancel(job_id)
+            await reader.next()  # cancel_requested
+            job_id = await enqueue(app)
+            await reader.next()  # enqueued
+
+
+async def test_messages_carry_the_event_id_and_a_job_snapshot(
+    app: App, server: Server, store: Backend
+) -> None:
+    async with stream(f"{server.url}/api/v1/stream") as reader:
+        job_id = await enqueue(app, tenant="acme")
+        message = await reader.next()
+    latest = await store.event_latest(job_id)
+    assert latest is not None
+    assert message.id == str(latest.id)
+    assert message.data["event"] == {
+        "id": latest.id, "job_id": job_id, "tenant": "acme", "kind": "enqueued",
+        "at": latest.at.isoformat(), "data": latest.data,
+    }  # fmt: skip
+    assert message.data["job"]["state"] == "queued"
+    assert message.data["job"]["progress"] is None
+
+
+async def test_resume_with_last_event_id_misses_nothing(
+    app: App, server: Server, store: Backend
+) -> None:
+    async with stream(f"{server.url}/api/v1/stream") as reader:
+        await enqueue(app)
+        seen = await reader.next()
+    missed = [await enqueue(app) for _ in range(3)]
+    headers = {"Last-Event-ID": str(seen.id)}
+    async with stream(f"{server.url}/api/v1/stream", headers) as reader:
+        again = [await reader.next() for _ in missed]
+    assert [m.data["job"]["id"] for m in again] == missed
+    feed = await store.event_feed(int(str(seen.id)))
+    assert [m.id for m in again] == [str(e.id) for e in feed]
+
+
+async def test_after_query_parameter_resumes_too(app: App, server: Server) -> None:
+    first = await enqueue(app)
+    second = await enqueue(app)
+    async with stream(f"{server.url}/api/v1/stream?after=0") as reader:
+        got = [(await reader.next()).data["job"]["id"] for _ in range(2)]
+    assert got == [first, second]
+
+
+async def test_job_stream_replays_its_history_then_follows_it(
+    app: App, server: Server, store: Backend
+) -> None:
+    job_id = await enqueue(app)
+    other = await enqueue(app)
+    async with stream(f"{server.url}/api/v1/jobs/{job_id}/stream") as reader:
+        assert (await reader.next()).data["event"]["kind"] == "enqueued"
+        await store.job_cancel(other)
+        await store.job_cancel(job_id)
+        message = await reader.next()
+    assert message.data["event"]["kind"] == "cancelled"
+    assert message.data["job"]["id"] == job_id
+
+
+async def test_tenant_stream_sees_only_its_tenant(app: App) -> None:
+    web = create_app(app, tokens={"ta": "a", "root": None})
+    with Server(web) as server:
+        async with stream(f"{server.url}/api/v1/stream?token=ta") as reader:
+            await enqueue(app, tenant="b")
+            mine = await enqueue(app, tenant="a")
+            message = await reader.next()
+    assert message.data["job"]["id"] == mine
+    assert message.data["event"]["tenant"] == "a"
+
+
+async def test_idle_stream_sends_heartbeat_comments(server: Server) -> None:
+    async with stream(f"{server.url}/api/v1/stream") as reader:
+        message = await asyncio.wait_for(reader.messages.get(), 2)
+    assert message.comment == "heartbeat"
+
+
+async def test_a_closed_client_leaves_no_connection_behind(server: Server) -> None:
+    async with stream(f"{server.url}/api/v1/stream"):
+        assert len(server.server.server_state.connections) == 1
+
+    async def closed() -> bool:
+        return not server.server.server_state.connections
+
+    assert await eventually(closed, timeout=5)
