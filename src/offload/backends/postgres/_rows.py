@@ -1,0 +1,96 @@
+"""Rows to offload's data classes and back; no I/O.
+
+Timestamps arrive in the session's time zone, which the backend pins to UTC;
+a caller's own connection (transactional enqueue) may use another, so the few
+timestamps read there are normalised with ``utc``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from offload.job import ErrorInfo, Event, Job, NewJob
+from offload.lifecycle import EventKind, State
+
+Row = tuple[Any, ...]
+
+
+def job(row: Row) -> Job:
+    """A job from the first ``len(COLUMNS)`` values of a row, in that order."""
+    (id_, task, queue, tenant, state, payload, priority, attempts, max_attempts,
+     created_at, run_at, timeout, started_at, finished_at, result, error, checkpoint,
+     progress, progress_message, unique_key, batch_id, worker_id, lease_token,
+     lease_expires_at, cancel_requested, meta) = row[:26]  # fmt: skip
+    return Job(
+        id=id_, task=task, queue=queue, tenant=tenant, state=State(state), payload=payload,
+        priority=priority, attempts=attempts, max_attempts=max_attempts,
+        created_at=created_at, run_at=run_at, timeout=timeout, started_at=started_at,
+        finished_at=finished_at, result_data=result,
+        error=None if error is None else ErrorInfo.from_dict(error),
+        checkpoint_data=checkpoint, progress=progress, progress_message=progress_message,
+        unique_key=unique_key, batch_id=batch_id, worker_id=worker_id,
+        lease_token=lease_token, lease_expires_at=lease_expires_at,
+        cancel_requested=cancel_requested, meta=meta,
+    )  # fmt: skip
+
+
+def stored(new: NewJob, row: Row) -> Job:
+    """A freshly inserted job: what the database decided (state, clock) joined
+    with what the caller sent, so a bulk insert need not read every column back."""
+    _id, state, created_at, run_at = row
+    return Job(
+        id=new.id, task=new.task, queue=new.queue, tenant=new.tenant, state=State(state),
+        payload=new.payload, priority=new.priority, attempts=0,
+        max_attempts=new.max_attempts, created_at=utc(created_at), run_at=utc(run_at),
+        timeout=new.timeout, unique_key=new.unique_key, batch_id=new.batch_id,
+        meta=dict(new.meta),
+    )  # fmt: skip
+
+
+def event(row: Row) -> Event:
+    id_, job_id, tenant, kind, at, data = row
+    return Event(id_, job_id, tenant, EventKind(kind), at, data)
+
+
+def utc(moment: datetime) -> datetime:
+    return moment if moment.utcoffset() is None or moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def enqueue_params(jobs: Sequence[NewJob]) -> dict[str, Any]:
+    """Column arrays for ``job_enqueue``: one parameter per column, whatever the
+    batch size, so a batch is one statement and one round trip."""
+    return {
+        "ids": [j.id for j in jobs],
+        "tasks": [j.task for j in jobs],
+        "queues": [j.queue for j in jobs],
+        "tenants": [j.tenant for j in jobs],
+        "payloads": [j.payload for j in jobs],
+        "priorities": [j.priority for j in jobs],
+        "max_attempts": [j.max_attempts for j in jobs],
+        "timeouts": [j.timeout for j in jobs],
+        "delays": [float(j.delay) for j in jobs],
+        "run_ats": [j.run_at for j in jobs],
+        "unique_keys": [j.unique_key for j in jobs],
+        "batch_ids": [j.batch_id for j in jobs],
+        "metas": [json.dumps(j.meta) if j.meta else "{}" for j in jobs],
+    }
+
+
+def error_json(error: ErrorInfo | None) -> Jsonb | None:
+    return None if error is None else Jsonb(error.to_dict())
+
+
+def is_uuid(value: str) -> bool:
+    """Ids are UUIDs; anything else names no job, and is answered without a query
+    (the database would refuse the cast)."""
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True

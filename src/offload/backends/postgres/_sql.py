@@ -1,0 +1,116 @@
+"""The SQL files as data: named queries and numbered migrations, rendered per schema.
+
+The files are read once per process and rendered once per schema, so a backend
+never builds SQL at run time; the only values spliced in are the quoted schema
+name, the job column list and state literals taken from ``offload.lifecycle``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from offload import lifecycle as lc
+from offload.errors import ConfigurationError
+from offload.lifecycle import State
+
+COLUMNS = (
+    "id", "task", "queue", "tenant", "state", "payload", "priority", "attempts",
+    "max_attempts", "created_at", "run_at", "timeout", "started_at", "finished_at",
+    "result", "error", "checkpoint", "progress", "progress_message", "unique_key",
+    "batch_id", "worker_id", "lease_token", "lease_expires_at", "cancel_requested", "meta",
+)  # fmt: skip
+"""The order in which every query returns a job; ``_rows.job`` reads it."""
+
+_PACKAGE = "offload.backends.postgres"
+_SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,54}")
+_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_MIGRATION = re.compile(r"(\d{4})_(\w+)\.sql")
+
+# The partial indexes of 0001_initial.sql hard-code these sets; if the lifecycle
+# moves, a new migration must move the indexes with it.
+_INDEXED = {
+    "ready": (lc.START.sources, {State.QUEUED, State.SCHEDULED}),
+    "expiring": (lc.EXPIRE.sources | lc.EXPIRE_DEAD.sources, {State.RUNNING}),
+    "live": (frozenset(State) - lc.ENDED, {State.SCHEDULED, State.QUEUED, State.RUNNING}),
+}
+for _index, (_actual, _assumed) in _INDEXED.items():
+    if set(_actual) != _assumed:  # pragma: no cover - guards a future edit
+        raise RuntimeError(f"lifecycle no longer matches the {_index} index of the schema")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: bytes
+
+
+def check_schema(schema: str) -> str:
+    """The schema name, refused unless it is a plain identifier that also leaves
+    room for the notification channel name within PostgreSQL's 63 bytes."""
+    if not _SCHEMA.fullmatch(schema):
+        raise ConfigurationError(
+            f"invalid PostgreSQL schema name {schema!r}: use letters, digits and _ "
+            "(at most 55 characters, not starting with a digit)"
+        )
+    return schema
+
+
+def channel(schema: str) -> str:
+    """The NOTIFY channel of one schema: backends on other schemas never wake."""
+    return f"offload_{check_schema(schema)}"
+
+
+def _literals(states: frozenset[State]) -> str:
+    return ", ".join(f"'{s.value}'" for s in sorted(states))
+
+
+def _render(text: str, schema: str) -> str:
+    tokens = {
+        "{schema}": f'"{check_schema(schema)}"',
+        "{job_columns}": ", ".join("j.id::text AS id" if c == "id" else f"j.{c}" for c in COLUMNS),
+        "{START_SOURCES}": _literals(lc.START.sources),
+        "{EXPIRE_SOURCES}": _literals(lc.EXPIRE.sources),
+        "{RUNNING}": State.RUNNING.value,
+    }
+    for token, value in tokens.items():
+        text = text.replace(token, value)
+    return text
+
+
+def _read(name: str) -> str:
+    return (resources.files(_PACKAGE) / "sql" / name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _query_texts() -> dict[str, str]:
+    parts = _NAME.split(_read("queries.sql"))
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+@functools.cache
+def queries(schema: str) -> dict[str, bytes]:
+    """Every named query, rendered for ``schema`` (bytes: psycopg takes them as is)."""
+    return {name: _render(text, schema).encode() for name, text in _query_texts().items()}
+
+
+@functools.cache
+def _migration_texts() -> tuple[tuple[int, str, str], ...]:
+    folder = resources.files(_PACKAGE) / "sql" / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION.fullmatch(entry.name)
+        if match:
+            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return tuple(sorted(found))
+
+
+def migrations(schema: str) -> list[Migration]:
+    """The migrations in version order, rendered for ``schema``."""
+    return [
+        Migration(version, name, _render(text, schema).encode())
+        for version, name, text in _migration_texts()
+    ]

@@ -1,0 +1,399 @@
+"""The PostgreSQL backend: the contract of ``backends/base.py`` as guarded SQL.
+
+Each method runs one named statement from ``sql/queries.sql``: a transition is
+a single UPDATE guarded by its source states (and lease token), with its events
+inserted by the same statement, so it is atomic without explicit transactions
+and a refused transition changes nothing. Every timestamp comes from the
+server's ``now()``.
+
+Connection loss. Connections are pooled; a connection whose socket shows the
+server hung up is found before use, and the whole pool is then swept so the
+next caller does not meet the next dead one. A call that still fails on a lost
+connection is retried once when repeating it is harmless (reads, enqueue, which
+is idempotent by job id, heartbeats and cancel); any other call raises
+``BackendError``, because its first try may have been applied and a blind
+repeat would be refused and reported as a lost lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from offload import lifecycle as lc
+from offload.backends.base import Backend, QueueCounts
+from offload.backends.postgres import _rows, _sql
+from offload.backends.postgres._url import parse_url
+from offload.backends.postgres.enqueue import enqueue_async
+from offload.backends.postgres.listener import Listener
+from offload.backends.postgres.migrate import migrate_connection
+from offload.errors import BackendError
+from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.lifecycle import EventKind, State, Transition
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[Any]
+Rows = list[_rows.Row]
+
+_EXPIRED = ErrorInfo("LeaseExpired", "lease expired on the last attempt")
+
+
+class PostgresBackend(Backend):
+    def __init__(self, url: str = "postgresql://localhost/postgres") -> None:
+        self.url = url
+        self._options = parse_url(url)
+        self._schema = self._options.schema
+        self._q = _sql.queries(self._schema)
+        self._channel = _sql.channel(self._schema)
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._listener: Listener | None = None
+        self._opening: asyncio.Lock | None = None
+
+    def clone(self) -> PostgresBackend:
+        return PostgresBackend(self.url)
+
+    # lifecycle of the backend --------------------------------------------------------
+
+    async def open(self) -> None:
+        """Start the pool and, unless ``?migrate=false``, migrate the schema.
+
+        Cheap once open: the App calls it before every use of the backend."""
+        if self._pool is not None:
+            return
+        self._opening = self._opening or asyncio.Lock()
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await self._start_pool()
+
+    async def _start_pool(self) -> AsyncConnectionPool[Conn]:
+        o = self._options
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            o.conninfo, min_size=min(o.pool_min, o.pool_max), max_size=o.pool_max,
+            timeout=o.pool_timeout, kwargs={"autocommit": True}, configure=_configure,
+            check=self._check, open=False, name=f"offload-{self._schema}",
+        )  # fmt: skip
+        try:
+            await pool.open(wait=True, timeout=o.pool_timeout)
+            if o.migrate:
+                async with pool.connection() as conn:
+                    await migrate_connection(conn, o)
+        except (psycopg.Error, PoolTimeout) as exc:
+            await pool.close()
+            raise BackendError(f"cannot open PostgreSQL backend {self._where()}: {exc}") from exc
+        return pool
+
+    async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        pool, self._pool = self._pool, None
+        if listener is not None:
+            await listener.close()
+        if pool is not None:
+            await pool.close()
+
+    async def now(self) -> datetime:
+        [(moment,)] = await self._rows("now", {}, retry=True)
+        return moment  # type: ignore[no-any-return]
+
+    def describe(self) -> dict[str, Any]:
+        info = conninfo_to_dict(self._options.conninfo)
+        return {
+            "backend": type(self).__name__,
+            "host": info.get("host", "localhost"),
+            "port": info.get("port", 5432),
+            "database": info.get("dbname"),
+            "schema": self._schema,
+        }
+
+    # jobs ------------------------------------------------------------------------------
+
+    async def job_enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
+        if not jobs:
+            return []
+
+        async def run(conn: Conn) -> list[Job]:
+            return await enqueue_async(conn, jobs, self._schema)
+
+        return await self._with_conn(run, retry=True, what="job_enqueue_many")
+
+    async def job_lease(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float
+    ) -> list[Job]:
+        if limit <= 0 or not queues:
+            return []
+        params = {
+            "queues": list(queues), "limit": limit, "worker": worker_id,
+            "lease_for": float(lease_for), "target": lc.START.target.value,
+            "events": _kinds(lc.START.events),
+        }  # fmt: skip
+        return [_rows.job(row) for row in await self._rows("job_lease", params)]
+
+    async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
+        valid = [lease for lease in leases if _rows.is_uuid(lease.job_id)]
+        rows: Rows = []
+        if valid:
+            params = {
+                "ids": [lease.job_id for lease in valid],
+                "tokens": [lease.token for lease in valid],
+                "lease_for": float(lease_for),
+            }
+            rows = await self._rows("job_heartbeat", params, retry=True)
+        live = {(job_id, token) for job_id, token, _ in rows}
+        lost = {lease.job_id for lease in leases if (lease.job_id, lease.token) not in live}
+        cancel = {job_id for job_id, _, asked in rows if asked}
+        return HeartbeatReply(frozenset(lost), frozenset(cancel))
+
+    async def job_complete_many(self, items: Sequence[tuple[Lease, bytes | None]]) -> list[bool]:
+        valid = [(i, lease, result) for i, (lease, result) in enumerate(items)
+                 if _rows.is_uuid(lease.job_id)]  # fmt: skip
+        if not valid:
+            return [False] * len(items)
+        params = {
+            "ids": [lease.job_id for _, lease, _ in valid],
+            "tokens": [lease.token for _, lease, _ in valid],
+            "results": [result for _, _, result in valid],
+        } | _moves(lc.SUCCEED)
+        applied = {valid[ord_ - 1][0] for (ord_,) in await self._rows("job_complete_many", params)}
+        return [i in applied for i in range(len(items))]
+
+    async def job_fail(self, lease: Lease, error: ErrorInfo, retry_in: float | None) -> Job | None:
+        if retry_in is None:
+            return await self._finish(lc.FAIL, lease, error, with_attempt=True)
+        extra = {"error": Jsonb(error.to_dict()), "retry_in": float(retry_in),
+                 "data": Jsonb({"error": error.to_dict()}), "channel": self._channel}  # fmt: skip
+        return await self._leased("job_retry", lc.RETRY, lease, extra)
+
+    async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
+        return await self._finish(lc.REJECT, lease, error, with_attempt=False)
+
+    async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
+        extra = {"checkpoint": checkpoint, "channel": self._channel}
+        return await self._leased("job_requeue", lc.REQUEUE, lease, extra)
+
+    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+        if not _rows.is_uuid(job_id):
+            return None
+        by_id = {"id": job_id, "tenant": tenant}
+        cancelled = await self._one("job_cancel_waiting", by_id | _moves(lc.CANCEL_WAITING), True)
+        if cancelled is not None:
+            return cancelled
+        asked = {"sources": _states(lc.CANCEL_RUNNING.sources),
+                 "kind": EventKind.CANCEL_REQUESTED.value}  # fmt: skip
+        requested = await self._one("job_cancel_request", by_id | asked, True)
+        return requested or await self.job_get(job_id, tenant)
+
+    async def job_cancel_confirm(self, lease: Lease) -> Job | None:
+        return await self._finish(lc.CANCEL_RUNNING, lease, None, with_attempt=False)
+
+    async def job_save_progress(
+        self, lease: Lease, checkpoint: bytes | None, progress: float | None, message: str | None
+    ) -> bool:
+        if not _rows.is_uuid(lease.job_id):
+            return False
+        params = {
+            "id": lease.job_id, "token": lease.token, "checkpoint": checkpoint,
+            "progress": progress, "message": message, "kind": EventKind.PROGRESS.value,
+        }  # fmt: skip
+        return bool(await self._rows("job_save_progress", params))
+
+    async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
+        """REDRIVE; refused (``None``) while another live job holds the same unique
+        key, since two live jobs with one key is what unique keys rule out."""
+        if not _rows.is_uuid(job_id):
+            return None
+        params = {"id": job_id, "tenant": tenant, "channel": self._channel}
+        try:
+            return await self._one("job_redrive", params | _moves(lc.REDRIVE), False)
+        except BackendError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                return None
+            raise
+
+    async def job_recover_expired(self) -> list[Job]:
+        params = {
+            "dead_target": lc.EXPIRE_DEAD.target.value,
+            "dead_events": _kinds(lc.EXPIRE_DEAD.events),
+            "dead_error": Jsonb(_EXPIRED.to_dict()), "channel": self._channel,
+        } | _moves(lc.EXPIRE)  # fmt: skip
+        return [_rows.job(row) for row in await self._rows("job_recover_expired", params)]
+
+    async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        if not _rows.is_uuid(job_id):
+            return None
+        return await self._one("job_get", {"id": job_id, "tenant": tenant}, True)
+
+    async def job_list(self, query: JobQuery) -> list[Job]:
+        if query.before_id is not None and not _rows.is_uuid(query.before_id):
+            return []
+        params = {
+            "tenant": query.tenant, "queue": query.queue, "task": query.task,
+            "states": None if query.states is None else _states(query.states),
+            "before_id": query.before_id, "limit": max(0, query.limit),
+        }  # fmt: skip
+        return [_rows.job(row) for row in await self._rows("job_list", params, retry=True)]
+
+    async def job_counts(self, tenant: str | None = None) -> QueueCounts:
+        rows = await self._rows("job_counts", {"tenant": tenant}, retry=True)
+        return {(queue, State(state)): count for queue, state, count in rows}
+
+    async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
+        wanted = set(states) & lc.ENDED
+        if not wanted:
+            return 0
+        params = {"states": _states(wanted), "before": finished_before}
+        [(count,)] = await self._rows("job_purge", params)
+        return int(count)
+
+    # events ------------------------------------------------------------------------
+
+    async def event_list(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        if not _rows.is_uuid(job_id):
+            return []
+        params = {"job_id": job_id, "after": after, "limit": max(0, limit)}
+        return [_rows.event(row) for row in await self._rows("event_list", params, retry=True)]
+
+    async def event_latest(self, job_id: str) -> Event | None:
+        if not _rows.is_uuid(job_id):
+            return None
+        rows = await self._rows("event_latest", {"job_id": job_id}, retry=True)
+        return _rows.event(rows[0]) if rows else None
+
+    async def event_feed(
+        self, after: int = 0, tenant: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events in id order. Ids come from a sequence, so a transaction that
+        commits late can publish an id below one already read: a follower that
+        must not miss any should re-read a short window behind its cursor."""
+        params = {"after": after, "tenant": tenant, "limit": max(0, limit)}
+        return [_rows.event(row) for row in await self._rows("event_feed", params, retry=True)]
+
+    # delivery ----------------------------------------------------------------------
+
+    async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        if self._listener is None:
+            self._listener = Listener(self._options.conninfo, self._channel)
+        await self._listener.wait(queues, timeout)
+
+    # transitions -------------------------------------------------------------------
+
+    async def _finish(
+        self, t: Transition, lease: Lease, error: ErrorInfo | None, *, with_attempt: bool
+    ) -> Job | None:
+        data = {} if error is None else {"error": error.to_dict()}
+        extra = {"error": _rows.error_json(error), "data": Jsonb(data),
+                 "with_attempt": with_attempt}  # fmt: skip
+        return await self._leased("job_finish", t, lease, extra)
+
+    async def _leased(
+        self, name: str, t: Transition, lease: Lease, extra: Mapping[str, Any]
+    ) -> Job | None:
+        """Apply a leased transition: refused unless the lease token is current."""
+        assert t.leased, f"{t.name} is not fenced by a lease"
+        if not _rows.is_uuid(lease.job_id):
+            return None
+        params = {"id": lease.job_id, "token": lease.token, **extra} | _moves(t)
+        return await self._one(name, params, False)
+
+    async def _one(self, name: str, params: Mapping[str, Any], retry: bool) -> Job | None:
+        rows = await self._rows(name, params, retry=retry)
+        return _rows.job(rows[0]) if rows else None
+
+    # connections -------------------------------------------------------------------
+
+    async def _rows(self, name: str, params: Mapping[str, Any], *, retry: bool = False) -> Rows:
+        query = self._q[name]
+
+        async def run(conn: Conn) -> Rows:
+            cur = await conn.execute(query, params, binary=True)
+            return await cur.fetchall()
+
+        return await self._with_conn(run, retry=retry, what=name)
+
+    async def _with_conn(self, fn: Callable[[Conn], Awaitable[T]], *, retry: bool, what: str) -> T:
+        pool = self._require_pool()
+        try:
+            return await self._attempt(pool, fn, what)
+        except _ConnectionLost as lost:
+            if not retry:
+                raise BackendError(f"{what}: connection to PostgreSQL lost") from lost.__cause__
+        await pool.check()
+        try:
+            return await self._attempt(pool, fn, what)
+        except _ConnectionLost as lost:
+            raise BackendError(f"{what}: connection to PostgreSQL lost twice") from lost.__cause__
+
+    async def _attempt(
+        self, pool: AsyncConnectionPool[Conn], fn: Callable[[Conn], Awaitable[T]], what: str
+    ) -> T:
+        try:
+            async with pool.connection() as conn:
+                return await fn(conn)
+        except PoolTimeout as exc:
+            raise BackendError(f"{what}: no PostgreSQL connection ({exc})") from exc
+        except psycopg.OperationalError as exc:
+            raise _ConnectionLost() from exc
+        except psycopg.Error as exc:
+            raise BackendError(f"{what}: {exc}") from exc
+
+    def _require_pool(self) -> AsyncConnectionPool[Conn]:
+        if self._pool is None:
+            raise BackendError("the PostgreSQL backend is not open: await backend.open() first")
+        return self._pool
+
+    async def _check(self, conn: Conn) -> None:
+        """Pool check on checkout: free unless the socket has something to say,
+        which on an idle connection almost always means the server hung up."""
+        if not _has_input(conn):
+            return
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            # Its siblings were most likely cut by the same restart or kill:
+            # sweep them now rather than let the pool hand them out one by one
+            # with a growing back-off between tries.
+            if self._pool is not None:
+                await self._pool.check()
+            raise
+
+    def _where(self) -> str:
+        d = self.describe()
+        return f"{d['host']}:{d['port']}/{d['database']} schema {self._schema}"
+
+
+class _ConnectionLost(Exception):
+    """Internal: the attempt failed on a lost connection; the cause says how."""
+
+
+async def _configure(conn: Conn) -> None:
+    # Timestamps come back as aware datetimes in the session zone: pin it to UTC.
+    await conn.execute(b"SET TIME ZONE 'UTC'")
+
+
+def _has_input(conn: Conn) -> bool:
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.OperationalError):
+        return True
+    return bool(readable)
+
+
+def _kinds(events: Sequence[EventKind]) -> list[str]:
+    return [e.value for e in events]
+
+
+def _states(states: frozenset[State] | set[State]) -> list[str]:
+    return sorted(s.value for s in states)
+
+
+def _moves(t: Transition) -> dict[str, Any]:
+    """The parameters every transition statement takes from its Transition."""
+    return {"target": t.target.value, "sources": _states(t.sources), "events": _kinds(t.events)}

@@ -1,0 +1,346 @@
+-- Every statement the PostgreSQL backend runs, one `-- name:` block each.
+--
+-- Tokens in braces are filled in once per schema when the file is loaded:
+--   {schema}          the quoted schema name
+--   {job_columns}     the columns of a job, qualified by the alias `j`, in the
+--                     order the backend reads them
+--   {START_SOURCES}   the states START leaves, from offload.lifecycle
+--   {EXPIRE_SOURCES}  the states EXPIRE leaves, from offload.lifecycle
+--   {RUNNING}         the running state
+-- Source states of scans are rendered as literals so the planner can match them
+-- with the partial indexes; point updates by id receive theirs as parameters
+-- from the lifecycle Transition they apply (`sources`, `target`, `events`).
+--
+-- A transition is one statement: a guarded UPDATE, the INSERT of its events in a
+-- data-modifying CTE, and where a job becomes leasable a pg_notify that the
+-- final SELECT joins so that it runs (NOTIFY is delivered at commit).
+
+-- name: now
+SELECT now();
+
+-- name: job_enqueue
+-- A conflict (the same id, or a live job holding the tenant's unique key) skips
+-- the row without an error; the caller then fetches the job that won. Arrays
+-- that never hold NULL are sent in binary (the b placeholders): cheaper to parse.
+WITH given AS (
+    SELECT g.*, COALESCE(g.run_at_given, now() + make_interval(secs => g.delay)) AS due
+    FROM unnest(
+        %(ids)s::uuid[], %(tasks)b::text[], %(queues)b::text[], %(tenants)b::text[],
+        %(payloads)b::bytea[], %(priorities)b::integer[], %(max_attempts)b::integer[],
+        %(timeouts)s::float8[], %(delays)b::float8[], %(run_ats)s::timestamptz[],
+        %(unique_keys)s::text[], %(batch_ids)s::text[], %(metas)s::jsonb[]
+    ) WITH ORDINALITY AS g(id, task, queue, tenant, payload, priority, max_attempts,
+                           timeout, delay, run_at_given, unique_key, batch_id, meta, ord)
+), stored AS (
+    INSERT INTO {schema}.jobs AS j (
+        id, task, queue, tenant, state, payload, priority, max_attempts, created_at,
+        run_at, timeout, unique_key, batch_id, meta
+    )
+    SELECT g.id, g.task, g.queue, g.tenant,
+           CASE WHEN g.due > now() THEN %(later_target)s ELSE %(now_target)s END,
+           g.payload, g.priority, g.max_attempts, now(), g.due, g.timeout, g.unique_key,
+           g.batch_id, g.meta
+    FROM given AS g
+    ORDER BY g.ord
+    ON CONFLICT DO NOTHING
+    RETURNING j.id, j.tenant, j.queue, j.state, j.created_at, j.run_at
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at)
+    SELECT s.id, s.tenant, k.kind, now()
+    FROM stored AS s
+    CROSS JOIN LATERAL unnest(
+        CASE WHEN s.state = %(now_target)s THEN %(now_events)s::text[]
+             ELSE %(later_events)s::text[] END
+    ) WITH ORDINALITY AS k(kind, n)
+), woken AS (
+    SELECT count(pg_notify(%(channel)s, q.queue)) AS n
+    FROM (SELECT DISTINCT s.queue FROM stored AS s WHERE s.state = %(now_target)s) AS q
+)
+SELECT s.id::text, s.state, s.created_at, s.run_at FROM stored AS s, woken;
+
+-- name: job_find_conflicts
+-- The jobs that made rows of job_enqueue skip: by id, or live with the unique key.
+SELECT {job_columns} FROM {schema}.jobs AS j WHERE j.id = ANY(%(ids)s::uuid[])
+UNION ALL
+SELECT {job_columns}
+FROM {schema}.jobs AS j
+JOIN unnest(%(tenants)s::text[], %(unique_keys)s::text[]) AS k(tenant, unique_key)
+  ON j.tenant = k.tenant AND j.unique_key = k.unique_key
+WHERE j.state <> ALL(%(ended)s::text[]);
+
+-- name: job_lease
+-- Queues are walked in the caller's order: the lateral subquery reads one queue's
+-- ready index in lease order, locking rows as it goes and skipping rows other
+-- workers hold, and the outer LIMIT stops the walk once the batch is full, so the
+-- next queue is only read when the earlier ones had too few due jobs.
+WITH picked AS (
+    SELECT c.id
+    FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, rank)
+    CROSS JOIN LATERAL (
+        SELECT j.id
+        FROM {schema}.jobs AS j
+        WHERE j.queue = q.name AND j.state IN ({START_SOURCES}) AND j.run_at <= now()
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT %(limit)s
+        FOR UPDATE OF j SKIP LOCKED
+    ) AS c
+    LIMIT %(limit)s
+), started AS (
+    UPDATE {schema}.jobs AS j
+    SET state = %(target)s,
+        attempts = j.attempts + 1,
+        worker_id = %(worker)s,
+        lease_token = replace(gen_random_uuid()::text, '-', ''),
+        lease_expires_at = now() + make_interval(secs => %(lease_for)s),
+        started_at = now()
+    FROM picked AS p
+    WHERE j.id = p.id
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT s.id::uuid, s.tenant, k.kind, now(),
+           jsonb_build_object('attempt', s.attempts, 'worker', s.worker_id)
+    FROM started AS s CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+)
+SELECT * FROM started AS s
+ORDER BY array_position(%(queues)s::text[], s.queue), s.priority DESC, s.run_at, s.id;
+
+-- name: job_heartbeat
+UPDATE {schema}.jobs AS j
+SET lease_expires_at = now() + make_interval(secs => %(lease_for)s)
+FROM unnest(%(ids)s::uuid[], %(tokens)s::text[]) AS g(id, token)
+WHERE j.id = g.id AND j.lease_token = g.token AND j.state = '{RUNNING}'
+RETURNING g.id::text, g.token, j.cancel_requested;
+
+-- name: job_complete_many
+-- The whole batch in one statement; `ord` tells the caller which items applied.
+WITH given AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(tokens)s::text[], %(results)s::bytea[])
+        WITH ORDINALITY AS g(id, token, result, ord)
+), done AS (
+    UPDATE {schema}.jobs AS j
+    SET state = %(target)s, result = g.result, finished_at = now(),
+        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+        cancel_requested = false
+    FROM given AS g
+    WHERE j.id = g.id AND j.lease_token = g.token AND j.state = ANY(%(sources)s::text[])
+    RETURNING g.ord, j.id, j.tenant
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at)
+    SELECT d.id, d.tenant, k.kind, now()
+    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+)
+SELECT d.ord FROM done AS d;
+
+-- name: job_finish
+-- A leased transition that ends the job (FAIL, REJECT, CANCEL_RUNNING); a NULL
+-- error keeps the one a previous attempt left.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET state = %(target)s, finished_at = now(), error = COALESCE(%(error)s::jsonb, j.error),
+        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+        cancel_requested = false
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(),
+           CASE WHEN %(with_attempt)s THEN %(data)s::jsonb || jsonb_build_object('attempt', d.attempts)
+                ELSE %(data)s::jsonb END
+    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+)
+SELECT * FROM done;
+
+-- name: job_retry
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET state = %(target)s, error = %(error)s::jsonb,
+        run_at = now() + make_interval(secs => %(retry_in)s),
+        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+        cancel_requested = false
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(),
+           %(data)s::jsonb || jsonb_build_object('attempt', d.attempts, 'run_at', d.run_at)
+    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+), woken AS (
+    SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d WHERE d.run_at <= now()
+)
+SELECT done.* FROM done, woken;
+
+-- name: job_requeue
+-- Shutdown hands the job back: the attempt it used is given back too.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET state = %(target)s, attempts = GREATEST(j.attempts - 1, 0),
+        checkpoint = COALESCE(%(checkpoint)s::bytea, j.checkpoint), run_at = now(),
+        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+        cancel_requested = false
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at)
+    SELECT d.id::uuid, d.tenant, k.kind, now()
+    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+), woken AS (
+    SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d
+)
+SELECT done.* FROM done, woken;
+
+-- name: job_cancel_waiting
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET state = %(target)s, finished_at = now(), cancel_requested = false
+    WHERE j.id = %(id)s AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
+      AND j.state = ANY(%(sources)s::text[])
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at)
+    SELECT d.id::uuid, d.tenant, k.kind, now()
+    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+)
+SELECT * FROM done;
+
+-- name: job_cancel_request
+-- A running job cannot be stopped from here: the request is recorded once and
+-- its worker learns of it from its next heartbeat.
+WITH asked AS (
+    UPDATE {schema}.jobs AS j
+    SET cancel_requested = true
+    WHERE j.id = %(id)s AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
+      AND j.state = ANY(%(sources)s::text[]) AND NOT j.cancel_requested
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at)
+    SELECT a.id::uuid, a.tenant, %(kind)s, now() FROM asked AS a
+)
+SELECT * FROM asked;
+
+-- name: job_save_progress
+WITH saved AS (
+    UPDATE {schema}.jobs AS j
+    SET checkpoint = COALESCE(%(checkpoint)s::bytea, j.checkpoint),
+        progress = COALESCE(%(progress)s::float8, j.progress),
+        progress_message = CASE WHEN %(progress)s::float8 IS NULL THEN j.progress_message
+                                ELSE %(message)s::text END
+    WHERE j.id = %(id)s AND j.state = '{RUNNING}' AND j.lease_token = %(token)s
+    RETURNING j.id, j.tenant
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT s.id, s.tenant, %(kind)s, now(),
+           jsonb_build_object('progress', %(progress)s::float8, 'message', %(message)s::text)
+    FROM saved AS s
+    WHERE %(progress)s::float8 IS NOT NULL
+)
+SELECT s.id::text FROM saved AS s;
+
+-- name: job_redrive
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET state = %(target)s, attempts = 0, error = NULL, finished_at = NULL,
+        cancel_requested = false, run_at = now()
+    WHERE j.id = %(id)s AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
+      AND j.state = ANY(%(sources)s::text[])
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at)
+    SELECT d.id::uuid, d.tenant, k.kind, now()
+    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+), woken AS (
+    SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d
+)
+SELECT done.* FROM done, woken;
+
+-- name: job_recover_expired
+-- EXPIRE, or EXPIRE_DEAD for a job on its last attempt, in one statement; rows a
+-- concurrent recoverer (or a late completion) holds are left to it.
+WITH expired AS (
+    SELECT j.id, j.worker_id, j.attempts >= j.max_attempts AS last
+    FROM {schema}.jobs AS j
+    WHERE j.state IN ({EXPIRE_SOURCES}) AND j.lease_expires_at <= now()
+    FOR UPDATE OF j SKIP LOCKED
+), moved AS (
+    UPDATE {schema}.jobs AS j
+    SET state = CASE WHEN e.last THEN %(dead_target)s ELSE %(target)s END,
+        finished_at = CASE WHEN e.last THEN now() END,
+        error = CASE WHEN e.last THEN %(dead_error)s::jsonb ELSE j.error END,
+        run_at = CASE WHEN e.last THEN j.run_at ELSE now() END,
+        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+        cancel_requested = false
+    FROM expired AS e
+    WHERE j.id = e.id
+    RETURNING {job_columns}, e.worker_id AS prior_worker, e.last
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT m.id::uuid, m.tenant, k.kind, now(),
+           jsonb_build_object('worker', m.prior_worker, 'attempt', m.attempts)
+    FROM moved AS m
+    CROSS JOIN LATERAL unnest(
+        CASE WHEN m.last THEN %(dead_events)s::text[] ELSE %(events)s::text[] END
+    ) WITH ORDINALITY AS k(kind, n)
+    ORDER BY m.id, k.n
+), woken AS (
+    SELECT count(pg_notify(%(channel)s, q.queue)) AS n
+    FROM (SELECT DISTINCT m.queue FROM moved AS m WHERE NOT m.last) AS q
+)
+SELECT moved.* FROM moved, woken;
+
+-- name: job_get
+SELECT {job_columns}
+FROM {schema}.jobs AS j
+WHERE j.id = %(id)s AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s);
+
+-- name: job_list
+SELECT {job_columns}
+FROM {schema}.jobs AS j
+WHERE (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
+  AND (%(states)s::text[] IS NULL OR j.state = ANY(%(states)s::text[]))
+  AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)
+  AND (%(task)s::text IS NULL OR j.task = %(task)s)
+  AND (%(before_id)s::uuid IS NULL OR j.id < %(before_id)s::uuid)
+ORDER BY j.id DESC
+LIMIT %(limit)s;
+
+-- name: job_counts
+SELECT j.queue, j.state, count(*)
+FROM {schema}.jobs AS j
+WHERE (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
+GROUP BY j.queue, j.state;
+
+-- name: job_purge
+WITH gone AS (
+    DELETE FROM {schema}.jobs AS j
+    WHERE j.state = ANY(%(states)s::text[]) AND j.finished_at < %(before)s
+    RETURNING j.id
+), forgotten AS (
+    DELETE FROM {schema}.events AS e WHERE e.job_id IN (SELECT g.id FROM gone AS g)
+)
+SELECT count(*) FROM gone;
+
+-- name: event_list
+SELECT e.id, e.job_id::text, e.tenant, e.kind, e.at, e.data
+FROM {schema}.events AS e
+WHERE e.job_id = %(job_id)s AND e.id > %(after)s
+ORDER BY e.id
+LIMIT %(limit)s;
+
+-- name: event_latest
+SELECT e.id, e.job_id::text, e.tenant, e.kind, e.at, e.data
+FROM {schema}.events AS e
+WHERE e.job_id = %(job_id)s
+ORDER BY e.id DESC
+LIMIT 1;
+
+-- name: event_feed
+SELECT e.id, e.job_id::text, e.tenant, e.kind, e.at, e.data
+FROM {schema}.events AS e
+WHERE e.id > %(after)s AND (%(tenant)s::text IS NULL OR e.tenant = %(tenant)s)
+ORDER BY e.id
+LIMIT %(limit)s;
