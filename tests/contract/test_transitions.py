@@ -308,3 +308,16 @@ async def test_cancel_confirm_after_completion_is_refused(backend: Backend) -> N
     assert await backend.job_cancel_confirm(job.lease) is None
     assert (await must_get(backend, job.id)).state is State.SUCCEEDED
     assert (await kinds(backend, job.id))[-1] == "succeeded"
+
+
+async def test_redrive_is_refused_while_a_live_job_holds_its_unique_key(backend: Backend) -> None:
+    old = await enqueue(backend, unique_key="nightly", delay=3600)
+    assert await backend.job_cancel(old.id) is not None
+    newer = await enqueue(backend, unique_key="nightly", delay=3600)
+    assert newer.id != old.id
+    assert await backend.job_redrive(old.id) is None
+    assert (await must_get(backend, old.id)).state is State.CANCELLED
+    assert await backend.job_cancel(newer.id) is not None
+    redriven = await backend.job_redrive(old.id)
+    assert redriven is not None
+    assert redriven.state is State.QUEUED

@@ -38,7 +38,8 @@ class Backend(ABC):
     # lifecycle of the backend itself -------------------------------------------
 
     async def open(self) -> None:
-        """Connect and create the schema if needed; idempotent."""
+        """Connect and create the schema if needed; idempotent and cheap once
+        open, since the app calls it on every first use in a loop."""
 
     async def close(self) -> None:
         """Release connections; the stored jobs stay (durable backends)."""
@@ -58,7 +59,8 @@ class Backend(ABC):
         """Store jobs (ENQUEUE, or ENQUEUE_LATER when due in the future) in one step.
 
         A job whose ``unique_key`` matches a not-ended job of the same tenant is not
-        stored; the existing job is returned in its place.
+        stored; the existing job is returned in its place. Job ids are UUID strings
+        (time-ordered, version 7); enqueueing an id that exists returns that job.
         """
 
     @abstractmethod
@@ -114,7 +116,8 @@ class Backend(ABC):
 
     @abstractmethod
     async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
-        """REDRIVE a dead or cancelled job: queued again, attempts reset to 0."""
+        """REDRIVE a dead or cancelled job: queued again, attempts reset to 0.
+        Refused (``None``) while another live job holds its ``unique_key``."""
 
     @abstractmethod
     async def job_recover_expired(self) -> list[Job]:
@@ -148,7 +151,9 @@ class Backend(ABC):
     ) -> list[Event]:
         """Events of all jobs (of one tenant when given) with ``id > after``, oldest
         first: what live streams and dashboards follow. Event ids increase across
-        the whole backend, so ``after`` is a resumable cursor."""
+        the whole backend, so ``after`` is a resumable cursor. (Where ids come from
+        a sequence, a transaction that commits late can publish an id below one a
+        reader has seen; a stream that must not miss one re-reads a short window.)"""
         raise NotImplementedError(f"{type(self).__name__} has no event feed yet")
 
     # delivery -----------------------------------------------------------------

@@ -243,6 +243,8 @@ class MemoryBackend(Backend):
             job = self._visible(job_id, tenant)
             if job is None or not lc.REDRIVE.allows(job.state):
                 return None
+            if job.unique_key is not None and self._live_unique(job.tenant, job.unique_key):
+                return None
             job.attempts = 0
             job.error = None
             job.finished_at = None
