@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 
 from offload.backends import Backend
-from offload.lifecycle import State
+from offload.job import NewJob
+from offload.lifecycle import EventKind, State
 
 from .helpers import enqueue, must_get, near, new_job
 
@@ -76,3 +77,12 @@ async def test_many_jobs_in_one_call_come_back_in_order(backend: Backend) -> Non
 async def test_empty_batch_stores_nothing(backend: Backend) -> None:
     assert await backend.job_enqueue_many([]) == []
     assert not any((await backend.job_counts()).values())
+
+
+async def test_enqueueing_an_existing_id_returns_the_stored_job(backend: Backend) -> None:
+    first = new_job(queue="once")
+    [stored] = await backend.job_enqueue_many([first])
+    again = NewJob(id=first.id, task="tests.other", payload=b"{}", queue="twice")
+    [repeat] = await backend.job_enqueue_many([again])
+    assert (repeat.id, repeat.task, repeat.queue) == (stored.id, stored.task, "once")
+    assert [e.kind for e in await backend.event_list(first.id)] == [EventKind.ENQUEUED]

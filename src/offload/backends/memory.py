@@ -62,6 +62,8 @@ class MemoryBackend(Backend):
         return [_snapshot(j) for j in out]
 
     def _enqueue_one(self, new: NewJob, now: datetime) -> Job:
+        if new.id in self._s.jobs:
+            return self._s.jobs[new.id]
         if new.unique_key is not None:
             existing = self._live_unique(new.tenant, new.unique_key)
             if existing is not None:

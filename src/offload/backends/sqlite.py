@@ -1,0 +1,973 @@
+"""The embedded default backend: one SQLite file, shared by any number of processes.
+
+Why it is built the way it is:
+
+* ``sqlite3`` connections are not meant to hop threads, and a query must never
+  block the event loop, so each instance owns one connection living on one
+  dedicated thread; every contract method is one call into that thread running
+  one transaction.
+* WAL lets readers go on while one writer writes; ``BEGIN IMMEDIATE`` takes the
+  write lock before the first read of a write transaction, so worker processes
+  sharing the file queue up on ``busy_timeout`` instead of deadlocking on a lock
+  upgrade, and two of them can never lease the same job.
+* ``synchronous=NORMAL`` in WAL mode survives a crash of the process (``kill -9``);
+  ``?synchronous=full`` in the URL adds survival of a power loss at some speed.
+* Timestamps are stored as integer microseconds since the Unix epoch: exact (a
+  ``datetime`` read back equals the one written), compact, and ordered.
+* The state names inside SQL come from ``offload.lifecycle`` when this module is
+  imported, so the guards in the ``WHERE`` clauses cannot drift from the table.
+* SQLite cannot push between processes: waiters in this process are woken by
+  writes of this process, and a change committed by another process is noticed
+  through ``PRAGMA data_version`` while waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+from offload import lifecycle as lc
+from offload.backends.base import Backend, QueueCounts
+from offload.errors import BackendError, ConfigurationError
+from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.lifecycle import EventKind, State, Transition
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+# time ------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _us(moment: datetime) -> int:
+    """Microseconds since the epoch; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICRO
+
+
+def _dt(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _opt_dt(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+# schema --------------------------------------------------------------------------
+
+
+def _states(states: Iterable[State]) -> str:
+    """An SQL list literal of state names, for guards and partial indexes."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"
+
+
+_LEASABLE = _states(lc.START.sources)
+_RUNNING = _states(lc.CANCEL_RUNNING.sources)
+_ENDED = _states(lc.ENDED)
+
+# Column order follows ``Job`` so that a row reads like the dataclass.
+_COLUMNS = (
+    "id, task, queue, tenant, state, payload, priority, attempts, max_attempts, "
+    "created_at, run_at, timeout, started_at, finished_at, result, error, checkpoint, "
+    "progress, progress_message, unique_key, batch_id, worker_id, lease_token, "
+    "lease_expires_at, cancel_requested, meta"
+)
+
+# Each entry moves the schema one version up; ``PRAGMA user_version`` records how
+# many have been applied, so opening an older file upgrades it in place.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE IF NOT EXISTS jobs (
+            id TEXT PRIMARY KEY,
+            task TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            state TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            priority INTEGER NOT NULL,
+            attempts INTEGER NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            run_at INTEGER NOT NULL,
+            timeout REAL,
+            started_at INTEGER,
+            finished_at INTEGER,
+            result BLOB,
+            error TEXT,
+            checkpoint BLOB,
+            progress REAL,
+            progress_message TEXT,
+            unique_key TEXT,
+            batch_id TEXT,
+            worker_id TEXT,
+            lease_token TEXT,
+            lease_expires_at INTEGER,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            meta TEXT NOT NULL DEFAULT '{}'
+        )""",
+        # Only waiting jobs are in the leasing index: it stays small however many
+        # ended jobs the table keeps, and its order is the lease order.
+        f"""CREATE INDEX IF NOT EXISTS jobs_lease
+            ON jobs (queue, priority DESC, run_at, id) WHERE state IN {_LEASABLE}""",
+        f"""CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique ON jobs (tenant, unique_key)
+            WHERE unique_key IS NOT NULL AND state NOT IN {_ENDED}""",
+        f"""CREATE INDEX IF NOT EXISTS jobs_running
+            ON jobs (lease_expires_at) WHERE state IN {_RUNNING}""",
+        """CREATE INDEX IF NOT EXISTS jobs_finished
+            ON jobs (finished_at) WHERE finished_at IS NOT NULL""",
+        # One index serves counts (it covers queue and state) and listings by
+        # tenant and state in id order. Each index costs every enqueue several
+        # per cent, so listings without a tenant scan the table in id order.
+        "CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, state, id, queue)",
+        # AUTOINCREMENT: an id is never reused after a purge, so a feed cursor
+        # held by a dashboard never skips or repeats an event.
+        """CREATE TABLE IF NOT EXISTS events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            data TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX IF NOT EXISTS events_job ON events (job_id, id)",
+    ),
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+# statements ------------------------------------------------------------------------
+
+# OR IGNORE: an id that is already stored is not written again (a retried
+# enqueue is then harmless); the caller gets the stored job back.
+_INSERT_JOB = (
+    "INSERT OR IGNORE INTO jobs (id, task, queue, tenant, state, payload, priority, attempts, "
+    "max_attempts, created_at, run_at, timeout, unique_key, batch_id, meta) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+)
+_LAST_ROWID = "SELECT coalesce(max(rowid), 0) FROM jobs"
+
+
+def _enqueue_events_sql(enqueues: Sequence[Transition]) -> str:
+    """One INSERT … SELECT that appends the events of every job inserted after
+    rowid ``:last``, each job's kinds in order: SQLite builds these rows faster
+    than Python can bind them, which matters on the bulk enqueue path."""
+    selects = []
+    for position in range(max(len(t.events) for t in enqueues)):
+        whens = " ".join(
+            f"WHEN '{t.target.value}' THEN '{t.events[position].value}'"
+            for t in enqueues
+            if position < len(t.events)
+        )
+        selects.append(
+            f"SELECT rowid AS r, {position} AS p, id, tenant, CASE state {whens} END AS kind, "
+            "created_at FROM jobs WHERE rowid > :last"
+        )
+    return (
+        "INSERT INTO events (job_id, tenant, kind, at) SELECT id, tenant, kind, created_at "
+        f"FROM ({' UNION ALL '.join(selects)}) WHERE kind IS NOT NULL ORDER BY r, p"
+    )
+
+
+_ENQUEUE_EVENTS = _enqueue_events_sql((lc.ENQUEUE, lc.ENQUEUE_LATER))
+_INSERT_EVENT = "INSERT INTO events (job_id, tenant, kind, at, data) VALUES (?, ?, ?, ?, ?)"
+_SELECT_JOB = f"SELECT {_COLUMNS} FROM jobs WHERE id = ? AND tenant = COALESCE(?, tenant)"
+_SELECT_LIVE_UNIQUE = (
+    f"SELECT {_COLUMNS} FROM jobs WHERE tenant = ? AND unique_key = ? AND state NOT IN {_ENDED}"
+)
+_LEASE = (
+    f"UPDATE jobs SET state = '{lc.START.target.value}', attempts = attempts + 1, "
+    "worker_id = :worker, lease_token = lower(hex(randomblob(16))), "
+    "lease_expires_at = :expires, started_at = :now "
+    "WHERE rowid IN (SELECT rowid FROM jobs "
+    f"WHERE queue = :queue AND state IN {_LEASABLE} AND run_at <= :now "
+    "ORDER BY priority DESC, run_at, id LIMIT :limit) "
+    f"RETURNING {_COLUMNS}"
+)
+_HEARTBEAT = (
+    "UPDATE jobs SET lease_expires_at = ? "
+    f"WHERE id = ? AND state IN {_RUNNING} AND lease_token = ? RETURNING cancel_requested"
+)
+_PROGRESS = (
+    "UPDATE jobs SET checkpoint = COALESCE(:checkpoint, checkpoint), "
+    "progress = COALESCE(:progress, progress), "
+    "progress_message = CASE WHEN :progress IS NULL THEN progress_message ELSE :message END "
+    f"WHERE id = :id AND state IN {_RUNNING} AND lease_token = :token RETURNING tenant"
+)
+_REQUEST_CANCEL = (
+    "UPDATE jobs SET cancel_requested = 1 WHERE id = :id AND tenant = COALESCE(:tenant, tenant) "
+    f"AND state IN {_RUNNING} AND cancel_requested = 0 RETURNING {_COLUMNS}"
+)
+_SELECT_EXPIRED = (
+    "SELECT id, lease_token, worker_id, attempts, attempts >= max_attempts FROM jobs "
+    f"WHERE state IN {_RUNNING} AND lease_expires_at <= ?"
+)
+_COUNTS = "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
+_COUNTS_OF_TENANT = "SELECT queue, state, count(*) FROM jobs WHERE tenant = ? GROUP BY queue, state"
+_PURGE_SELECT = (
+    "SELECT id FROM jobs INDEXED BY jobs_finished WHERE finished_at < :before "
+    f"AND state IN {_ENDED} AND state IN (SELECT value FROM json_each(:states))"
+)
+_PURGE_EVENTS = f"DELETE FROM events WHERE job_id IN ({_PURGE_SELECT})"
+_PURGE_JOBS = f"DELETE FROM jobs WHERE id IN ({_PURGE_SELECT})"
+_EVENT_COLUMNS = "id, job_id, tenant, kind, at, data"
+_EVENTS_OF_JOB = (
+    f"SELECT {_EVENT_COLUMNS} FROM events WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?"
+)
+_LATEST_EVENT = f"SELECT {_EVENT_COLUMNS} FROM events WHERE job_id = ? ORDER BY id DESC LIMIT 1"
+_FEED = (
+    f"SELECT {_EVENT_COLUMNS} FROM events WHERE id > ? AND tenant = COALESCE(?, tenant) "
+    "ORDER BY id LIMIT ?"
+)
+
+_DROP_LEASE = "worker_id = NULL, lease_token = NULL, lease_expires_at = NULL, cancel_requested = 0"
+
+
+def _transition_sql(t: Transition, sets: str, guard: str = "", returning: str = _COLUMNS) -> str:
+    """One guarded UPDATE for ``t``: it matches only from ``t.sources`` and, for a
+    leased transition, only under the caller's lease token."""
+    fence = " AND lease_token = :token" if t.leased else ""
+    return (
+        f"UPDATE jobs SET state = '{t.target.value}', {sets} "
+        f"WHERE id = :id AND state IN {_states(t.sources)}{fence}{guard} RETURNING {returning}"
+    )
+
+
+_TENANT_GUARD = " AND tenant = COALESCE(:tenant, tenant)"
+# A redriven job would hold its unique key again; while another live job holds it,
+# the redrive is refused rather than letting two live jobs share one key.
+_KEY_FREE_GUARD = (
+    " AND (unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS other "
+    "WHERE other.tenant = jobs.tenant AND other.unique_key = jobs.unique_key "
+    f"AND other.state NOT IN {_ENDED}))"
+)
+
+_SQL: dict[Transition, str] = {
+    lc.SUCCEED: _transition_sql(
+        lc.SUCCEED, f"result = :result, finished_at = :now, {_DROP_LEASE}", returning="tenant"
+    ),
+    lc.RETRY: _transition_sql(lc.RETRY, f"error = :error, run_at = :run_at, {_DROP_LEASE}"),
+    lc.FAIL: _transition_sql(lc.FAIL, f"error = :error, finished_at = :now, {_DROP_LEASE}"),
+    lc.REJECT: _transition_sql(lc.REJECT, f"error = :error, finished_at = :now, {_DROP_LEASE}"),
+    lc.REQUEUE: _transition_sql(
+        lc.REQUEUE,
+        "attempts = max(attempts - 1, 0), checkpoint = COALESCE(:checkpoint, checkpoint), "
+        f"run_at = :now, {_DROP_LEASE}",
+    ),
+    lc.CANCEL_WAITING: _transition_sql(
+        lc.CANCEL_WAITING, f"finished_at = :now, {_DROP_LEASE}", _TENANT_GUARD
+    ),
+    lc.CANCEL_RUNNING: _transition_sql(lc.CANCEL_RUNNING, f"finished_at = :now, {_DROP_LEASE}"),
+    lc.EXPIRE: _transition_sql(
+        lc.EXPIRE, f"run_at = :now, {_DROP_LEASE}", " AND lease_token = :token"
+    ),
+    lc.EXPIRE_DEAD: _transition_sql(
+        lc.EXPIRE_DEAD,
+        f"error = :error, finished_at = :now, {_DROP_LEASE}",
+        " AND lease_token = :token",
+    ),
+    lc.REDRIVE: _transition_sql(
+        lc.REDRIVE,
+        f"attempts = 0, error = NULL, finished_at = NULL, run_at = :now, {_DROP_LEASE}",
+        _TENANT_GUARD + _KEY_FREE_GUARD,
+    ),
+}
+
+# Filters of ``job_list``, in the order their parameters are bound.
+_LIST_FILTERS = (
+    "tenant = ?",
+    "state IN (SELECT value FROM json_each(?))",
+    "queue = ?",
+    "task = ?",
+    "id < ?",
+)
+
+
+@lru_cache(maxsize=32)  # every subset of the five filters
+def _list_sql(present: tuple[bool, ...]) -> str:
+    """The listing query with only the filters in use, so each can use its index."""
+    where = " AND ".join(f for f, on in zip(_LIST_FILTERS, present, strict=True) if on)
+    return (
+        f"SELECT {_COLUMNS} FROM jobs {'WHERE ' + where if where else ''} ORDER BY id DESC LIMIT ?"
+    )
+
+
+# rows -> objects ---------------------------------------------------------------------
+
+_STATE = {s.value: s for s in State}
+_KIND = {k.value: k for k in EventKind}
+_KINDS = {t: tuple(k.value for k in t.events) for t in lc.ALL}
+_EXPIRED_ERROR = ErrorInfo("LeaseExpired", "lease expired on the last attempt")
+
+
+def _job(r: Row) -> Job:
+    return Job(
+        id=r[0], task=r[1], queue=r[2], tenant=r[3], state=_STATE[r[4]], payload=r[5],
+        priority=r[6], attempts=r[7], max_attempts=r[8], created_at=_dt(r[9]),
+        run_at=_dt(r[10]), timeout=r[11], started_at=_opt_dt(r[12]),
+        finished_at=_opt_dt(r[13]), result_data=r[14], error=_error(r[15]),
+        checkpoint_data=r[16], progress=r[17], progress_message=r[18], unique_key=r[19],
+        batch_id=r[20], worker_id=r[21], lease_token=r[22], lease_expires_at=_opt_dt(r[23]),
+        cancel_requested=bool(r[24]), meta=_loads(r[25]),
+    )  # fmt: skip
+
+
+def _event(r: Row) -> Event:
+    return Event(r[0], r[1], r[2], _KIND[r[3]], _dt(r[4]), _loads(r[5]))
+
+
+def _error(text: str | None) -> ErrorInfo | None:
+    return None if text is None else ErrorInfo.from_dict(json.loads(text))
+
+
+def _loads(text: str) -> dict[str, Any]:
+    if text == "{}":
+        return {}
+    value: dict[str, Any] = json.loads(text)
+    return value
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":")) if data else "{}"
+
+
+# the work done on the connection's thread, one transaction per call ----------------
+
+
+def _append(
+    conn: sqlite3.Connection, t: Transition, row: Row, now: int, data: dict[str, Any]
+) -> None:
+    """The events ``t`` records, for a row in ``_COLUMNS`` order."""
+    text = _dumps(data)
+    conn.executemany(_INSERT_EVENT, [(row[0], row[3], k, now, text) for k in _KINDS[t]])
+
+
+def _update(conn: sqlite3.Connection, t: Transition, params: dict[str, Any]) -> Row | None:
+    row: Row | None = conn.execute(_SQL[t], params).fetchone()
+    return row
+
+
+def _apply(
+    conn: sqlite3.Connection, t: Transition, params: dict[str, Any], data: dict[str, Any]
+) -> Job | None:
+    """Run ``t``'s guarded UPDATE; append its events only when it matched."""
+    row = _update(conn, t, params)
+    if row is None:
+        return None
+    _append(conn, t, row, params["now"], data)
+    return _job(row)
+
+
+def _enqueue_many(conn: sqlite3.Connection, news: Sequence[NewJob]) -> list[Job]:
+    now = _now_us()
+    last: int = conn.execute(_LAST_ROWID).fetchone()[0]
+    if any(new.unique_key is not None for new in news):
+        jobs = [_enqueue_one(conn, new, now) for new in news]
+    else:
+        rows, jobs = _prepare(news, now)
+        before = conn.total_changes
+        conn.executemany(_INSERT_JOB, rows)
+        if conn.total_changes - before != len(rows):
+            jobs = [_stored(conn, job) for job in jobs]
+    conn.execute(_ENQUEUE_EVENTS, {"last": last})
+    return jobs
+
+
+def _stored(conn: sqlite3.Connection, job: Job) -> Job:
+    """The job as stored under ``job``'s id (an earlier enqueue's, on a repeat)."""
+    row = conn.execute(_SELECT_JOB, (job.id, None)).fetchone()
+    return _job(row) if row is not None else job
+
+
+def _enqueue_one(conn: sqlite3.Connection, new: NewJob, now: int) -> Job:
+    """The path for unique keys: the live holder of the key, if any, wins; the
+    write lock held since BEGIN IMMEDIATE makes check-then-insert atomic."""
+    if new.unique_key is not None:
+        row = conn.execute(_SELECT_LIVE_UNIQUE, (new.tenant, new.unique_key)).fetchone()
+        if row is not None:
+            return _job(row)
+    rows, jobs = _prepare((new,), now)
+    inserted = conn.execute(_INSERT_JOB, rows[0]).rowcount
+    return jobs[0] if inserted else _stored(conn, jobs[0])
+
+
+# (state as stored, state) of a job due now and of one due later
+_NOW = (lc.ENQUEUE.target.value, lc.ENQUEUE.target)
+_LATER = (lc.ENQUEUE_LATER.target.value, lc.ENQUEUE_LATER.target)
+
+
+def _prepare(news: Iterable[NewJob], now: int) -> tuple[list[Row], list[Job]]:
+    """Rows to insert and the jobs to hand back, built in one pass; this loop is
+    the cost of a bulk enqueue, so everything that can be is hoisted out of it."""
+    rows: list[Row] = []
+    jobs: list[Job] = []
+    created = _dt(now)
+    for new in news:
+        run = _run_at(new, now)
+        value, state = _LATER if run > now else _NOW
+        meta = _dumps(new.meta)
+        rows.append((
+            new.id, new.task, new.queue, new.tenant, value, new.payload, new.priority,
+            new.max_attempts, now, run, new.timeout, new.unique_key, new.batch_id, meta,
+        ))  # fmt: skip
+        jobs.append(Job(
+            new.id, new.task, new.queue, new.tenant, state, new.payload, new.priority, 0,
+            new.max_attempts, created, created if run == now else _dt(run), new.timeout,
+            unique_key=new.unique_key, batch_id=new.batch_id, meta=_loads(meta),
+        ))  # fmt: skip
+    return rows, jobs
+
+
+def _run_at(new: NewJob, now: int) -> int:
+    if new.run_at is not None:
+        return _us(new.run_at)
+    return now + round(new.delay * 1_000_000) if new.delay else now
+
+
+def _lease(
+    conn: sqlite3.Connection, worker_id: str, queues: Sequence[str], limit: int, lease_for: float
+) -> list[Job]:
+    """START up to ``limit`` jobs, one guarded UPDATE per queue in the worker's
+    order: per queue the leasing index is already in lease order, so each UPDATE
+    reads only the rows it takes however long the backlog is."""
+    now = _now_us()
+    params = {"worker": worker_id, "now": now, "expires": now + round(lease_for * 1_000_000)}
+    rows: list[Row] = []
+    for queue in dict.fromkeys(queues):
+        if len(rows) >= limit:
+            break
+        taken = conn.execute(_LEASE, params | {"queue": queue, "limit": limit - len(rows)})
+        rows.extend(sorted(taken.fetchall(), key=_lease_order))
+    worker = json.dumps(worker_id)
+    events = [
+        (r[0], r[3], kind, now, f'{{"attempt":{r[7]},"worker":{worker}}}')
+        for r in rows
+        for kind in _KINDS[lc.START]
+    ]
+    conn.executemany(_INSERT_EVENT, events)
+    return [_job(r) for r in rows]
+
+
+def _lease_order(row: Row) -> tuple[int, int, str]:
+    """RETURNING gives no order; this restores (priority desc, run_at, id)."""
+    return (-row[6], row[10], row[0])
+
+
+def _heartbeat(
+    conn: sqlite3.Connection, leases: Sequence[Lease], lease_for: float
+) -> HeartbeatReply:
+    expires = _now_us() + round(lease_for * 1_000_000)
+    lost: set[str] = set()
+    cancel: set[str] = set()
+    for lease in leases:
+        row = conn.execute(_HEARTBEAT, (expires, lease.job_id, lease.token)).fetchone()
+        if row is None:
+            lost.add(lease.job_id)
+        elif row[0]:
+            cancel.add(lease.job_id)
+    return HeartbeatReply(frozenset(lost), frozenset(cancel))
+
+
+def _complete_many(
+    conn: sqlite3.Connection, items: Sequence[tuple[Lease, bytes | None]]
+) -> list[bool]:
+    now = _now_us()
+    flags: list[bool] = []
+    events: list[Row] = []
+    sql, kinds = _SQL[lc.SUCCEED], _KINDS[lc.SUCCEED]
+    for lease, result in items:
+        params = {"id": lease.job_id, "token": lease.token, "result": result, "now": now}
+        row = conn.execute(sql, params).fetchone()
+        flags.append(row is not None)
+        if row is not None:
+            events.extend((lease.job_id, row[0], kind, now, "{}") for kind in kinds)
+    conn.executemany(_INSERT_EVENT, events)
+    return flags
+
+
+def _fail(
+    conn: sqlite3.Connection, lease: Lease, error: ErrorInfo, retry_in: float | None
+) -> Job | None:
+    now = _now_us()
+    params = {"id": lease.job_id, "token": lease.token, "now": now, "error": _error_json(error)}
+    t = lc.FAIL if retry_in is None else lc.RETRY
+    if retry_in is not None:
+        params["run_at"] = now + round(retry_in * 1_000_000)
+    row = _update(conn, t, params)
+    if row is None:
+        return None
+    data: dict[str, Any] = {"error": error.to_dict(), "attempt": row[7]}
+    if retry_in is not None:
+        data["run_at"] = _dt(row[10]).isoformat()
+    _append(conn, t, row, now, data)
+    return _job(row)
+
+
+def _error_json(error: ErrorInfo) -> str:
+    return json.dumps(error.to_dict(), separators=(",", ":"))
+
+
+def _reject(conn: sqlite3.Connection, lease: Lease, error: ErrorInfo) -> Job | None:
+    params = {"id": lease.job_id, "token": lease.token, "now": _now_us()}
+    params["error"] = _error_json(error)
+    return _apply(conn, lc.REJECT, params, {"error": error.to_dict()})
+
+
+def _requeue(conn: sqlite3.Connection, lease: Lease, checkpoint: bytes | None) -> Job | None:
+    params = {"id": lease.job_id, "token": lease.token, "now": _now_us()}
+    return _apply(conn, lc.REQUEUE, params | {"checkpoint": checkpoint}, {})
+
+
+def _cancel(conn: sqlite3.Connection, job_id: str, tenant: str | None) -> Job | None:
+    """Cancel a waiting job, else ask a running one to stop (once), else hand
+    back the job as it is."""
+    now = _now_us()
+    params = {"id": job_id, "tenant": tenant, "now": now}
+    job = _apply(conn, lc.CANCEL_WAITING, params, {})
+    if job is not None:
+        return job
+    row = conn.execute(_REQUEST_CANCEL, params).fetchone()
+    if row is not None:
+        conn.execute(_INSERT_EVENT, (row[0], row[3], EventKind.CANCEL_REQUESTED.value, now, "{}"))
+        return _job(row)
+    return _get(conn, job_id, tenant)
+
+
+def _cancel_confirm(conn: sqlite3.Connection, lease: Lease) -> Job | None:
+    params = {"id": lease.job_id, "token": lease.token, "now": _now_us()}
+    return _apply(conn, lc.CANCEL_RUNNING, params, {})
+
+
+def _save_progress(
+    conn: sqlite3.Connection,
+    lease: Lease,
+    checkpoint: bytes | None,
+    progress: float | None,
+    message: str | None,
+) -> bool:
+    params = {"id": lease.job_id, "token": lease.token, "checkpoint": checkpoint}
+    row = conn.execute(_PROGRESS, params | {"progress": progress, "message": message}).fetchone()
+    if row is None:
+        return False
+    if progress is not None:
+        data = _dumps({"progress": progress, "message": message})
+        conn.execute(
+            _INSERT_EVENT, (lease.job_id, row[0], EventKind.PROGRESS.value, _now_us(), data)
+        )
+    return True
+
+
+def _redrive(conn: sqlite3.Connection, job_id: str, tenant: str | None) -> Job | None:
+    return _apply(conn, lc.REDRIVE, {"id": job_id, "tenant": tenant, "now": _now_us()}, {})
+
+
+def _recover_expired(conn: sqlite3.Connection) -> list[Job]:
+    now = _now_us()
+    out: list[Job] = []
+    for job_id, token, worker, attempts, last in conn.execute(_SELECT_EXPIRED, (now,)).fetchall():
+        params = {"id": job_id, "token": token, "now": now}
+        data = {"worker": worker, "attempt": attempts}
+        if last:
+            job = _apply(conn, lc.EXPIRE_DEAD, params | {"error": _EXPIRED_JSON}, data)
+        else:
+            job = _apply(conn, lc.EXPIRE, params, data)
+        if job is not None:
+            out.append(job)
+    return out
+
+
+_EXPIRED_JSON = _error_json(_EXPIRED_ERROR)
+
+
+def _get(conn: sqlite3.Connection, job_id: str, tenant: str | None) -> Job | None:
+    row = conn.execute(_SELECT_JOB, (job_id, tenant)).fetchone()
+    return None if row is None else _job(row)
+
+
+def _list(conn: sqlite3.Connection, q: JobQuery) -> list[Job]:
+    states = None if q.states is None else json.dumps(sorted(q.states))
+    given = (q.tenant, states, q.queue, q.task, q.before_id)
+    sql = _list_sql(tuple(v is not None for v in given))
+    params = [v for v in given if v is not None]
+    return [_job(r) for r in conn.execute(sql, (*params, q.limit))]
+
+
+def _counts(conn: sqlite3.Connection, tenant: str | None) -> QueueCounts:
+    rows = conn.execute(_COUNTS) if tenant is None else conn.execute(_COUNTS_OF_TENANT, (tenant,))
+    return {(queue, _STATE[state]): n for queue, state, n in rows}
+
+
+def _purge(conn: sqlite3.Connection, before: datetime, states: Sequence[State]) -> int:
+    params = {"before": _us(before), "states": json.dumps([State(s).value for s in states])}
+    conn.execute(_PURGE_EVENTS, params)
+    return conn.execute(_PURGE_JOBS, params).rowcount
+
+
+def _events(conn: sqlite3.Connection, sql: str, params: Row) -> list[Event]:
+    return [_event(r) for r in conn.execute(sql, params)]
+
+
+# wake-ups inside this process ------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class _Waiter:
+    loop: asyncio.AbstractEventLoop
+    event: asyncio.Event
+    queues: frozenset[str]
+
+
+_waiters: dict[str, set[_Waiter]] = {}
+_waiters_lock = threading.Lock()
+
+
+def _notify(path: str, queues: Iterable[str]) -> None:
+    """Wake the waiters of this database file for any of ``queues``, whichever
+    instance, thread or loop they belong to."""
+    wanted = set(queues)
+    with _waiters_lock:
+        waiters = [w for w in _waiters.get(path, ()) if not w.queues.isdisjoint(wanted)]
+    for waiter in waiters:
+        if not waiter.loop.is_closed():
+            waiter.loop.call_soon_threadsafe(waiter.event.set)
+
+
+def _register(path: str, waiter: _Waiter) -> None:
+    with _waiters_lock:
+        _waiters.setdefault(path, set()).add(waiter)
+
+
+def _unregister(path: str, waiter: _Waiter) -> None:
+    with _waiters_lock:
+        waiters = _waiters.get(path)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del _waiters[path]
+
+
+# the URL ---------------------------------------------------------------------------
+
+_SYNCHRONOUS = frozenset({"off", "normal", "full", "extra"})
+
+
+@dataclass(frozen=True)
+class _Options:
+    path: str
+    synchronous: str = "normal"
+    busy_timeout: float = 10.0
+    cross_process_poll: float = 0.2
+
+
+def _parse(url: str) -> _Options:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute.db``, with optional
+    ``?synchronous=full&busy_timeout=30&cross_process_poll=0.5``."""
+    parts = urlsplit(url)
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if parts.netloc or not path or path == ":memory:":
+        raise ConfigurationError(
+            f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or "
+            "sqlite:////absolute/path.db (memory:// for an in-process store)"
+        )
+    query = dict(parse_qsl(parts.query))
+    try:
+        options = _Options(
+            os.path.realpath(path),
+            query.pop("synchronous", "normal").lower(),
+            float(query.pop("busy_timeout", 10.0)),
+            float(query.pop("cross_process_poll", 0.2)),
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"bad option in SQLite URL {url!r}: {exc}") from None
+    if query or options.synchronous not in _SYNCHRONOUS:
+        raise ConfigurationError(
+            f"bad option in SQLite URL {url!r}: known options are synchronous "
+            f"({', '.join(sorted(_SYNCHRONOUS))}), busy_timeout and cross_process_poll (seconds)"
+        )
+    return options
+
+
+def _connect(options: _Options) -> sqlite3.Connection:
+    Path(options.path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(options.path, timeout=options.busy_timeout, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {options.synchronous.upper()}")
+    _migrate(conn)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the file to ``SCHEMA_VERSION``; the version is re-read under the
+    write lock so that processes opening a new file at once migrate it once."""
+    if _user_version(conn) == SCHEMA_VERSION:
+        return
+    with _transaction(conn):
+        version = _user_version(conn)
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"the SQLite file has schema version {version}, newer than this "
+                f"offload's {SCHEMA_VERSION}: upgrade offload"
+            )
+        for statements in _MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    """Changes whenever another connection commits to the file."""
+    version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+    return version
+
+
+# the backend -----------------------------------------------------------------------
+
+
+class SQLiteBackend(Backend):
+    """Jobs and events in one SQLite file, safe to share between processes."""
+
+    def __init__(self, url: str, *, options: _Options | None = None) -> None:
+        self.url = url
+        self._options = options if options is not None else _parse(url)
+        self._pool: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._opening: asyncio.Lock | None = None
+        self._closed = False
+
+    @property
+    def path(self) -> str:
+        return self._options.path
+
+    def clone(self) -> SQLiteBackend:
+        # The resolved path travels with the clone: a relative URL must not be
+        # re-resolved against another working directory.
+        return SQLiteBackend(self.url, options=self._options)
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            self._closed = False
+            if self._conn is None:
+                pool = ThreadPoolExecutor(1, thread_name_prefix="offload-sqlite")
+                loop = asyncio.get_running_loop()
+                self._conn = await loop.run_in_executor(pool, _connect, self._options)
+                self._pool = pool
+
+    async def close(self) -> None:
+        pool, conn = self._pool, self._conn
+        self._pool = self._conn = None
+        self._closed = True
+        if pool is None or conn is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+        pool.shutdown(wait=False)
+
+    async def now(self) -> datetime:
+        return _dt(_now_us())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": type(self).__name__,
+            "path": self.path,
+            "synchronous": self._options.synchronous,
+            "schema_version": SCHEMA_VERSION,
+        }
+
+    # running work on the connection's thread -------------------------------------
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        # Opened on first use for convenience, but never behind a close():
+        # a reopened connection nobody closes again would leak.
+        if self._pool is None and not self._closed:
+            await self.open()
+        if self._pool is None:
+            raise BackendError("the SQLite backend was closed")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    async def _write(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        def work() -> T:
+            conn = self._connection()
+            with _transaction(conn):
+                return fn(conn, *args, **kwargs)
+
+        return await self._run(work)
+
+    async def _read(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """A read is one statement in autocommit, which SQLite runs as its own
+        snapshot; no write lock is taken."""
+        return await self._run(lambda: fn(self._connection(), *args, **kwargs))
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise BackendError("the SQLite backend was closed")
+        return self._conn
+
+    # jobs --------------------------------------------------------------------------
+
+    async def job_enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
+        if not jobs:
+            return []
+        stored = await self._write(_enqueue_many, jobs)
+        self._wake(stored)
+        return stored
+
+    async def job_lease(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float
+    ) -> list[Job]:
+        if limit <= 0 or not queues:
+            return []
+        return await self._write(_lease, worker_id, queues, limit, lease_for)
+
+    async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
+        if not leases:
+            return HeartbeatReply()
+        return await self._write(_heartbeat, leases, lease_for)
+
+    async def job_complete_many(self, items: Sequence[tuple[Lease, bytes | None]]) -> list[bool]:
+        if not items:
+            return []
+        return await self._write(_complete_many, items)
+
+    async def job_fail(self, lease: Lease, error: ErrorInfo, retry_in: float | None) -> Job | None:
+        return await self._write(_fail, lease, error, retry_in)
+
+    async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
+        return await self._write(_reject, lease, error)
+
+    async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
+        return self._woken(await self._write(_requeue, lease, checkpoint))
+
+    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+        return await self._write(_cancel, job_id, tenant)
+
+    async def job_cancel_confirm(self, lease: Lease) -> Job | None:
+        return await self._write(_cancel_confirm, lease)
+
+    async def job_save_progress(
+        self, lease: Lease, checkpoint: bytes | None, progress: float | None, message: str | None
+    ) -> bool:
+        return await self._write(_save_progress, lease, checkpoint, progress, message)
+
+    async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
+        return self._woken(await self._write(_redrive, job_id, tenant))
+
+    async def job_recover_expired(self) -> list[Job]:
+        jobs = await self._write(_recover_expired)
+        self._wake(j for j in jobs if lc.START.allows(j.state))
+        return jobs
+
+    async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        return await self._read(_get, job_id, tenant)
+
+    async def job_list(self, query: JobQuery) -> list[Job]:
+        if query.states is not None and not query.states:
+            return []
+        return await self._read(_list, query)
+
+    async def job_counts(self, tenant: str | None = None) -> QueueCounts:
+        return await self._read(_counts, tenant)
+
+    async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
+        if not states:
+            return 0
+        return await self._write(_purge, finished_before, states)
+
+    # events ------------------------------------------------------------------------
+
+    async def event_list(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        return await self._read(_events, _EVENTS_OF_JOB, (job_id, after, limit))
+
+    async def event_latest(self, job_id: str) -> Event | None:
+        events = await self._read(_events, _LATEST_EVENT, (job_id,))
+        return events[0] if events else None
+
+    async def event_feed(
+        self, after: int = 0, tenant: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        return await self._read(_events, _FEED, (after, tenant, limit))
+
+    # delivery ----------------------------------------------------------------------
+
+    async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        """Woken at once by a write of this process; a commit of another process
+        is seen by polling ``data_version`` every ``cross_process_poll`` seconds."""
+        waiter = _Waiter(asyncio.get_running_loop(), asyncio.Event(), frozenset(queues))
+        _register(self.path, waiter)
+        try:
+            await self._wait(waiter.event, timeout)
+        finally:
+            _unregister(self.path, waiter)
+
+    async def _wait(self, woken: asyncio.Event, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        seen = await self._read(_data_version)
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                await asyncio.wait_for(woken.wait(), min(left, self._options.cross_process_poll))
+                return
+            except TimeoutError:
+                if self._conn is None or await self._read(_data_version) != seen:
+                    return
+
+    def _wake(self, jobs: Iterable[Job]) -> None:
+        queues = {job.queue for job in jobs}
+        if queues:
+            _notify(self.path, queues)
+
+    def _woken(self, job: Job | None) -> Job | None:
+        if job is not None:
+            self._wake((job,))
+        return job
+
+
+__all__ = ["SCHEMA_VERSION", "SQLiteBackend"]
