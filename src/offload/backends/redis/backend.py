@@ -1,0 +1,377 @@
+"""The Redis / Valkey backend (single server or cluster).
+
+Every job transition is one Lua script (``scripts/``) that checks the
+transition's source states and lease token, changes the job, its queue
+membership, counters and listing index, and appends the events, atomically.
+The rules come from ``offload.lifecycle`` as script arguments. Times come from
+the server's ``TIME`` inside the scripts, so clients' clocks never matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from redis.exceptions import NoScriptError, RedisError
+
+from offload import lifecycle as lc
+from offload.backends.base import Backend, QueueCounts
+from offload.backends.redis import codec, lua
+from offload.backends.redis.connection import connect, parse
+from offload.backends.redis.keys import Keys, split_lane
+from offload.errors import BackendError
+from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.lifecycle import EventKind, State
+
+CHUNK = 1000
+"""Jobs per script call: bounds how long one call holds the server."""
+
+_RULES = {t.name: codec.rule(t) for t in lc.ALL}
+_ENDED = codec.states_arg(lc.ENDED)
+_EXPIRED = codec.error_json(ErrorInfo("LeaseExpired", "lease expired on the last attempt"))
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Surface storage failures as offload's own ``BackendError``."""
+    try:
+        yield
+    except RedisError as exc:
+        raise BackendError(f"redis: {exc}") from exc
+
+
+class RedisBackend(Backend):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._target = parse(url)
+        self._keys = Keys.for_prefix(self._target.prefix)
+        self._client: Any = None
+
+    def clone(self) -> RedisBackend:
+        return RedisBackend(self.url)
+
+    async def open(self) -> None:
+        with _translated():
+            await lua.load_all(self._redis())
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": type(self).__name__, "url": self._target.safe_url,
+            "prefix": self._target.prefix, "cluster": self._target.cluster,
+        }  # fmt: skip
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            self._client = connect(self._target)
+        return self._client
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        with _translated():
+            return await lua.run(self._redis(), name, self._keys.seq, [self._keys.tag, *args])
+
+    async def now(self) -> datetime:
+        sec, usec = await self._run("now")
+        return codec.from_us(int(sec) * 1_000_000 + int(usec))
+
+    # jobs --------------------------------------------------------------------------
+
+    async def job_enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
+        if not jobs:
+            return []
+        chunks = [list(jobs[i : i + CHUNK]) for i in range(0, len(jobs), CHUNK)]
+        with _translated():
+            replies = await self._enqueue_chunks(chunks)
+        return [_enqueued(new, r) for chunk, rs in zip(chunks, replies, strict=True)
+                for new, r in zip(chunk, rs, strict=True)]  # fmt: skip
+
+    async def _enqueue_chunks(self, chunks: list[list[NewJob]]) -> list[Any]:
+        """All chunks in one round trip; safe to repeat whole, since a job whose
+        id is already stored is returned, not stored again."""
+        head = [self._keys.tag, _RULES["enqueue"], _RULES["enqueue_later"], _ENDED]
+        calls = [
+            [*head, json.dumps([codec.new_job_row(new) for new in c]), *(n.payload for n in c)]
+            for c in chunks
+        ]
+        if len(calls) == 1:
+            return [await lua.run(self._redis(), "enqueue", self._keys.seq, calls[0])]
+        try:
+            return await self._pipelined("enqueue", calls)
+        except NoScriptError:
+            await lua.load_all(self._redis())
+            return await self._pipelined("enqueue", calls)
+
+    async def _pipelined(self, name: str, calls: list[list[Any]]) -> list[Any]:
+        if self._target.cluster:
+            # redis-py refuses EVALSHA in a cluster pipeline: one round trip per chunk.
+            return [await lua.run(self._redis(), name, self._keys.seq, a) for a in calls]
+        pipe = self._redis().pipeline(transaction=False)
+        for args in calls:
+            pipe.evalsha(lua.sha(name), 1, self._keys.seq, *args)
+        return list(await pipe.execute())
+
+    async def job_lease(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float
+    ) -> list[Job]:
+        if limit <= 0 or not queues:
+            return []
+        token_base = uuid.uuid4().hex + ":"
+        reply = await self._run(
+            "lease", _RULES["start"], worker_id, str(limit),
+            str(codec.seconds_us(lease_for)), token_base, *queues,
+        )  # fmt: skip
+        return [codec.job_from_values(flat) for flat in reply]
+
+    async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
+        if not leases:
+            return HeartbeatReply()
+        pairs = [a for lease in leases for a in (lease.job_id, lease.token)]
+        lost, cancel = await self._run(
+            "heartbeat", State.RUNNING.value, str(codec.seconds_us(lease_for)), *pairs
+        )
+        return HeartbeatReply(_texts(lost), _texts(cancel))
+
+    async def job_complete_many(self, items: Sequence[tuple[Lease, bytes | None]]) -> list[bool]:
+        flags: list[bool] = []
+        for start in range(0, len(items), CHUNK):
+            args = [a for lease, result in items[start : start + CHUNK]
+                    for a in (lease.job_id, lease.token, *_optional(result))]  # fmt: skip
+            reply = await self._run("complete", _RULES["succeed"], *args)
+            flags.extend(bool(flag) for flag in reply)
+        return flags
+
+    async def job_fail(self, lease: Lease, error: ErrorInfo, retry_in: float | None) -> Job | None:
+        rule = _RULES["fail"] if retry_in is None else _RULES["retry"]
+        retry = "" if retry_in is None else str(codec.seconds_us(retry_in))
+        reply = await self._run(
+            "fail", rule, lease.job_id, lease.token, codec.error_json(error), retry
+        )
+        return _job_or_none(reply)
+
+    async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
+        reply = await self._run(
+            "reject", _RULES["reject"], lease.job_id, lease.token, codec.error_json(error)
+        )
+        return _job_or_none(reply)
+
+    async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
+        reply = await self._run(
+            "requeue", _RULES["requeue"], lease.job_id, lease.token, *_optional(checkpoint)
+        )
+        return _job_or_none(reply)
+
+    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+        reply = await self._run(
+            "cancel", _RULES["cancel"], _RULES["cancel_running"],
+            EventKind.CANCEL_REQUESTED.value, job_id, codec.opt(tenant),
+        )  # fmt: skip
+        return _job_or_none(reply)
+
+    async def job_cancel_confirm(self, lease: Lease) -> Job | None:
+        reply = await self._run(
+            "cancel_confirm", _RULES["cancel_running"], lease.job_id, lease.token
+        )
+        return _job_or_none(reply)
+
+    async def job_save_progress(
+        self, lease: Lease, checkpoint: bytes | None, progress: float | None, message: str | None
+    ) -> bool:
+        data = json.dumps({"progress": progress, "message": message})
+        reply = await self._run(
+            "progress", State.RUNNING.value, EventKind.PROGRESS.value, lease.job_id,
+            lease.token, *_optional(checkpoint),
+            "" if progress is None else repr(float(progress)), codec.opt(message), data,
+        )  # fmt: skip
+        return bool(reply)
+
+    async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
+        reply = await self._run("redrive", _RULES["redrive"], _ENDED, job_id, codec.opt(tenant))
+        return _job_or_none(reply)
+
+    async def job_recover_expired(self) -> list[Job]:
+        out: list[Job] = []
+        while True:
+            reply = await self._run(
+                "recover", _RULES["expire"], _RULES["expire_dead"], _EXPIRED, str(CHUNK)
+            )
+            out.extend(codec.job_from_values(flat) for flat in reply)
+            if len(reply) < CHUNK:
+                return out
+
+    async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
+        with _translated():
+            values = await self._redis().hmget(self._keys.job(job_id), codec.FIELDS)
+        if values[0] is None:
+            return None
+        job = codec.job_from_values(values)
+        return job if tenant is None or job.tenant == tenant else None
+
+    async def job_list(self, query: JobQuery) -> list[Job]:
+        """Walks the per-(state, tenant) indexes newest first, a page at a time;
+        queue and task filters are applied to each page, so a rare queue or task
+        costs a longer walk, never a wrong answer."""
+        with _translated():
+            keys = await self._index_keys(query)
+            page = max(query.limit, 100)
+            out: list[Job] = []
+            before = query.before_id
+            while len(out) < query.limit:
+                ids = await self._index_page(keys, before, page)
+                if not ids:
+                    break
+                out.extend(j for j in await self._jobs(ids) if _matches(j, query))
+                before = ids[-1]
+        return out[: query.limit]
+
+    async def _lanes(self, tenant: str | None, queue: str | None) -> list[str]:
+        """The (tenant, queue) lanes a query can touch, as their lane text."""
+        out: list[str] = []
+        for raw in sorted(await self._redis().smembers(self._keys.lanes)):
+            lane_tenant, lane_queue = split_lane(raw)
+            if (tenant is None or lane_tenant == tenant) and (queue is None or lane_queue == queue):
+                out.append(raw.decode())
+        return out
+
+    async def _index_keys(self, query: JobQuery) -> list[str]:
+        states = query.states if query.states is not None else frozenset(State)
+        lanes = await self._lanes(query.tenant, query.queue)
+        return [self._keys.index(s, lane) for s in sorted(states) for lane in lanes]
+
+    async def _index_page(self, keys: list[str], before: str | None, page: int) -> list[str]:
+        """The ``page`` newest ids below ``before`` across all index keys: the top
+        of the union is within the union of each key's top ``page``."""
+        if not keys:
+            return []
+        upper = "+" if before is None else "(" + before
+        pipe = self._redis().pipeline(transaction=False)
+        for key in keys:
+            pipe.zrevrangebylex(key, upper, "-", start=0, num=page)
+        replies: list[list[bytes]] = await pipe.execute()
+        merged = heapq.merge(*replies, reverse=True)
+        return [i.decode() for i in islice(_unique(merged), page)]
+
+    async def _jobs(self, ids: list[str]) -> list[Job]:
+        pipe = self._redis().pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self._keys.job(job_id), codec.FIELDS)
+        return [codec.job_from_values(v) for v in await pipe.execute() if v[0] is not None]
+
+    async def job_counts(self, tenant: str | None = None) -> QueueCounts:
+        """The sizes of the per-(state, lane) indexes: they move in the same
+        script as the state, so counts cannot drift from the jobs."""
+        with _translated():
+            lanes = await self._lanes(tenant, None)
+            cells = [(lane, state) for lane in lanes for state in State]
+            pipe = self._redis().pipeline(transaction=False)
+            for lane, state in cells:
+                pipe.zcard(self._keys.index(state, lane))
+            sizes: list[int] = await pipe.execute() if cells else []
+        counts: QueueCounts = {}
+        for (lane, state), size in zip(cells, sizes, strict=True):
+            if size:
+                key = (split_lane(lane.encode())[1], state)
+                counts[key] = counts.get(key, 0) + size
+        return counts
+
+    async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
+        wanted = set(states) & lc.ENDED
+        if not wanted:
+            return 0
+        cutoff, total, offset = str(codec.to_us(finished_before)), 0, 0
+        while True:
+            deleted, kept, scanned = await self._run(
+                "purge", cutoff, codec.states_arg(frozenset(wanted)), str(offset), str(CHUNK)
+            )
+            total, offset = total + int(deleted), offset + int(kept)
+            if int(scanned) < CHUNK:
+                return total
+
+    # events ------------------------------------------------------------------------
+
+    async def event_list(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
+        with _translated():
+            raw = await self._redis().lrange(self._keys.events(job_id), 0, -1)
+        events = (codec.event_from_json(r) for r in raw)
+        return list(islice((e for e in events if e.id > after), limit))
+
+    async def event_latest(self, job_id: str) -> Event | None:
+        with _translated():
+            raw = await self._redis().lindex(self._keys.events(job_id), -1)
+        return None if raw is None else codec.event_from_json(raw)
+
+    async def event_feed(
+        self, after: int = 0, tenant: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        page = max(limit, 100)
+        out: list[Event] = []
+        with _translated():
+            while len(out) < limit:
+                entries = await self._redis().xrange(
+                    self._keys.feed, f"({after}-0", "+", count=page
+                )
+                events = [codec.event_from_json(fields[b"e"]) for _, fields in entries]
+                out.extend(e for e in events if tenant is None or e.tenant == tenant)
+                if len(entries) < page:
+                    break
+                after = events[-1].id
+        return out[:limit]
+
+    # delivery ----------------------------------------------------------------------
+
+    async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
+        """A blocking pop on the queues' signal lists: enqueue, requeue, redrive
+        and recovery push tokens there. All lists share the deployment's slot, so
+        one BLPOP can watch them all, on a cluster too."""
+        if timeout <= 0 or not queues:
+            await asyncio.sleep(max(timeout, 0))
+            return
+        keys = [self._keys.signal(q) for q in queues]
+        with _translated():
+            await self._redis().blpop(keys, timeout=timeout)
+
+
+def _enqueued(new: NewJob, reply: list[Any]) -> Job:
+    if reply[0] == 1:
+        return codec.stored_job(new, int(reply[1]), int(reply[2]), reply[3].decode())
+    return codec.job_from_values(reply[1:])
+
+
+def _optional(value: bytes | None) -> tuple[str, bytes]:
+    """A nullable bytes argument as a (present, value) pair of script arguments."""
+    return ("0", b"") if value is None else ("1", value)
+
+
+def _job_or_none(reply: Any) -> Job | None:
+    return codec.job_from_values(reply) if reply else None
+
+
+def _texts(items: list[bytes]) -> frozenset[str]:
+    return frozenset(i.decode() for i in items)
+
+
+def _unique(items: Iterator[bytes]) -> Iterator[bytes]:
+    last: bytes | None = None
+    for item in items:
+        if item != last:
+            yield item
+        last = item
+
+
+def _matches(job: Job, q: JobQuery) -> bool:
+    return (
+        (q.tenant is None or job.tenant == q.tenant)
+        and (q.states is None or job.state in q.states)
+        and (q.queue is None or job.queue == q.queue)
+        and (q.task is None or job.task == q.task)
+    )

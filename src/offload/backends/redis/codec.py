@@ -1,0 +1,157 @@
+"""Job and event values as they sit in Redis, and back.
+
+A job is one hash: text fields as UTF-8, payload/result/checkpoint as raw bytes,
+times as integer microseconds of the server clock, ``meta`` and ``error`` as
+JSON. An absent field is ``None``, so an empty result stays distinct from no
+result. The lease fields (token, expiry, worker, cancel request) count only
+while the job is running: the scripts overwrite them at the next lease instead
+of deleting them at every transition, which saves a write per job. Events are
+JSON strings written by the scripts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from offload.backends.redis.keys import lane
+from offload.job import ErrorInfo, Event, Job, NewJob
+from offload.lifecycle import EventKind, State, Transition
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PRIORITY_SPAN = 10**19
+"""Priorities are stored inverted in 20 digits so that text order puts the
+highest first; anything beyond ±PRIORITY_SPAN/2 is clamped."""
+
+
+def to_us(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def seconds_us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+def rule(t: Transition) -> str:
+    """A transition as the scripts read it: ``sources|target|events|leased``."""
+    sources = ",".join(sorted(s.value for s in t.sources))
+    events = ",".join(e.value for e in t.events)
+    return f"{sources}|{t.target.value}|{events}|{int(t.leased)}"
+
+
+def states_arg(states: Sequence[State] | frozenset[State]) -> str:
+    return ",".join(sorted(s.value for s in states))
+
+
+def opt(value: str | None) -> str:
+    """An optional text argument: ``""`` for none, else ``"="`` and the text."""
+    return "" if value is None else "=" + value
+
+
+def priority_key(priority: int) -> str:
+    half = PRIORITY_SPAN // 2
+    return f"{half - max(-half + 1, min(half - 1, priority)):020d}"
+
+
+def error_json(error: ErrorInfo) -> str:
+    return json.dumps(error.to_dict(), separators=(",", ":"))
+
+
+def new_job_row(new: NewJob) -> list[str | None]:
+    """One job as a row of enqueue.lua's JSON batch, in the order it reads them;
+    the payload travels apart, as raw bytes."""
+    tenant_json = json.dumps(new.tenant)
+    return [
+        new.id, new.task, new.queue, new.tenant, str(new.priority),
+        priority_key(new.priority), str(new.max_attempts),
+        None if new.timeout is None else repr(float(new.timeout)),
+        None if new.run_at is None else str(to_us(new.run_at)),
+        str(seconds_us(new.delay)), new.unique_key, new.batch_id,
+        json.dumps(new.meta, separators=(",", ":")),
+        f'"job":{json.dumps(new.id)},"tenant":{tenant_json}', lane(new.tenant, new.queue),
+        None if new.unique_key is None else lane(new.tenant, new.unique_key),
+    ]  # fmt: skip
+
+
+def stored_job(new: NewJob, created_us: int, run_at_us: int, state: str) -> Job:
+    """The job enqueue.lua just stored, built without reading it back."""
+    return Job(
+        id=new.id, task=new.task, queue=new.queue, tenant=new.tenant, state=State(state),
+        payload=new.payload, priority=new.priority, attempts=0,
+        max_attempts=new.max_attempts, created_at=from_us(created_us),
+        run_at=from_us(run_at_us),
+        timeout=None if new.timeout is None else float(new.timeout),
+        unique_key=new.unique_key, batch_id=new.batch_id,
+        meta=json.loads(json.dumps(new.meta)) if new.meta else {},
+    )  # fmt: skip
+
+
+FIELDS = (
+    "id", "task", "queue", "tenant", "state", "payload", "priority", "attempts",
+    "max_attempts", "created_at", "run_at", "timeout", "started_at", "finished_at",
+    "result", "error", "checkpoint", "progress", "progress_message", "unique_key",
+    "batch_id", "worker_id", "lease_token", "lease_expires_at", "cancel_requested", "meta",
+)  # fmt: skip
+"""The fields a script hands back for a job (HMGET, in this order): values only,
+half the bytes of HGETALL and nothing to match by name."""
+
+_RUNNING = State.RUNNING.value.encode()
+
+
+def job_from_values(v: Sequence[bytes | None]) -> Job:
+    running = v[4] == _RUNNING
+    return Job(
+        id=_str(v[0]), task=_str(v[1]), queue=_str(v[2]), tenant=_str(v[3]),
+        state=State(_str(v[4])), payload=v[5] or b"", priority=int(_str(v[6])),
+        attempts=int(_str(v[7])), max_attempts=int(_str(v[8])),
+        created_at=from_us(int(_str(v[9]))), run_at=from_us(int(_str(v[10]))),
+        timeout=_float(v[11]), started_at=_moment(v[12]), finished_at=_moment(v[13]),
+        result_data=v[14], error=_error(v[15]), checkpoint_data=v[16],
+        progress=_float(v[17]), progress_message=_text(v[18]), unique_key=_text(v[19]),
+        batch_id=_text(v[20]),
+        worker_id=_text(v[21]) if running else None,
+        lease_token=_text(v[22]) if running else None,
+        lease_expires_at=_moment(v[23]) if running else None,
+        cancel_requested=running and v[24] == b"1",
+        meta=json.loads(v[25] or b"{}"),
+    )  # fmt: skip
+
+
+def _str(raw: bytes | None) -> str:
+    if raw is None:
+        raise ValueError("a required job field is missing")
+    return raw.decode()
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode()
+
+
+def _moment(raw: bytes | None) -> datetime | None:
+    return None if raw is None else from_us(int(raw))
+
+
+def _float(raw: bytes | None) -> float | None:
+    return None if raw is None else float(raw)
+
+
+def _error(raw: bytes | None) -> ErrorInfo | None:
+    return None if raw is None else ErrorInfo.from_dict(json.loads(raw))
+
+
+def event_from_json(raw: bytes | str) -> Event:
+    doc: dict[str, Any] = json.loads(raw)
+    data: dict[str, Any] = doc["data"]
+    if isinstance(data.get("run_at"), int):
+        # Scripts know times only as microseconds; events show them as ISO text.
+        data["run_at"] = from_us(data["run_at"]).isoformat()
+    return Event(
+        id=int(doc["id"]), job_id=doc["job"], tenant=doc["tenant"],
+        kind=EventKind(doc["kind"]), at=from_us(int(doc["at"])), data=data,
+    )  # fmt: skip

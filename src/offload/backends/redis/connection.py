@@ -1,0 +1,70 @@
+"""From an offload URL to a redis-py asyncio client.
+
+``prefix`` (and ``client_name``) are offload's own query parameters; every other
+one is handed to redis-py, so its connection options (``socket_timeout``,
+``health_check_interval``, TLS settings…) work as documented there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from offload.backends.redis.keys import DEFAULT_PREFIX
+from offload.errors import ConfigurationError
+
+RETRIES = 3
+_SCHEMES = {"redis": "redis", "rediss": "rediss", "valkey": "redis", "redis+cluster": "redis"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a URL asks for: the redis-py URL, the key prefix, cluster or not."""
+
+    client_url: str
+    prefix: str
+    cluster: bool
+    client_name: str
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without credentials, for humans."""
+        parts = urlsplit(self.client_url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def parse(url: str) -> Target:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ConfigurationError(f"not a redis URL: {url!r}")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    prefix = query.pop("prefix", DEFAULT_PREFIX)
+    name = query.pop("client_name", f"offload:{prefix}")
+    rest = urlencode(query)
+    client_url = urlunsplit((_SCHEMES[scheme], parts.netloc, parts.path, rest, ""))
+    return Target(client_url, prefix, scheme == "redis+cluster", name)
+
+
+def connect(target: Target) -> Any:
+    """A client for the target; bytes in and out, since payloads are raw bytes.
+
+    A command whose connection broke is sent again on a new connection (a few
+    times, backing off): every script tolerates running twice, see
+    docs/backends/redis.md, "Connection loss". ``from_url`` would otherwise
+    leave the client without any retry.
+    """
+    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES)
+    options: dict[str, Any] = {
+        "decode_responses": False, "client_name": target.client_name, "retry": retry,
+    }  # fmt: skip
+    if target.cluster:
+        return RedisCluster.from_url(target.client_url, **options)
+    return Redis.from_url(target.client_url, **options)

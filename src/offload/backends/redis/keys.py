@@ -1,0 +1,93 @@
+"""Key names of one deployment, all under one hash tag.
+
+Every key starts with ``{prefix}``, so Redis Cluster hashes all of them to one
+slot: a Lua script may then touch any key of the deployment atomically, and a
+blocking pop may wait on several queues at once. The scripts build the same
+names from the same prefix (``scripts/_prelude.lua``); this module is the
+Python side of that one scheme::
+
+    {p}:seq                  event id counter (also the key every script routes by)
+    {p}:job:<id>             hash: the job's fields (see codec.py)
+    {p}:events:<id>          list: the job's events, oldest first, as JSON
+    {p}:feed                 stream: every event, entry id "<event id>-0"
+    {p}:ready:<queue>        zset: due waiting jobs, ordered by member text
+    {p}:delayed:<queue>      zset: waiting jobs not yet due, scored by run_at
+    {p}:running              zset: leased job ids, scored by lease expiry
+    {p}:finished             zset: ended job ids, scored by finished_at
+    {p}:lanes                set: every lane (tenant and queue) that has had a job
+    {p}:idx:<state>:<lane>   zset: job ids per state and lane, for listing and counts
+    {p}:unique               hash: "<lane-encoded tenant and key>" -> job id
+    {p}:signal:<queue>       list: wake-up tokens for waiting workers
+
+A *lane* names a (tenant, queue) pair without ambiguity whatever characters
+they hold: ``<byte length of tenant>:<tenant><queue>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from offload.errors import ConfigurationError
+from offload.lifecycle import State
+
+DEFAULT_PREFIX = "offload"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Names for one prefix; ``tag`` is the prefix inside its hash-tag braces."""
+
+    tag: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> Keys:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ConfigurationError(
+                f"redis prefix {prefix!r} must be non-empty and free of braces: "
+                "offload wraps it in braces itself to pin every key to one slot"
+            )
+        return cls("{" + prefix + "}")
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.tag, *parts))
+
+    @property
+    def seq(self) -> str:
+        return self._k("seq")
+
+    @property
+    def feed(self) -> str:
+        return self._k("feed")
+
+    @property
+    def lanes(self) -> str:
+        return self._k("lanes")
+
+    def job(self, job_id: str) -> str:
+        return self._k("job", job_id)
+
+    def events(self, job_id: str) -> str:
+        return self._k("events", job_id)
+
+    def index(self, state: State, lane: str) -> str:
+        return self._k("idx", state.value, lane)
+
+    def signal(self, queue: str) -> str:
+        return self._k("signal", queue)
+
+    @property
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of the deployment (and only those)."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.tag)
+        return escaped + "*"
+
+
+def lane(tenant: str, rest: str) -> str:
+    """``tenant`` and a second name (a queue, a unique key) as one unambiguous text."""
+    return f"{len(tenant.encode())}:{tenant}{rest}"
+
+
+def split_lane(lane: bytes) -> tuple[str, str]:
+    size, _, rest = lane.partition(b":")
+    n = int(size)
+    return rest[:n].decode(), rest[n:].decode()

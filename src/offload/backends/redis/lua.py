@@ -1,0 +1,53 @@
+"""The Lua scripts as data: loaded from ``scripts/``, run by SHA.
+
+Each script is the shared prelude followed by its own body, wrapped in a
+function so that the prelude's event counter is stored after any ``return``;
+Redis caches it by SHA1, and a server that forgot it (a restart,
+``SCRIPT FLUSH``) is taught it again on the ``NOSCRIPT`` reply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from offload.backends.redis.codec import FIELDS
+
+NAMES = (
+    "enqueue", "lease", "heartbeat", "complete", "fail", "reject", "requeue",
+    "cancel", "cancel_confirm", "progress", "redrive", "recover", "purge", "now",
+)  # fmt: skip
+
+
+@cache
+def source(name: str) -> str:
+    folder = files("offload.backends.redis").joinpath("scripts")
+    fields = ", ".join(f"'{f}'" for f in FIELDS)
+    prelude = f"local FIELDS = {{{fields}}}\n" + folder.joinpath("_prelude.lua").read_text("utf-8")
+    body = folder.joinpath(f"{name}.lua").read_text("utf-8")
+    wrapped = f"local function main()\n{body}\nend\nlocal result = main()\nflush_eid()\n"
+    return f"{prelude}\n{wrapped}return result\n"
+
+
+@cache
+def sha(name: str) -> str:
+    return hashlib.sha1(source(name).encode(), usedforsecurity=False).hexdigest()
+
+
+async def load_all(client: Any) -> None:
+    """Teach the server every script up front, so the first call is one round trip."""
+    for name in NAMES:
+        await client.script_load(source(name))
+
+
+async def run(client: Any, name: str, route_key: str, args: list[Any]) -> Any:
+    """EVALSHA the script, loading it first when the server does not know it."""
+    try:
+        return await client.evalsha(sha(name), 1, route_key, *args)
+    except NoScriptError:
+        await client.script_load(source(name))
+        return await client.evalsha(sha(name), 1, route_key, *args)

@@ -1,0 +1,36 @@
+-- Delete ended jobs in the given states that finished before a cutoff, with
+-- their events (list and feed), index entries and unique keys.
+-- ARGV: prefix, cutoff_us (exclusive), states, offset, limit.
+-- Returns {deleted, kept, scanned}: the caller moves its offset past the kept.
+local cutoff, wanted = ARGV[2], set_of(ARGV[3])
+local offset, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ids = redis.call('ZRANGEBYSCORE', FINISHED, '-inf', '(' .. cutoff, 'LIMIT', offset, limit)
+local deleted, kept = 0, 0
+
+local function purge(job)
+  local evkey = P .. ':events:' .. job.id
+  local stream_ids = {}
+  for _, ev in ipairs(redis.call('LRANGE', evkey, 0, -1)) do
+    stream_ids[#stream_ids + 1] = string.match(ev, '^{"id":(%d+)') .. '-0'
+  end
+  if #stream_ids > 0 then redis.call('XDEL', FEED, unpack(stream_ids)) end
+  redis.call('DEL', evkey, P .. ':job:' .. job.id)
+  redis.call('ZREM', FINISHED, job.id)
+  redis.call('ZREM', P .. ':idx:' .. job.state .. ':' .. job.lane, job.id)
+  if job.uf and redis.call('HGET', P .. ':unique', job.uf) == job.id then
+    redis.call('HDEL', P .. ':unique', job.uf)
+  end
+end
+
+for _, id in ipairs(ids) do
+  local job = load(id)
+  if not job then
+    redis.call('ZREM', FINISHED, id)
+  elseif wanted[job.state] then
+    purge(job)
+    deleted = deleted + 1
+  else
+    kept = kept + 1
+  end
+end
+return {deleted, kept, #ids}

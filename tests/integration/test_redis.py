@@ -1,0 +1,195 @@
+"""The Redis backend's own promises, beyond the contract suite: one hash slot per
+deployment, recovery after its connections are killed, prompt wake-ups, and a
+worker that rides out a connection kill without losing or repeating a job."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from offload import App
+from offload.backends import create_backend
+from offload.backends.redis import RedisBackend
+from offload.errors import BackendError
+from offload.job import ErrorInfo, JobQuery, NewJob
+from offload.lifecycle import State
+from tests.contract.helpers import new_job
+from tests.servers.redis import node_ports, redis_cluster_url, redis_url
+
+BOOM = ErrorInfo("ValueError", "boom")
+
+
+@pytest.fixture(params=["redis", "redis_cluster"])
+def url(request: pytest.FixtureRequest) -> str:
+    return redis_url(request) if request.param == "redis" else redis_cluster_url(request)
+
+
+@pytest.fixture
+async def backend(url: str) -> AsyncIterator[RedisBackend]:
+    instance = create_backend(url)
+    assert isinstance(instance, RedisBackend)
+    await instance.open()
+    try:
+        yield instance
+    finally:
+        await instance.close()
+
+
+def _prefix(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["prefix"][0]
+
+
+def _node_urls(url: str) -> list[str]:
+    """Plain connections to every node the URL's deployment may use."""
+    return [f"redis://127.0.0.1:{port}/0" for port in node_ports(url)]
+
+
+async def _keys_of(url: str) -> list[bytes]:
+    found: list[bytes] = []
+    for node in _node_urls(url):
+        client = aioredis.Redis.from_url(node)
+        try:
+            found += [k async for k in client.scan_iter(match="{" + _prefix(url) + "}*")]
+        finally:
+            await client.aclose()
+    return found
+
+
+async def _exercise(backend: RedisBackend) -> None:
+    """Touch every kind of key: queues, delays, uniques, leases, ends, events."""
+    await backend.job_enqueue_many([new_job(queue="a"), new_job(queue="b", delay=3600),
+                                    new_job(unique_key="u", tenant="acme")])  # fmt: skip
+    [running] = await backend.job_lease("w", ["a"], 1, 30.0)
+    assert await backend.job_save_progress(running.lease, b"cp", 0.5, "half")
+    assert await backend.job_fail(running.lease, BOOM, None) is not None
+    await backend.wait_for_jobs(["a", "b"], 0.01)
+
+
+async def test_every_key_of_a_deployment_hashes_to_one_slot(
+    backend: RedisBackend, url: str
+) -> None:
+    await _exercise(backend)
+    keys = await _keys_of(url)
+    kinds = {k.split(b":")[1] for k in keys}
+    assert {b"job", b"events", b"feed", b"ready", b"delayed", b"idx", b"unique"} <= kinds
+    assert len({key_slot(k) for k in keys}) == 1
+
+
+async def _kill_connections(url: str, name: str) -> int:
+    killed = 0
+    for node in _node_urls(url):
+        client = aioredis.Redis.from_url(node)
+        try:
+            for info in await client.client_list():
+                if info.get("name") == name:
+                    await client.client_kill_filter(_id=info["id"])
+                    killed += 1
+        finally:
+            await client.aclose()
+    return killed
+
+
+async def test_every_method_works_after_its_connections_are_killed(
+    backend: RedisBackend, url: str
+) -> None:
+    waiting = (await backend.job_enqueue_many([new_job(queue="k")]))[0]
+    await backend.job_enqueue_many([new_job(queue="k") for _ in range(3)])
+    assert await _kill_connections(url, f"offload:{_prefix(url)}") >= 1
+    leased = await backend.job_lease("w", ["k"], 3, 30.0)
+    assert len(leased) == 3
+    assert (await backend.job_heartbeat([leased[0].lease], 30.0)).lost == frozenset()
+    assert await backend.job_save_progress(leased[0].lease, b"cp", 0.1, None)
+    assert await backend.job_complete_many([(leased[0].lease, b"1")]) == [True]
+    assert await backend.job_fail(leased[1].lease, BOOM, 60.0) is not None
+    assert await backend.job_reject(leased[2].lease, BOOM) is not None
+    assert await backend.job_redrive(leased[2].id) is not None
+    assert await backend.job_cancel(leased[2].id) is not None
+    assert await backend.job_get(waiting.id) is not None
+    assert len(await backend.job_list(JobQuery())) == 4
+    assert (await backend.job_counts()).get(("k", State.SUCCEEDED)) == 1
+    assert await backend.event_list(leased[0].id)
+    assert await backend.event_latest(leased[0].id) is not None
+    assert await backend.event_feed(limit=5)
+    assert await backend.job_recover_expired() == []
+    assert await backend.job_purge(await backend.now() - timedelta(days=1), [State.DEAD]) == 0
+    await backend.wait_for_jobs(["k"], 0.01)
+
+
+async def test_an_unreachable_server_is_a_backend_error() -> None:
+    from tests.servers import free_port
+
+    dead = create_backend(f"redis://127.0.0.1:{free_port()}/0?prefix=nowhere")
+    with pytest.raises(BackendError):
+        await dead.job_get("x")
+    await dead.close()
+
+
+async def test_an_enqueue_from_a_clone_wakes_a_waiter_well_before_its_timeout(
+    backend: RedisBackend,
+) -> None:
+    writer = backend.clone()
+    await writer.open()
+    try:
+        start = time.monotonic()
+        waiter = asyncio.create_task(backend.wait_for_jobs(["mail"], 30.0))
+        while not waiter.done() and time.monotonic() - start < 5.0:
+            await writer.job_enqueue_many([new_job(queue="mail")])
+            await asyncio.wait({waiter}, timeout=0.2)
+        assert waiter.done()
+        assert time.monotonic() - start < 5.0
+    finally:
+        await writer.close()
+
+
+async def test_a_bulk_enqueue_over_one_chunk_is_stored_whole(backend: RedisBackend) -> None:
+    news: list[NewJob] = [new_job(queue="bulk") for _ in range(2500)]
+    jobs = await backend.job_enqueue_many(news)
+    assert [j.id for j in jobs] == [n.id for n in news]
+    assert (await backend.job_counts()).get(("bulk", State.QUEUED)) == 2500
+    again = await backend.job_enqueue_many(news[:10])
+    assert [j.id for j in again] == [n.id for n in news[:10]]
+    assert (await backend.job_counts()).get(("bulk", State.QUEUED)) == 2500
+
+
+@pytest.mark.slow
+async def test_a_worker_rides_out_a_connection_kill_running_each_job_once(url: str) -> None:
+    worker_mod = pytest.importorskip("offload.worker")
+    name = "offload-worker-under-test"
+    app = App(f"{url}&client_name={name}")
+    runs: dict[int, int] = {}
+    killed = asyncio.Event()
+    well_under_way = asyncio.Event()
+
+    @app.task
+    async def work(n: int) -> int:
+        runs[n] = runs.get(n, 0) + 1
+        if len(runs) >= 60:
+            well_under_way.set()
+        await asyncio.sleep(0.005)
+        return n
+
+    jobs = await work.enqueue_many_async([(n,) for n in range(200)])
+    worker = worker_mod.Worker(app, queues=["default"], concurrency=10, burst=True,
+                               handle_signals=False)  # fmt: skip
+
+    async def kill_mid_run() -> None:
+        await well_under_way.wait()
+        assert await _kill_connections(url, name) >= 1
+        killed.set()
+
+    try:
+        await asyncio.wait_for(asyncio.gather(worker.run(), kill_mid_run()), timeout=60)
+        assert killed.is_set()
+        done = [await app.get_job_async(j.id) for j in jobs]
+        assert {j.state for j in done} == {State.SUCCEEDED}
+        assert sorted(runs) == list(range(200))
+        assert set(runs.values()) == {1}
+    finally:
+        await app.close_async()
