@@ -146,6 +146,7 @@ class Backend(ABC):
     async def event_latest(self, job_id: str) -> Event | None:
         """The job's most recent event in one call."""
 
+    @abstractmethod
     async def event_feed(
         self, after: int = 0, tenant: str | None = None, limit: int = 1000
     ) -> list[Event]:
@@ -154,7 +155,6 @@ class Backend(ABC):
         the whole backend, so ``after`` is a resumable cursor. (Where ids come from
         a sequence, a transaction that commits late can publish an id below one a
         reader has seen; a stream that must not miss one re-reads a short window.)"""
-        raise NotImplementedError(f"{type(self).__name__} has no event feed yet")
 
     # delivery -----------------------------------------------------------------
 
