@@ -33,6 +33,9 @@ from offload.worker.services.recover import Recover
 
 log = logging.getLogger("offload.worker")
 
+# How long shutdown waits for the side loops after telling them to stop.
+SERVICE_STOP_TIMEOUT = 5.0
+
 
 @dataclass(slots=True)
 class Running:
@@ -77,6 +80,7 @@ class Worker:
         self.processed = 0
         self._stop_requested = asyncio.Event()
         self._forced = asyncio.Event()
+        self._services_stop = asyncio.Event()
         self._threads = ThreadPoolExecutor(
             s.thread_pool_size or self.concurrency, thread_name_prefix="offload-job"
         )
@@ -118,9 +122,7 @@ class Worker:
             await self._fetch_until_stopped(backend, services)
             await self._shutdown()
         finally:
-            for service in services:
-                service.cancel()
-            await asyncio.gather(*services, return_exceptions=True)
+            await self._stop_services(services)
             self._remove_signals()
             self._threads.shutdown(wait=False, cancel_futures=True)
         self._raise_if_a_service_died(services)
@@ -156,11 +158,12 @@ class Worker:
         return not any(counts.get((q, s), 0) for q in self.queues for s in waiting)
 
     def _start_services(self, backend: Backend) -> list[asyncio.Task[Any]]:
+        stop = self._services_stop
         heartbeat = Heartbeat(
             backend, self._live_leases, self._on_heartbeat, self.heartbeat_every,
-            self.lease_seconds,
+            self.lease_seconds, stop,
         )  # fmt: skip
-        recover = Recover(backend, self.app.settings.recover_interval)
+        recover = Recover(backend, self.app.settings.recover_interval, stop)
         loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
             ("recorder", self.recorder.run),
             ("heartbeat", heartbeat.run),
@@ -173,8 +176,19 @@ class Worker:
             tasks.append(task)
         return tasks
 
+    async def _stop_services(self, services: list[asyncio.Task[Any]]) -> None:
+        # Signal first, cancel second, and never wait unbounded: a loop stuck in a
+        # client call that ate its cancellation must not keep the worker from exiting.
+        self._services_stop.set()
+        for service in services:
+            service.cancel()
+        _, stuck = await asyncio.wait(services, timeout=SERVICE_STOP_TIMEOUT)
+        for service in stuck:
+            log.warning("service %s did not stop within %ss; leaving it",
+                        service.get_name(), SERVICE_STOP_TIMEOUT)  # fmt: skip
+
     def _service_done(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
+        if task.cancelled() or self._services_stop.is_set():
             return
         exc = task.exception()
         log.critical("service %s died: %r; stopping the worker", task.get_name(), exc)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from offload.backends.base import Backend
 from offload.job import HeartbeatReply, Lease
+from offload.worker.services import pause
 
 log = logging.getLogger("offload.worker")
 
@@ -21,16 +22,17 @@ class Heartbeat:
         on_reply: Callable[[HeartbeatReply], None],
         every: float,
         lease_seconds: float,
+        stop: asyncio.Event,
     ) -> None:
         self.backend = backend
         self.leases = leases
         self.on_reply = on_reply
         self.every = every
         self.lease_seconds = lease_seconds
+        self.stop = stop
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
+        while not await pause(self.stop, self.every):
             await self.beat()
 
     async def beat(self) -> None:

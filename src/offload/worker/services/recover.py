@@ -10,19 +10,22 @@ import asyncio
 import logging
 
 from offload.backends.base import Backend
+from offload.worker.services import pause
 
 log = logging.getLogger("offload.worker")
 
 
 class Recover:
-    def __init__(self, backend: Backend, every: float) -> None:
+    def __init__(self, backend: Backend, every: float, stop: asyncio.Event) -> None:
         self.backend = backend
         self.every = every
+        self.stop = stop
 
     async def run(self) -> None:
         while True:
             await self.once()
-            await asyncio.sleep(self.every)
+            if await pause(self.stop, self.every):
+                return
 
     async def once(self) -> int:
         try:
