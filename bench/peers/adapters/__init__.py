@@ -1,0 +1,1 @@
+"""One adapter per library, each run inside that library's own virtualenv."""

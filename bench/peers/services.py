@@ -1,0 +1,134 @@
+"""The servers the peers need: the loopback Redis and PostgreSQL when they answer,
+else throwaway ones started on free loopback ports and stopped at exit.
+
+The bench touches only what it owns: one Redis database number (flushed between
+scenarios) and its own PostgreSQL databases (``bench``, ``bench_offload``,
+``bench_pr``), created here when missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import redis
+
+REDIS_DB = 5
+DATABASES = ("bench", "bench_offload", "bench_pr")
+
+
+@dataclass
+class Services:
+    redis_url: str
+    pg_base: str  # postgresql://user@host:port (no database)
+    origin: dict[str, str] = field(default_factory=dict)
+
+    def pg(self, database: str) -> str:
+        return f"{self.pg_base}/{database}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def _pg_answers(base: str) -> bool:
+    try:
+        with psycopg.connect(f"{base}/postgres", connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _wait(check: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not answer within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _throwaway_redis() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/{REDIS_DB}"
+    try:
+        _wait(lambda: _redis_answers(url), "redis-server")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root; run them as ``postgres`` then."""
+    if os.geteuid() == 0 and shutil.which("runuser"):
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@contextlib.contextmanager
+def _throwaway_postgres() -> Iterator[str]:
+    port = free_port()
+    data = Path(tempfile.mkdtemp(prefix="offload-peers-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+    run = _as_postgres_user
+    subprocess.run(run(["initdb", "-D", str(data), "-U", "postgres", "--auth=trust"]),
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(run(["pg_ctl", "-D", str(data), "-o", options, "-w", "start", "-l",
+                        str(data / "log")]), check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(run(["pg_ctl", "-D", str(data), "-m", "fast", "stop"]),
+                       stdout=subprocess.DEVNULL, check=False)  # fmt: skip
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _create_databases(base: str) -> None:
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        present = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        for name in DATABASES:
+            if name not in present:
+                conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@contextlib.contextmanager
+def services() -> Iterator[Services]:
+    """Redis and PostgreSQL for the whole run, reused or started."""
+    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    pg_base = "postgresql://postgres@127.0.0.1:5432"
+    with contextlib.ExitStack() as stack:
+        origin = {"redis": "reused 127.0.0.1:6379", "postgres": "reused 127.0.0.1:5432"}
+        if not _redis_answers(redis_url):
+            redis_url = stack.enter_context(_throwaway_redis())
+            origin["redis"] = "started " + redis_url
+        if not _pg_answers(pg_base):
+            pg_base = stack.enter_context(_throwaway_postgres())
+            origin["postgres"] = "started " + pg_base
+        _create_databases(pg_base)
+        yield Services(redis_url, pg_base, origin)
