@@ -168,6 +168,91 @@ class JobQuery:
     task: str | None = None
     before_id: str | None = None
     limit: int = 50
+    batch_id: str | None = None
+
+
+# Orchestration records: pauses, schedules, batches. Plain data like the job.
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Leasing stopped for a scope: ``tenant`` and ``queue`` both ``None`` pause
+    everything; one of them set pauses that tenant or that queue (of every
+    tenant); both set pause one queue of one tenant. Running jobs go on."""
+
+    tenant: str | None = None
+    queue: str | None = None
+    at: datetime | None = None
+
+    def covers(self, tenant: str, queue: str) -> bool:
+        return (self.tenant is None or self.tenant == tenant) and (
+            self.queue is None or self.queue == queue
+        )
+
+
+@dataclass(slots=True)
+class Schedule:
+    """A cron rule that enqueues a job of ``task`` with ``payload``.
+
+    ``next_run_at`` is computed by the caller from the rule (backends never parse
+    cron) and is always a whole second, so every backend compares it exactly;
+    ``None`` means the rule fires no more. ``(tenant, id)`` names a schedule."""
+
+    id: str
+    task: str
+    payload: bytes
+    cron: str
+    next_run_at: datetime | None
+    tenant: str = DEFAULT_TENANT
+    timezone: str = "UTC"
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    max_attempts: int = 3
+    timeout: float | None = None
+    unique: bool = False
+    last_run_at: datetime | None = None
+    last_job_id: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    """A batch to create. ``then`` is the serialized list of continuation jobs,
+    opaque to the backend: the app stores it and reads it back when the batch
+    ends, so a continuation survives the process that created the batch."""
+
+    id: str
+    tenant: str = DEFAULT_TENANT
+    name: str | None = None
+    then: bytes | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Batch:
+    """A stored batch with its jobs counted per state at read time, so the
+    counts always equal the states of its jobs."""
+
+    id: str
+    tenant: str
+    created_at: datetime
+    name: str | None = None
+    then: bytes | None = None
+    finished_at: datetime | None = None
+    continuation_ids: list[str] = field(default_factory=list)
+    counts: dict[State, int] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def ended(self) -> bool:
+        """Every job has ended (and there is at least one)."""
+        return self.total > 0 and all(s.ended for s, n in self.counts.items() if n)
 
 
 # Outcomes: what the executor decided; the recorder turns each into a transition.

@@ -43,11 +43,12 @@ def new_job(
     unique_key: str | None = None,
     payload: bytes = b'{"x":1}',
     meta: dict[str, Any] | None = None,
+    batch_id: str | None = None,
 ) -> NewJob:
     return NewJob(
         id=str(uuid7()), task=task, payload=payload, queue=queue, tenant=tenant,
         priority=priority, max_attempts=max_attempts, timeout=timeout, delay=delay,
-        run_at=run_at, unique_key=unique_key, meta=meta or {},
+        run_at=run_at, unique_key=unique_key, meta=meta or {}, batch_id=batch_id,
     )  # fmt: skip
 
 

@@ -24,10 +24,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.job import (
+    Batch,
+    ErrorInfo,
+    Event,
+    HeartbeatReply,
+    Job,
+    JobQuery,
+    Lease,
+    NewBatch,
+    NewJob,
+    Pause,
+    Schedule,
+)
 from offload.lifecycle import State
 
 QueueCounts = dict[tuple[str, State], int]
+
+
+def pause_order(pause: Pause) -> tuple[bool, str, bool, str]:
+    """The order ``control_pauses`` returns: by tenant then queue, ``None`` first."""
+    return (pause.tenant is not None, pause.tenant or "", pause.queue is not None,
+            pause.queue or "")  # fmt: skip
 
 
 class Backend(ABC):
@@ -69,7 +87,8 @@ class Backend(ABC):
     ) -> list[Job]:
         """START up to ``limit`` due jobs, taking queues in the given order (the
         first non-empty wins), then higher priority, then earlier ``run_at``, then
-        older id. Each leased job gets a new token and ``lease_for`` seconds."""
+        older id. Each leased job gets a new token and ``lease_for`` seconds.
+        A job covered by a ``Pause`` is never leased while the pause lasts."""
 
     @abstractmethod
     async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
@@ -98,6 +117,11 @@ class Backend(ABC):
         ``cancel_requested`` and append a ``cancel_requested`` event (its worker
         confirms with ``job_cancel_confirm``). An ended job is returned unchanged;
         ``None`` when there is no such job (in that tenant)."""
+
+    @abstractmethod
+    async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
+        """Which of these jobs have ``cancel_requested`` set: a read-only check the
+        worker runs often, so a running job stops soon after a cancel request."""
 
     @abstractmethod
     async def job_cancel_confirm(self, lease: Lease) -> Job | None:
@@ -130,11 +154,91 @@ class Backend(ABC):
 
     @abstractmethod
     async def job_list(self, query: JobQuery) -> list[Job]:
-        """Jobs matching the query, newest first (ids are time-ordered)."""
+        """Jobs matching the query, newest first (ids are time-ordered). A query
+        with ``batch_id`` returns that batch's jobs."""
 
     @abstractmethod
     async def job_counts(self, tenant: str | None = None) -> QueueCounts:
         """Number of jobs per (queue, state); absent pairs are zero."""
+
+    # control: pause and resume --------------------------------------------------
+
+    @abstractmethod
+    async def control_pause(self, tenant: str | None, queue: str | None) -> Pause:
+        """Stop leasing in a scope (see ``Pause``); idempotent, returns the pause."""
+
+    @abstractmethod
+    async def control_resume(self, tenant: str | None, queue: str | None) -> bool:
+        """Lift the pause of exactly this scope; ``False`` when there was none."""
+
+    @abstractmethod
+    async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
+        """Pauses in force, or those whose ``tenant`` is the given one, ordered by
+        (tenant, queue) with ``None`` first."""
+
+    # schedules ------------------------------------------------------------------
+
+    @abstractmethod
+    async def schedule_upsert(self, schedule: Schedule) -> Schedule:
+        """Create or replace the schedule ``(tenant, id)``; a replace keeps
+        ``created_at``, ``last_run_at`` and ``last_job_id``. Returns it as stored."""
+
+    @abstractmethod
+    async def schedule_get(self, schedule_id: str, tenant: str) -> Schedule | None: ...
+
+    @abstractmethod
+    async def schedule_list(self, tenant: str | None = None) -> list[Schedule]:
+        """Schedules ordered by (tenant, id)."""
+
+    @abstractmethod
+    async def schedule_delete(self, schedule_id: str, tenant: str) -> bool:
+        """Remove it; ``False`` when there was none. Jobs it enqueued stay."""
+
+    @abstractmethod
+    async def schedule_due(self, before: datetime, limit: int = 100) -> list[Schedule]:
+        """Schedules of every tenant with ``next_run_at <= before``, earliest first."""
+
+    @abstractmethod
+    async def schedule_advance(
+        self,
+        schedule_id: str,
+        tenant: str,
+        expected: datetime,
+        next_run_at: datetime | None,
+        job_id: str | None,
+    ) -> bool:
+        """Compare-and-set: only while ``next_run_at == expected``, move it to the
+        given value, set ``last_run_at = expected`` and, when ``job_id`` is given,
+        ``last_job_id``. Of workers firing the same schedule at once, one wins."""
+
+    # batches --------------------------------------------------------------------
+
+    @abstractmethod
+    async def batch_create(self, batch: NewBatch) -> Batch:
+        """Store a batch with no jobs; its jobs are enqueued with ``batch_id`` set.
+        Creating an id that exists returns the stored batch."""
+
+    @abstractmethod
+    async def batch_get(self, batch_id: str, tenant: str | None = None) -> Batch | None:
+        """The batch with its jobs counted per state (``None`` if unknown, or of
+        another tenant when one is given)."""
+
+    @abstractmethod
+    async def batch_list(
+        self,
+        tenant: str | None = None,
+        *,
+        unfinished: bool = False,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Batch]:
+        """Batches newest first (ids are time-ordered), counted like ``batch_get``;
+        ``unfinished`` keeps those whose ``finished_at`` is not set."""
+
+    @abstractmethod
+    async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
+        """Set ``finished_at`` (and record the continuation jobs) once; ``False``
+        when the batch was already finished or does not exist."""
 
     # events -------------------------------------------------------------------
 

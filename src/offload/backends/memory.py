@@ -20,8 +20,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts
-from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.backends.base import Backend, QueueCounts, pause_order
+from offload.job import (
+    Batch,
+    ErrorInfo,
+    Event,
+    HeartbeatReply,
+    Job,
+    JobQuery,
+    Lease,
+    NewBatch,
+    NewJob,
+    Pause,
+    Schedule,
+)
 from offload.lifecycle import EventKind, State, Transition
 
 # heap entry: (-priority, run_at timestamp, job id, version)
@@ -37,6 +49,9 @@ class MemoryStore:
     versions: dict[str, int] = field(default_factory=dict)
     unique: dict[tuple[str, str], str] = field(default_factory=dict)
     event_seq: int = 0
+    pauses: dict[tuple[str | None, str | None], Pause] = field(default_factory=dict)
+    schedules: dict[tuple[str, str], Schedule] = field(default_factory=dict)
+    batches: dict[str, Batch] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=set)
 
@@ -95,6 +110,8 @@ class MemoryBackend(Backend):
         now = _now()
         leased: list[Job] = []
         with self._s.lock:
+            if (None, None) in self._s.pauses:
+                return []
             for queue in queues:
                 for job in self._pop_due(queue, now, limit - len(leased)):
                     self._start(job, worker_id, now, lease_for)
@@ -114,13 +131,16 @@ class MemoryBackend(Backend):
                 continue  # superseded entry
             if not lc.START.allows(job.state):
                 continue
-            if job.run_at > now:
+            if job.run_at > now or self._paused(job):
                 not_due.append(entry)
                 continue
             taken += 1
             yield job
         for entry in not_due:
             heapq.heappush(heap, entry)
+
+    def _paused(self, job: Job) -> bool:
+        return any(p.covers(job.tenant, job.queue) for p in self._s.pauses.values())
 
     def _start(self, job: Job, worker_id: str, now: datetime, lease_for: float) -> None:
         job.state = State.RUNNING
@@ -212,6 +232,11 @@ class MemoryBackend(Backend):
                 job.cancel_requested = True
                 self._event(job, EventKind.CANCEL_REQUESTED, now, {})
             return _snapshot(job)
+
+    async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
+        with self._s.lock:
+            jobs = (self._s.jobs.get(i) for i in job_ids)
+            return frozenset(j.id for j in jobs if j is not None and j.cancel_requested)
 
     async def job_cancel_confirm(self, lease: Lease) -> Job | None:
         now = _now()
@@ -317,6 +342,135 @@ class MemoryBackend(Backend):
                 self._s.feed = [e for e in self._s.feed if e.job_id not in gone]
                 self._s.unique = {k: v for k, v in self._s.unique.items() if v not in gone}
         return len(doomed)
+
+    # control -------------------------------------------------------------------
+
+    async def control_pause(self, tenant: str | None, queue: str | None) -> Pause:
+        with self._s.lock:
+            return self._s.pauses.setdefault((tenant, queue), Pause(tenant, queue, _now()))
+
+    async def control_resume(self, tenant: str | None, queue: str | None) -> bool:
+        with self._s.lock:
+            lifted = self._s.pauses.pop((tenant, queue), None) is not None
+        if lifted:
+            self._notify()
+        return lifted
+
+    async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
+        with self._s.lock:
+            pauses = [p for p in self._s.pauses.values() if tenant is None or p.tenant == tenant]
+        return sorted(pauses, key=pause_order)
+
+    # schedules -----------------------------------------------------------------
+
+    async def schedule_upsert(self, schedule: Schedule) -> Schedule:
+        now = _now()
+        with self._s.lock:
+            stored = copy.deepcopy(schedule)
+            old = self._s.schedules.get((schedule.tenant, schedule.id))
+            stored.created_at = old.created_at if old else now
+            stored.last_run_at = old.last_run_at if old else None
+            stored.last_job_id = old.last_job_id if old else None
+            stored.updated_at = now
+            self._s.schedules[(schedule.tenant, schedule.id)] = stored
+            return copy.deepcopy(stored)
+
+    async def schedule_get(self, schedule_id: str, tenant: str) -> Schedule | None:
+        with self._s.lock:
+            found = self._s.schedules.get((tenant, schedule_id))
+            return copy.deepcopy(found) if found else None
+
+    async def schedule_list(self, tenant: str | None = None) -> list[Schedule]:
+        with self._s.lock:
+            return [
+                copy.deepcopy(s) for key, s in sorted(self._s.schedules.items())
+                if tenant is None or key[0] == tenant
+            ]  # fmt: skip
+
+    async def schedule_delete(self, schedule_id: str, tenant: str) -> bool:
+        with self._s.lock:
+            return self._s.schedules.pop((tenant, schedule_id), None) is not None
+
+    async def schedule_due(self, before: datetime, limit: int = 100) -> list[Schedule]:
+        with self._s.lock:
+            due = [
+                s for s in self._s.schedules.values()
+                if s.next_run_at is not None and s.next_run_at <= before
+            ]  # fmt: skip
+            due.sort(key=lambda s: (s.next_run_at, s.tenant, s.id))
+            return [copy.deepcopy(s) for s in due[:limit]]
+
+    async def schedule_advance(
+        self,
+        schedule_id: str,
+        tenant: str,
+        expected: datetime,
+        next_run_at: datetime | None,
+        job_id: str | None,
+    ) -> bool:
+        with self._s.lock:
+            found = self._s.schedules.get((tenant, schedule_id))
+            if found is None or found.next_run_at != expected:
+                return False
+            found.next_run_at = next_run_at
+            found.last_run_at = expected
+            if job_id is not None:
+                found.last_job_id = job_id
+            return True
+
+    # batches -------------------------------------------------------------------
+
+    async def batch_create(self, batch: NewBatch) -> Batch:
+        with self._s.lock:
+            if batch.id not in self._s.batches:
+                self._s.batches[batch.id] = Batch(
+                    id=batch.id, tenant=batch.tenant, created_at=_now(), name=batch.name,
+                    then=batch.then, meta=copy.deepcopy(batch.meta),
+                )  # fmt: skip
+            return self._counted(self._s.batches[batch.id])
+
+    async def batch_get(self, batch_id: str, tenant: str | None = None) -> Batch | None:
+        with self._s.lock:
+            found = self._s.batches.get(batch_id)
+            if found is None or (tenant is not None and found.tenant != tenant):
+                return None
+            return self._counted(found)
+
+    async def batch_list(
+        self,
+        tenant: str | None = None,
+        *,
+        unfinished: bool = False,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Batch]:
+        with self._s.lock:
+            picked = [
+                b for b in self._s.batches.values()
+                if (tenant is None or b.tenant == tenant)
+                and (not unfinished or b.finished_at is None)
+                and (before_id is None or b.id < before_id)
+            ]  # fmt: skip
+            picked.sort(key=lambda b: b.id, reverse=True)
+            return [self._counted(b) for b in picked[:limit]]
+
+    async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
+        with self._s.lock:
+            found = self._s.batches.get(batch_id)
+            if found is None or found.finished_at is not None:
+                return False
+            found.finished_at = _now()
+            found.continuation_ids = list(continuation_ids)
+            return True
+
+    def _counted(self, batch: Batch) -> Batch:
+        counts: dict[State, int] = {}
+        for job in self._s.jobs.values():
+            if job.batch_id == batch.id:
+                counts[job.state] = counts.get(job.state, 0) + 1
+        out = copy.deepcopy(batch)
+        out.counts = counts
+        return out
 
     # events --------------------------------------------------------------------
 
@@ -428,6 +582,7 @@ def _matches(job: Job, q: JobQuery) -> bool:
         and (q.queue is None or job.queue == q.queue)
         and (q.task is None or job.task == q.task)
         and (q.before_id is None or job.id < q.before_id)
+        and (q.batch_id is None or job.batch_id == q.batch_id)
     )
 
 
