@@ -19,6 +19,9 @@ Why it is built the way it is:
 * SQLite cannot push between processes: waiters in this process are woken by
   writes of this process, and a change committed by another process is noticed
   through ``PRAGMA data_version`` while waiting.
+* Pauses live in a table that is almost always empty; a lease reads it inside its
+  own write transaction and adds a tenant filter only for the queues a pause
+  touches, so the common lease statement stays exactly the unpaused one.
 """
 
 from __future__ import annotations
@@ -40,9 +43,21 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts
+from offload.backends.base import Backend, QueueCounts, pause_order
 from offload.errors import BackendError, ConfigurationError
-from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.job import (
+    Batch,
+    ErrorInfo,
+    Event,
+    HeartbeatReply,
+    Job,
+    JobQuery,
+    Lease,
+    NewBatch,
+    NewJob,
+    Pause,
+    Schedule,
+)
 from offload.lifecycle import EventKind, State, Transition
 
 P = ParamSpec("P")
@@ -152,6 +167,57 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX IF NOT EXISTS events_job ON events (job_id, id)",
     ),
+    (
+        # A NULL tenant or queue is the wildcard of ``Pause``. UNIQUE treats NULLs
+        # as distinct, so the scope is made unique through expressions that tell
+        # NULL apart from every string, the empty one included.
+        """CREATE TABLE IF NOT EXISTS pauses (
+            tenant TEXT,
+            queue TEXT,
+            at INTEGER NOT NULL
+        )""",
+        """CREATE UNIQUE INDEX IF NOT EXISTS pauses_scope ON pauses
+            (tenant IS NULL, ifnull(tenant, ''), queue IS NULL, ifnull(queue, ''))""",
+        # ``unique`` and ``then`` are SQL keywords, hence ``is_unique`` and ``then_jobs``.
+        """CREATE TABLE IF NOT EXISTS schedules (
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            cron TEXT NOT NULL,
+            next_run_at INTEGER,
+            timezone TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            timeout REAL,
+            is_unique INTEGER NOT NULL,
+            last_run_at INTEGER,
+            last_job_id TEXT,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            meta TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (tenant, id)
+        )""",
+        # Schedules that fire no more stay out of the index the scheduler polls.
+        """CREATE INDEX IF NOT EXISTS schedules_due
+            ON schedules (next_run_at, tenant, id) WHERE next_run_at IS NOT NULL""",
+        """CREATE TABLE IF NOT EXISTS batches (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            name TEXT,
+            then_jobs BLOB,
+            finished_at INTEGER,
+            continuation_ids TEXT NOT NULL DEFAULT '[]',
+            meta TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX IF NOT EXISTS batches_tenant ON batches (tenant, id)",
+        # Counts of a batch are read from its jobs; partial, so that jobs outside
+        # any batch (most of them) cost their enqueue nothing here.
+        """CREATE INDEX IF NOT EXISTS jobs_batch
+            ON jobs (batch_id, state) WHERE batch_id IS NOT NULL""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -194,14 +260,27 @@ _SELECT_JOB = f"SELECT {_COLUMNS} FROM jobs WHERE id = ? AND tenant = COALESCE(?
 _SELECT_LIVE_UNIQUE = (
     f"SELECT {_COLUMNS} FROM jobs WHERE tenant = ? AND unique_key = ? AND state NOT IN {_ENDED}"
 )
-_LEASE = (
-    f"UPDATE jobs SET state = '{lc.START.target.value}', attempts = attempts + 1, "
-    "worker_id = :worker, lease_token = lower(hex(randomblob(16))), "
-    "lease_expires_at = :expires, started_at = :now "
-    "WHERE rowid IN (SELECT rowid FROM jobs "
-    f"WHERE queue = :queue AND state IN {_LEASABLE} AND run_at <= :now "
-    "ORDER BY priority DESC, run_at, id LIMIT :limit) "
-    f"RETURNING {_COLUMNS}"
+
+
+def _lease_sql(guard: str) -> str:
+    return (
+        f"UPDATE jobs SET state = '{lc.START.target.value}', attempts = attempts + 1, "
+        "worker_id = :worker, lease_token = lower(hex(randomblob(16))), "
+        "lease_expires_at = :expires, started_at = :now "
+        "WHERE rowid IN (SELECT rowid FROM jobs "
+        f"WHERE queue = :queue AND state IN {_LEASABLE} AND run_at <= :now{guard} "
+        "ORDER BY priority DESC, run_at, id LIMIT :limit) "
+        f"RETURNING {_COLUMNS}"
+    )
+
+
+_LEASE = _lease_sql("")
+# The filter sits in the scan of the leasing index, so paused tenants' jobs at
+# the head of a queue are stepped over instead of starving the jobs behind them.
+_LEASE_SKIPPING = _lease_sql(" AND tenant NOT IN (SELECT value FROM json_each(:paused))")
+_PAUSES = "SELECT tenant, queue FROM pauses"
+_CANCELS = (
+    "SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?)) AND cancel_requested = 1"
 )
 _HEARTBEAT = (
     "UPDATE jobs SET lease_expires_at = ? "
@@ -299,10 +378,11 @@ _LIST_FILTERS = (
     "queue = ?",
     "task = ?",
     "id < ?",
+    "batch_id = ?",
 )
 
 
-@lru_cache(maxsize=32)  # every subset of the five filters
+@lru_cache(maxsize=64)  # every subset of the six filters
 def _list_sql(present: tuple[bool, ...]) -> str:
     """The listing query with only the filters in use, so each can use its index."""
     where = " AND ".join(f for f, on in zip(_LIST_FILTERS, present, strict=True) if on)
@@ -448,14 +528,24 @@ def _lease(
 ) -> list[Job]:
     """START up to ``limit`` jobs, one guarded UPDATE per queue in the worker's
     order: per queue the leasing index is already in lease order, so each UPDATE
-    reads only the rows it takes however long the backlog is."""
+    reads only the rows it takes however long the backlog is (plus, while a
+    tenant is paused, that tenant's rows it steps over). The pauses are read in
+    the same write transaction, so a pause committed before it is always seen."""
     now = _now_us()
     params = {"worker": worker_id, "now": now, "expires": now + round(lease_for * 1_000_000)}
+    pauses: list[tuple[str | None, str | None]] = conn.execute(_PAUSES).fetchall()
     rows: list[Row] = []
     for queue in dict.fromkeys(queues):
         if len(rows) >= limit:
             break
-        taken = conn.execute(_LEASE, params | {"queue": queue, "limit": limit - len(rows)})
+        sql, extra = _LEASE, {}
+        if pauses:
+            tenants = {tenant for tenant, paused in pauses if paused is None or paused == queue}
+            if None in tenants:
+                continue  # every tenant of this queue is paused
+            if tenants:
+                sql, extra = _LEASE_SKIPPING, {"paused": json.dumps(list(tenants))}
+        taken = conn.execute(sql, params | extra | {"queue": queue, "limit": limit - len(rows)})
         rows.extend(sorted(taken.fetchall(), key=_lease_order))
     worker = json.dumps(worker_id)
     events = [
@@ -605,7 +695,7 @@ def _get(conn: sqlite3.Connection, job_id: str, tenant: str | None) -> Job | Non
 
 def _list(conn: sqlite3.Connection, q: JobQuery) -> list[Job]:
     states = None if q.states is None else json.dumps(sorted(q.states))
-    given = (q.tenant, states, q.queue, q.task, q.before_id)
+    given = (q.tenant, states, q.queue, q.task, q.before_id, q.batch_id)
     sql = _list_sql(tuple(v is not None for v in given))
     params = [v for v in given if v is not None]
     return [_job(r) for r in conn.execute(sql, (*params, q.limit))]
@@ -626,6 +716,183 @@ def _events(conn: sqlite3.Connection, sql: str, params: Row) -> list[Event]:
     return [_event(r) for r in conn.execute(sql, params)]
 
 
+def _cancels(conn: sqlite3.Connection, job_ids: Sequence[str]) -> frozenset[str]:
+    return frozenset(r[0] for r in conn.execute(_CANCELS, (json.dumps(list(job_ids)),)))
+
+
+# pauses, schedules and batches -------------------------------------------------------
+
+# ``IS`` compares NULL to NULL as equal: a scope is matched exactly, wildcards included.
+_PAUSE_INSERT = "INSERT OR IGNORE INTO pauses (tenant, queue, at) VALUES (?, ?, ?)"
+_PAUSE_SELECT = "SELECT tenant, queue, at FROM pauses WHERE tenant IS ? AND queue IS ?"
+_PAUSE_DELETE = "DELETE FROM pauses WHERE tenant IS ? AND queue IS ?"
+_PAUSE_LIST = "SELECT tenant, queue, at FROM pauses"
+_PAUSE_LIST_OF_TENANT = "SELECT tenant, queue, at FROM pauses WHERE tenant = ?"
+
+
+def _pause(conn: sqlite3.Connection, tenant: str | None, queue: str | None) -> Pause:
+    """Idempotent: a scope already paused keeps the time it was first paused."""
+    conn.execute(_PAUSE_INSERT, (tenant, queue, _now_us()))
+    row = conn.execute(_PAUSE_SELECT, (tenant, queue)).fetchone()
+    return Pause(row[0], row[1], _dt(row[2]))
+
+
+def _resume(conn: sqlite3.Connection, tenant: str | None, queue: str | None) -> bool:
+    return conn.execute(_PAUSE_DELETE, (tenant, queue)).rowcount > 0
+
+
+def _pauses(conn: sqlite3.Connection, tenant: str | None) -> list[Pause]:
+    rows = (
+        conn.execute(_PAUSE_LIST)
+        if tenant is None
+        else conn.execute(_PAUSE_LIST_OF_TENANT, (tenant,))
+    )
+    return sorted((Pause(t, q, _dt(at)) for t, q, at in rows), key=pause_order)
+
+
+# Column order follows ``Schedule``.
+_SCHEDULE_COLUMNS = (
+    "id, task, payload, cron, next_run_at, tenant, timezone, queue, priority, max_attempts, "
+    "timeout, is_unique, last_run_at, last_job_id, created_at, updated_at, meta"
+)
+# A replace takes the rule from the caller and keeps the history of the stored row.
+_SCHEDULE_UPSERT = (
+    "INSERT INTO schedules (id, task, payload, cron, next_run_at, tenant, timezone, queue, "
+    "priority, max_attempts, timeout, is_unique, created_at, updated_at, meta) "
+    "VALUES (:id, :task, :payload, :cron, :next_run_at, :tenant, :timezone, :queue, "
+    ":priority, :max_attempts, :timeout, :is_unique, :now, :now, :meta) "
+    "ON CONFLICT (tenant, id) DO UPDATE SET task = excluded.task, "
+    "payload = excluded.payload, cron = excluded.cron, next_run_at = excluded.next_run_at, "
+    "timezone = excluded.timezone, queue = excluded.queue, priority = excluded.priority, "
+    "max_attempts = excluded.max_attempts, timeout = excluded.timeout, "
+    "is_unique = excluded.is_unique, updated_at = excluded.updated_at, meta = excluded.meta "
+    f"RETURNING {_SCHEDULE_COLUMNS}"
+)
+_SCHEDULE_GET = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE tenant = ? AND id = ?"
+_SCHEDULE_LIST = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY tenant, id"
+_SCHEDULE_LIST_OF_TENANT = (
+    f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE tenant = ? ORDER BY tenant, id"
+)
+_SCHEDULE_DELETE = "DELETE FROM schedules WHERE tenant = ? AND id = ?"
+_SCHEDULE_DUE = (
+    f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE next_run_at <= ? "
+    "ORDER BY next_run_at, tenant, id LIMIT ?"
+)
+# Firing times are integer microseconds, so ``=`` is exact; the write lock held by
+# the transaction makes the compare and the set one step across processes.
+_SCHEDULE_ADVANCE = (
+    "UPDATE schedules SET next_run_at = :next, last_run_at = :expected, "
+    "last_job_id = COALESCE(:job, last_job_id) "
+    "WHERE tenant = :tenant AND id = :id AND next_run_at = :expected"
+)
+
+
+def _schedule(r: Row) -> Schedule:
+    return Schedule(
+        id=r[0], task=r[1], payload=r[2], cron=r[3], next_run_at=_opt_dt(r[4]), tenant=r[5],
+        timezone=r[6], queue=r[7], priority=r[8], max_attempts=r[9], timeout=r[10],
+        unique=bool(r[11]), last_run_at=_opt_dt(r[12]), last_job_id=r[13],
+        created_at=_opt_dt(r[14]), updated_at=_opt_dt(r[15]), meta=_loads(r[16]),
+    )  # fmt: skip
+
+
+def _schedule_upsert(conn: sqlite3.Connection, s: Schedule) -> Schedule:
+    params = {
+        "id": s.id, "task": s.task, "payload": s.payload, "cron": s.cron,
+        "next_run_at": None if s.next_run_at is None else _us(s.next_run_at),
+        "tenant": s.tenant, "timezone": s.timezone, "queue": s.queue, "priority": s.priority,
+        "max_attempts": s.max_attempts, "timeout": s.timeout, "is_unique": int(s.unique),
+        "now": _now_us(), "meta": _dumps(s.meta),
+    }  # fmt: skip
+    return _schedule(conn.execute(_SCHEDULE_UPSERT, params).fetchone())
+
+
+def _schedules(conn: sqlite3.Connection, sql: str, params: Row) -> list[Schedule]:
+    return [_schedule(r) for r in conn.execute(sql, params)]
+
+
+def _schedule_delete(conn: sqlite3.Connection, schedule_id: str, tenant: str) -> bool:
+    return conn.execute(_SCHEDULE_DELETE, (tenant, schedule_id)).rowcount > 0
+
+
+def _schedule_advance(
+    conn: sqlite3.Connection,
+    schedule_id: str,
+    tenant: str,
+    expected: datetime,
+    next_run_at: datetime | None,
+    job_id: str | None,
+) -> bool:
+    params = {
+        "id": schedule_id, "tenant": tenant, "expected": _us(expected),
+        "next": None if next_run_at is None else _us(next_run_at), "job": job_id,
+    }  # fmt: skip
+    return conn.execute(_SCHEDULE_ADVANCE, params).rowcount > 0
+
+
+# Column order follows ``Batch``; the last column is the counts of its jobs per
+# state, computed in the same statement so that record and counts are one snapshot.
+_BATCH_SELECT = (
+    "SELECT id, tenant, created_at, name, then_jobs, finished_at, continuation_ids, meta, "
+    "(SELECT json_group_object(state, n) FROM (SELECT state, count(*) AS n FROM jobs "
+    "WHERE batch_id = batches.id GROUP BY state)) FROM batches"
+)
+_BATCH_GET = f"{_BATCH_SELECT} WHERE id = ? AND tenant = COALESCE(?, tenant)"
+_BATCH_INSERT = (
+    "INSERT OR IGNORE INTO batches (id, tenant, created_at, name, then_jobs, meta) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_BATCH_FINISH = (
+    "UPDATE batches SET finished_at = ?, continuation_ids = ? WHERE id = ? AND finished_at IS NULL"
+)
+# Filters of ``batch_list``, in the order their parameters are bound.
+_BATCH_FILTERS = ("tenant = ?", "finished_at IS NULL", "id < ?")
+
+
+@lru_cache(maxsize=8)  # every subset of the three filters
+def _batch_list_sql(present: tuple[bool, ...]) -> str:
+    where = " AND ".join(f for f, on in zip(_BATCH_FILTERS, present, strict=True) if on)
+    return f"{_BATCH_SELECT} {'WHERE ' + where if where else ''} ORDER BY id DESC LIMIT ?"
+
+
+def _batch(r: Row) -> Batch:
+    counts: dict[str, int] = json.loads(r[8])
+    return Batch(
+        id=r[0], tenant=r[1], created_at=_dt(r[2]), name=r[3], then=r[4],
+        finished_at=_opt_dt(r[5]), continuation_ids=json.loads(r[6]),
+        counts={_STATE[state]: n for state, n in counts.items()}, meta=_loads(r[7]),
+    )  # fmt: skip
+
+
+def _batch_create(conn: sqlite3.Connection, new: NewBatch) -> Batch:
+    """An id already stored is left as it is and handed back, jobs counted."""
+    row = (new.id, new.tenant, _now_us(), new.name, new.then, _dumps(new.meta))
+    conn.execute(_BATCH_INSERT, row)
+    return _batch(conn.execute(_BATCH_GET, (new.id, None)).fetchone())
+
+
+def _batch_get(conn: sqlite3.Connection, batch_id: str, tenant: str | None) -> Batch | None:
+    row = conn.execute(_BATCH_GET, (batch_id, tenant)).fetchone()
+    return None if row is None else _batch(row)
+
+
+def _batch_list(
+    conn: sqlite3.Connection,
+    tenant: str | None,
+    unfinished: bool,
+    before_id: str | None,
+    limit: int,
+) -> list[Batch]:
+    sql = _batch_list_sql((tenant is not None, unfinished, before_id is not None))
+    params = [v for v in (tenant, before_id) if v is not None]
+    return [_batch(r) for r in conn.execute(sql, (*params, limit))]
+
+
+def _batch_finish(conn: sqlite3.Connection, batch_id: str, continuation_ids: Sequence[str]) -> bool:
+    params = (_now_us(), json.dumps(list(continuation_ids)), batch_id)
+    return conn.execute(_BATCH_FINISH, params).rowcount > 0
+
+
 # wake-ups inside this process ------------------------------------------------------
 
 
@@ -640,12 +907,14 @@ _waiters: dict[str, set[_Waiter]] = {}
 _waiters_lock = threading.Lock()
 
 
-def _notify(path: str, queues: Iterable[str]) -> None:
-    """Wake the waiters of this database file for any of ``queues``, whichever
-    instance, thread or loop they belong to."""
-    wanted = set(queues)
+def _notify(path: str, queues: Iterable[str] | None) -> None:
+    """Wake the waiters of this database file for any of ``queues`` (all of them
+    when ``None``), whichever instance, thread or loop they belong to."""
+    wanted = None if queues is None else set(queues)
     with _waiters_lock:
-        waiters = [w for w in _waiters.get(path, ()) if not w.queues.isdisjoint(wanted)]
+        waiters = [
+            w for w in _waiters.get(path, ()) if wanted is None or not w.queues.isdisjoint(wanted)
+        ]
     for waiter in waiters:
         if not waiter.loop.is_closed():
             waiter.loop.call_soon_threadsafe(waiter.event.set)
@@ -890,6 +1159,11 @@ class SQLiteBackend(Backend):
     async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
         return await self._write(_cancel, job_id, tenant)
 
+    async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
+        if not job_ids:
+            return frozenset()
+        return await self._read(_cancels, job_ids)
+
     async def job_cancel_confirm(self, lease: Lease) -> Job | None:
         return await self._write(_cancel_confirm, lease)
 
@@ -921,6 +1195,76 @@ class SQLiteBackend(Backend):
         if not states:
             return 0
         return await self._write(_purge, finished_before, states)
+
+    # control: pause and resume ------------------------------------------------------
+
+    async def control_pause(self, tenant: str | None, queue: str | None) -> Pause:
+        return await self._write(_pause, tenant, queue)
+
+    async def control_resume(self, tenant: str | None, queue: str | None) -> bool:
+        """A lifted pause wakes the waiters it held back: those of its queue, or
+        every waiter when it spanned queues. Other processes see the commit
+        through ``data_version``."""
+        lifted = await self._write(_resume, tenant, queue)
+        if lifted:
+            _notify(self.path, None if queue is None else (queue,))
+        return lifted
+
+    async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
+        return await self._read(_pauses, tenant)
+
+    # schedules -----------------------------------------------------------------------
+
+    async def schedule_upsert(self, schedule: Schedule) -> Schedule:
+        return await self._write(_schedule_upsert, schedule)
+
+    async def schedule_get(self, schedule_id: str, tenant: str) -> Schedule | None:
+        found = await self._read(_schedules, _SCHEDULE_GET, (tenant, schedule_id))
+        return found[0] if found else None
+
+    async def schedule_list(self, tenant: str | None = None) -> list[Schedule]:
+        if tenant is None:
+            return await self._read(_schedules, _SCHEDULE_LIST, ())
+        return await self._read(_schedules, _SCHEDULE_LIST_OF_TENANT, (tenant,))
+
+    async def schedule_delete(self, schedule_id: str, tenant: str) -> bool:
+        return await self._write(_schedule_delete, schedule_id, tenant)
+
+    async def schedule_due(self, before: datetime, limit: int = 100) -> list[Schedule]:
+        return await self._read(_schedules, _SCHEDULE_DUE, (_us(before), limit))
+
+    async def schedule_advance(
+        self,
+        schedule_id: str,
+        tenant: str,
+        expected: datetime,
+        next_run_at: datetime | None,
+        job_id: str | None,
+    ) -> bool:
+        return await self._write(
+            _schedule_advance, schedule_id, tenant, expected, next_run_at, job_id
+        )
+
+    # batches -------------------------------------------------------------------------
+
+    async def batch_create(self, batch: NewBatch) -> Batch:
+        return await self._write(_batch_create, batch)
+
+    async def batch_get(self, batch_id: str, tenant: str | None = None) -> Batch | None:
+        return await self._read(_batch_get, batch_id, tenant)
+
+    async def batch_list(
+        self,
+        tenant: str | None = None,
+        *,
+        unfinished: bool = False,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Batch]:
+        return await self._read(_batch_list, tenant, unfinished, before_id, limit)
+
+    async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
+        return await self._write(_batch_finish, batch_id, continuation_ids)
 
     # events ------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from offload.job import ErrorInfo, Event, Job, NewJob
+from offload.job import Batch, ErrorInfo, Event, Job, NewBatch, NewJob, Pause, Schedule
 from offload.lifecycle import EventKind, State
 
 Row = tuple[Any, ...]
@@ -56,6 +56,53 @@ def stored(new: NewJob, row: Row) -> Job:
 def event(row: Row) -> Event:
     id_, job_id, tenant, kind, at, data = row
     return Event(id_, job_id, tenant, EventKind(kind), at, data)
+
+
+def pause(row: Row) -> Pause:
+    tenant, queue, at = row
+    return Pause(tenant, queue, at)
+
+
+def schedule(row: Row) -> Schedule:
+    """A schedule from a row in ``_sql.SCHEDULE_COLUMNS`` order."""
+    (tenant, id_, task, payload, cron, timezone, queue, priority, max_attempts, timeout,
+     unique_job, next_run_at, last_run_at, last_job_id, created_at, updated_at,
+     meta) = row  # fmt: skip
+    return Schedule(
+        id=id_, task=task, payload=payload, cron=cron, next_run_at=next_run_at,
+        tenant=tenant, timezone=timezone, queue=queue, priority=priority,
+        max_attempts=max_attempts, timeout=timeout, unique=unique_job,
+        last_run_at=last_run_at, last_job_id=last_job_id, created_at=created_at,
+        updated_at=updated_at, meta=meta,
+    )  # fmt: skip
+
+
+def schedule_params(s: Schedule) -> dict[str, Any]:
+    """What ``schedule_upsert`` writes: the rule, never the history (``created_at``,
+    ``last_run_at``, ``last_job_id``), which belongs to the stored row."""
+    return {
+        "tenant": s.tenant, "id": s.id, "task": s.task, "payload": s.payload,
+        "cron": s.cron, "timezone": s.timezone, "queue": s.queue, "priority": s.priority,
+        "max_attempts": s.max_attempts, "timeout": s.timeout, "unique_job": s.unique,
+        "next_run_at": s.next_run_at, "meta": Jsonb(s.meta),
+    }  # fmt: skip
+
+
+def batch(row: Row) -> Batch:
+    """A batch from a row in ``_sql.BATCH_COLUMNS`` order followed by its counts,
+    a JSON object of state to number of jobs."""
+    (id_, tenant, created_at, name, then_jobs, finished_at, continuation_ids, meta,
+     counts) = row  # fmt: skip
+    return Batch(
+        id=id_, tenant=tenant, created_at=created_at, name=name, then=then_jobs,
+        finished_at=finished_at, continuation_ids=list(continuation_ids),
+        counts={State(state): int(n) for state, n in counts.items()}, meta=meta,
+    )  # fmt: skip
+
+
+def batch_params(new: NewBatch) -> dict[str, Any]:
+    return {"id": new.id, "tenant": new.tenant, "name": new.name, "then_jobs": new.then,
+            "meta": Jsonb(new.meta)}  # fmt: skip
 
 
 def utc(moment: datetime) -> datetime:

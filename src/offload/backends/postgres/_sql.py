@@ -2,7 +2,8 @@
 
 The files are read once per process and rendered once per schema, so a backend
 never builds SQL at run time; the only values spliced in are the quoted schema
-name, the job column list and state literals taken from ``offload.lifecycle``.
+name, the column lists of jobs, schedules and batches, and state literals taken
+from ``offload.lifecycle``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ COLUMNS = (
     "batch_id", "worker_id", "lease_token", "lease_expires_at", "cancel_requested", "meta",
 )  # fmt: skip
 """The order in which every query returns a job; ``_rows.job`` reads it."""
+
+SCHEDULE_COLUMNS = (
+    "tenant", "id", "task", "payload", "cron", "timezone", "queue", "priority",
+    "max_attempts", "timeout", "unique_job", "next_run_at", "last_run_at", "last_job_id",
+    "created_at", "updated_at", "meta",
+)  # fmt: skip
+"""The order in which queries return a schedule (alias ``s``); ``_rows.schedule`` reads it."""
+
+BATCH_COLUMNS = (
+    "id", "tenant", "created_at", "name", "then_jobs", "finished_at", "continuation_ids", "meta",
+)  # fmt: skip
+"""The order in which queries return a batch (alias ``b``), before its counts;
+``_rows.batch`` reads it."""
 
 _PACKAGE = "offload.backends.postgres"
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,54}")
@@ -72,6 +86,8 @@ def _render(text: str, schema: str) -> str:
     tokens = {
         "{schema}": f'"{check_schema(schema)}"',
         "{job_columns}": ", ".join("j.id::text AS id" if c == "id" else f"j.{c}" for c in COLUMNS),
+        "{schedule_columns}": ", ".join(f"s.{c}" for c in SCHEDULE_COLUMNS),
+        "{batch_columns}": ", ".join(f"b.{c}" for c in BATCH_COLUMNS),
         "{START_SOURCES}": _literals(lc.START.sources),
         "{EXPIRE_SOURCES}": _literals(lc.EXPIRE.sources),
         "{RUNNING}": State.RUNNING.value,

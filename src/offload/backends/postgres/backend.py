@@ -10,9 +10,10 @@ Connection loss. Connections are pooled; a connection whose socket shows the
 server hung up is found before use, and the whole pool is then swept so the
 next caller does not meet the next dead one. A call that still fails on a lost
 connection is retried once when repeating it is harmless (reads, enqueue, which
-is idempotent by job id, heartbeats and cancel); any other call raises
-``BackendError``, because its first try may have been applied and a blind
-repeat would be refused and reported as a lost lease.
+is idempotent by job id, heartbeats, cancel, pause, schedule upsert and batch
+create); any other call raises ``BackendError``, because its first try may have
+been applied and a blind repeat would be refused and reported as a lost lease,
+a lost compare-and-set or a pause that was not there.
 """
 
 from __future__ import annotations
@@ -29,14 +30,26 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts
+from offload.backends.base import Backend, QueueCounts, pause_order
 from offload.backends.postgres import _rows, _sql
 from offload.backends.postgres._url import parse_url
 from offload.backends.postgres.enqueue import enqueue_async
 from offload.backends.postgres.listener import Listener
 from offload.backends.postgres.migrate import migrate_connection
 from offload.errors import BackendError
-from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.job import (
+    Batch,
+    ErrorInfo,
+    Event,
+    HeartbeatReply,
+    Job,
+    JobQuery,
+    Lease,
+    NewBatch,
+    NewJob,
+    Pause,
+    Schedule,
+)
 from offload.lifecycle import EventKind, State, Transition
 
 T = TypeVar("T")
@@ -189,6 +202,13 @@ class PostgresBackend(Backend):
         requested = await self._one("job_cancel_request", by_id | asked, True)
         return requested or await self.job_get(job_id, tenant)
 
+    async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
+        ids = [job_id for job_id in job_ids if _rows.is_uuid(job_id)]
+        if not ids:
+            return frozenset()
+        rows = await self._rows("job_cancels", {"ids": ids}, retry=True)
+        return frozenset(job_id for (job_id,) in rows)
+
     async def job_cancel_confirm(self, lease: Lease) -> Job | None:
         return await self._finish(lc.CANCEL_RUNNING, lease, None, with_attempt=False)
 
@@ -236,6 +256,7 @@ class PostgresBackend(Backend):
             "tenant": query.tenant, "queue": query.queue, "task": query.task,
             "states": None if query.states is None else _states(query.states),
             "before_id": query.before_id, "limit": max(0, query.limit),
+            "batch_id": query.batch_id,
         }  # fmt: skip
         return [_rows.job(row) for row in await self._rows("job_list", params, retry=True)]
 
@@ -250,6 +271,94 @@ class PostgresBackend(Backend):
         params = {"states": _states(wanted), "before": finished_before}
         [(count,)] = await self._rows("job_purge", params)
         return int(count)
+
+    # control: pause and resume -----------------------------------------------------
+
+    async def control_pause(self, tenant: str | None, queue: str | None) -> Pause:
+        params = {"tenant": tenant, "queue": queue}
+        [row] = await self._rows("control_pause", params, retry=True)
+        return _rows.pause(row)
+
+    async def control_resume(self, tenant: str | None, queue: str | None) -> bool:
+        """Lift the pause and wake waiting workers, whose next lease may now find
+        jobs. Not retried: a repeat after a lost reply would report ``False``."""
+        params = {"tenant": tenant, "queue": queue, "channel": self._channel}
+        [(count,)] = await self._rows("control_resume", params)
+        return bool(count)
+
+    async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
+        rows = await self._rows("control_pauses", {"tenant": tenant}, retry=True)
+        return sorted(map(_rows.pause, rows), key=pause_order)
+
+    # schedules ---------------------------------------------------------------------
+
+    async def schedule_upsert(self, schedule: Schedule) -> Schedule:
+        params = _rows.schedule_params(schedule)
+        [row] = await self._rows("schedule_upsert", params, retry=True)
+        return _rows.schedule(row)
+
+    async def schedule_get(self, schedule_id: str, tenant: str) -> Schedule | None:
+        params = {"id": schedule_id, "tenant": tenant}
+        rows = await self._rows("schedule_get", params, retry=True)
+        return _rows.schedule(rows[0]) if rows else None
+
+    async def schedule_list(self, tenant: str | None = None) -> list[Schedule]:
+        rows = await self._rows("schedule_list", {"tenant": tenant}, retry=True)
+        return [_rows.schedule(row) for row in rows]
+
+    async def schedule_delete(self, schedule_id: str, tenant: str) -> bool:
+        params = {"id": schedule_id, "tenant": tenant}
+        return bool(await self._rows("schedule_delete", params))
+
+    async def schedule_due(self, before: datetime, limit: int = 100) -> list[Schedule]:
+        params = {"before": before, "limit": max(0, limit)}
+        return [_rows.schedule(row) for row in await self._rows("schedule_due", params, retry=True)]
+
+    async def schedule_advance(
+        self,
+        schedule_id: str,
+        tenant: str,
+        expected: datetime,
+        next_run_at: datetime | None,
+        job_id: str | None,
+    ) -> bool:
+        """Not retried: a repeat after a lost reply would find the firing taken
+        (by itself) and report ``False``, and the caller would think it lost."""
+        params = {
+            "id": schedule_id, "tenant": tenant, "expected": expected,
+            "next_run_at": next_run_at, "job_id": job_id,
+        }  # fmt: skip
+        return bool(await self._rows("schedule_advance", params))
+
+    # batches -----------------------------------------------------------------------
+
+    async def batch_create(self, batch: NewBatch) -> Batch:
+        [row] = await self._rows("batch_create", _rows.batch_params(batch), retry=True)
+        return _rows.batch(row)
+
+    async def batch_get(self, batch_id: str, tenant: str | None = None) -> Batch | None:
+        rows = await self._rows("batch_get", {"id": batch_id, "tenant": tenant}, retry=True)
+        return _rows.batch(rows[0]) if rows else None
+
+    async def batch_list(
+        self,
+        tenant: str | None = None,
+        *,
+        unfinished: bool = False,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Batch]:
+        params = {
+            "tenant": tenant, "unfinished": unfinished, "before_id": before_id,
+            "limit": max(0, limit),
+        }  # fmt: skip
+        return [_rows.batch(row) for row in await self._rows("batch_list", params, retry=True)]
+
+    async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
+        """Not retried, for the reason ``schedule_advance`` is not: a repeat would
+        find the batch finished and report ``False`` to the call that finished it."""
+        params = {"id": batch_id, "continuation_ids": list(continuation_ids)}
+        return bool(await self._rows("batch_finish", params))
 
     # events ------------------------------------------------------------------------
 

@@ -22,12 +22,24 @@ from typing import Any
 from redis.exceptions import NoScriptError, RedisError
 
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts
+from offload.backends.base import Backend, QueueCounts, pause_order
 from offload.backends.redis import codec, lua
 from offload.backends.redis.connection import connect, parse
-from offload.backends.redis.keys import Keys, split_lane
+from offload.backends.redis.keys import Keys, lane, split_lane
 from offload.errors import BackendError
-from offload.job import ErrorInfo, Event, HeartbeatReply, Job, JobQuery, Lease, NewJob
+from offload.job import (
+    Batch,
+    ErrorInfo,
+    Event,
+    HeartbeatReply,
+    Job,
+    JobQuery,
+    Lease,
+    NewBatch,
+    NewJob,
+    Pause,
+    Schedule,
+)
 from offload.lifecycle import EventKind, State
 
 CHUNK = 1000
@@ -36,6 +48,7 @@ CHUNK = 1000
 _RULES = {t.name: codec.rule(t) for t in lc.ALL}
 _ENDED = codec.states_arg(lc.ENDED)
 _EXPIRED = codec.error_json(ErrorInfo("LeaseExpired", "lease expired on the last attempt"))
+_RUNNING = State.RUNNING.value.encode()
 
 
 @contextmanager
@@ -178,6 +191,21 @@ class RedisBackend(Backend):
         )  # fmt: skip
         return _job_or_none(reply)
 
+    async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
+        """A pipelined read, no script: the worker asks often, and the flag counts
+        only while the job runs, since later transitions leave it behind."""
+        if not job_ids:
+            return frozenset()
+        with _translated():
+            pipe = self._redis().pipeline(transaction=False)
+            for job_id in job_ids:
+                pipe.hmget(self._keys.job(job_id), "state", "cancel_requested")
+            replies: list[list[bytes | None]] = await pipe.execute()
+        return frozenset(
+            job_id for job_id, (state, flag) in zip(job_ids, replies, strict=True)
+            if state == _RUNNING and flag == b"1"
+        )  # fmt: skip
+
     async def job_cancel_confirm(self, lease: Lease) -> Job | None:
         reply = await self._run(
             "cancel_confirm", _RULES["cancel_running"], lease.job_id, lease.token
@@ -218,9 +246,10 @@ class RedisBackend(Backend):
         return job if tenant is None or job.tenant == tenant else None
 
     async def job_list(self, query: JobQuery) -> list[Job]:
-        """Walks the per-(state, tenant) indexes newest first, a page at a time;
-        queue and task filters are applied to each page, so a rare queue or task
-        costs a longer walk, never a wrong answer."""
+        """Walks the per-(state, lane) indexes (or, for a batch, the batch's
+        per-state indexes) newest first, a page at a time; the other filters are
+        applied to each page, so a rare queue or task costs a longer walk, never
+        a wrong answer."""
         with _translated():
             keys = await self._index_keys(query)
             page = max(query.limit, 100)
@@ -245,6 +274,8 @@ class RedisBackend(Backend):
 
     async def _index_keys(self, query: JobQuery) -> list[str]:
         states = query.states if query.states is not None else frozenset(State)
+        if query.batch_id is not None:
+            return [self._keys.batch_index(s, query.batch_id) for s in sorted(states)]
         lanes = await self._lanes(query.tenant, query.queue)
         return [self._keys.index(s, lane) for s in sorted(states) for lane in lanes]
 
@@ -297,6 +328,155 @@ class RedisBackend(Backend):
             if int(scanned) < CHUNK:
                 return total
 
+    # control: pause and resume ------------------------------------------------------
+
+    async def control_pause(self, tenant: str | None, queue: str | None) -> Pause:
+        at = await self._run("pause", codec.pause_field(tenant, queue))
+        return Pause(tenant, queue, codec.from_us(int(at)))
+
+    async def control_resume(self, tenant: str | None, queue: str | None) -> bool:
+        reply = await self._run(
+            "resume", codec.pause_field(tenant, queue), codec.opt(tenant), codec.opt(queue)
+        )
+        return bool(reply)
+
+    async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
+        with _translated():
+            raw: dict[bytes, bytes] = await self._redis().hgetall(self._keys.pauses)
+        pauses = (codec.pause_from_field(field, at) for field, at in raw.items())
+        return sorted((p for p in pauses if tenant is None or p.tenant == tenant), key=pause_order)
+
+    # schedules ---------------------------------------------------------------------
+
+    async def schedule_upsert(self, schedule: Schedule) -> Schedule:
+        rule = codec.schedule_rule(schedule)
+        next_run = codec.moment_arg(schedule.next_run_at)
+        reply = await self._run(
+            "schedule_upsert", lane(schedule.tenant, schedule.id), next_run, *rule
+        )
+        stored: dict[str | bytes, str | bytes | None] = dict(
+            zip(rule[::2], rule[1::2], strict=True)
+        )
+        stored.update(zip(codec.SCHEDULE_KEPT, reply, strict=True))
+        stored["next_run_at"] = next_run or None
+        return codec.schedule_from_values([stored.get(f) for f in codec.SCHEDULE_FIELDS])
+
+    async def schedule_get(self, schedule_id: str, tenant: str) -> Schedule | None:
+        found = await self._schedules([(tenant, schedule_id)])
+        return found[0] if found else None
+
+    async def schedule_list(self, tenant: str | None = None) -> list[Schedule]:
+        """Every schedule's name is in one set; sorting happens here, since the
+        lane encoding puts a tenant's byte length first, not its text."""
+        with _translated():
+            raw: set[bytes] = await self._redis().smembers(self._keys.schedules)
+        names = sorted(split_lane(member) for member in raw)
+        return await self._schedules([n for n in names if tenant is None or n[0] == tenant])
+
+    async def schedule_delete(self, schedule_id: str, tenant: str) -> bool:
+        return bool(await self._run("schedule_delete", lane(tenant, schedule_id)))
+
+    async def schedule_due(self, before: datetime, limit: int = 100) -> list[Schedule]:
+        """The due index orders ties by member text; the schedules sharing the
+        last score read are fetched whole, so ties come in (tenant, id) order."""
+        if limit <= 0:
+            return []
+        upper = codec.to_us(before)
+        key = self._keys.schedules_due
+        with _translated():
+            client = self._redis()
+            hits: list[tuple[bytes, float]] = await client.zrangebyscore(
+                key, "-inf", upper, start=0, num=limit, withscores=True
+            )
+            if len(hits) == limit:
+                last = hits[-1][1]
+                hits += await client.zrangebyscore(key, last, last, withscores=True)
+        ranked = sorted({(score, split_lane(member)) for member, score in hits})
+        found = await self._schedules([name for _, name in ranked[:limit]])
+        return [s for s in found if s.next_run_at is not None and s.next_run_at <= before]
+
+    async def schedule_advance(
+        self,
+        schedule_id: str,
+        tenant: str,
+        expected: datetime,
+        next_run_at: datetime | None,
+        job_id: str | None,
+    ) -> bool:
+        reply = await self._run(
+            "schedule_advance", lane(tenant, schedule_id), str(codec.to_us(expected)),
+            codec.moment_arg(next_run_at), codec.opt(job_id),
+        )  # fmt: skip
+        return bool(reply)
+
+    async def _schedules(self, names: list[tuple[str, str]]) -> list[Schedule]:
+        """The schedules named by (tenant, id), in that order; missing ones left out."""
+        if not names:
+            return []
+        with _translated():
+            pipe = self._redis().pipeline(transaction=False)
+            for tenant, schedule_id in names:
+                pipe.hmget(self._keys.schedule(tenant, schedule_id), codec.SCHEDULE_FIELDS)
+            rows: list[list[bytes | None]] = await pipe.execute()
+        return [codec.schedule_from_values(v) for v in rows if v[0] is not None]
+
+    # batches -----------------------------------------------------------------------
+
+    async def batch_create(self, batch: NewBatch) -> Batch:
+        await self._run("batch_create", batch.id, batch.tenant, *codec.new_batch_fields(batch))
+        found = await self._batches([batch.id])
+        if not found:
+            raise BackendError(f"redis: batch {batch.id} vanished as it was created")
+        return found[0]
+
+    async def batch_get(self, batch_id: str, tenant: str | None = None) -> Batch | None:
+        found = await self._batches([batch_id])
+        if not found or (tenant is not None and found[0].tenant != tenant):
+            return None
+        return found[0]
+
+    async def batch_list(
+        self,
+        tenant: str | None = None,
+        *,
+        unfinished: bool = False,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Batch]:
+        """One index per (tenant or all, every or unfinished) holds the ids as
+        text, so a page is one reverse range read, whatever the filters."""
+        if limit <= 0:
+            return []
+        upper = "+" if before_id is None else "(" + before_id
+        key = self._keys.batches(tenant, unfinished=unfinished)
+        with _translated():
+            ids: list[bytes] = await self._redis().zrevrangebylex(
+                key, upper, "-", start=0, num=limit
+            )
+        found = await self._batches([i.decode() for i in ids])
+        return [b for b in found if not unfinished or b.finished_at is None]
+
+    async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
+        reply = await self._run("batch_finish", batch_id, json.dumps(list(continuation_ids)))
+        return bool(reply)
+
+    async def _batches(self, ids: list[str]) -> list[Batch]:
+        """The batches, in that order, each counted from its per-state job
+        indexes in the same round trip; missing ones left out."""
+        if not ids:
+            return []
+        states = list(State)
+        with _translated():
+            pipe = self._redis().pipeline(transaction=False)
+            for batch_id in ids:
+                pipe.hmget(self._keys.batch(batch_id), codec.BATCH_FIELDS)
+                for state in states:
+                    pipe.zcard(self._keys.batch_index(state, batch_id))
+            replies: list[Any] = await pipe.execute()
+        step = 1 + len(states)
+        rows = (replies[i : i + step] for i in range(0, len(replies), step))
+        return [codec.batch_from_values(r[0], r[1:]) for r in rows if r[0][0] is not None]
+
     # events ------------------------------------------------------------------------
 
     async def event_list(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
@@ -330,9 +510,9 @@ class RedisBackend(Backend):
     # delivery ----------------------------------------------------------------------
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
-        """A blocking pop on the queues' signal lists: enqueue, requeue, redrive
-        and recovery push tokens there. All lists share the deployment's slot, so
-        one BLPOP can watch them all, on a cluster too."""
+        """A blocking pop on the queues' signal lists: enqueue, requeue, redrive,
+        recovery and resume push tokens there. All lists share the deployment's
+        slot, so one BLPOP can watch them all, on a cluster too."""
         if timeout <= 0 or not queues:
             await asyncio.sleep(max(timeout, 0))
             return
@@ -374,4 +554,5 @@ def _matches(job: Job, q: JobQuery) -> bool:
         and (q.states is None or job.state in q.states)
         and (q.queue is None or job.queue == q.queue)
         and (q.task is None or job.task == q.task)
+        and (q.batch_id is None or job.batch_id == q.batch_id)
     )

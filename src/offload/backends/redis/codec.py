@@ -1,4 +1,4 @@
-"""Job and event values as they sit in Redis, and back.
+"""Job, event, pause, schedule and batch values as they sit in Redis, and back.
 
 A job is one hash: text fields as UTF-8, payload/result/checkpoint as raw bytes,
 times as integer microseconds of the server clock, ``meta`` and ``error`` as
@@ -6,7 +6,8 @@ JSON. An absent field is ``None``, so an empty result stays distinct from no
 result. The lease fields (token, expiry, worker, cancel request) count only
 while the job is running: the scripts overwrite them at the next lease instead
 of deleting them at every transition, which saves a write per job. Events are
-JSON strings written by the scripts.
+JSON strings written by the scripts. Schedules and batches are hashes in the
+same style; a pause is one field of the pauses hash (see ``pause_field``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from offload.backends.redis.keys import lane
-from offload.job import ErrorInfo, Event, Job, NewJob
+from offload.job import Batch, ErrorInfo, Event, Job, NewBatch, NewJob, Pause, Schedule
 from offload.lifecycle import EventKind, State, Transition
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -154,4 +155,93 @@ def event_from_json(raw: bytes | str) -> Event:
     return Event(
         id=int(doc["id"]), job_id=doc["job"], tenant=doc["tenant"],
         kind=EventKind(doc["kind"]), at=from_us(int(doc["at"])), data=data,
+    )  # fmt: skip
+
+
+# pauses -------------------------------------------------------------------------
+
+
+def pause_field(tenant: str | None, queue: str | None) -> str:
+    """A pause scope as its field in the pauses hash: JSON, so ``None`` stays
+    distinct from any name and lease.lua can decode the scope with cjson. Python
+    is the only writer, so one scope always has one spelling."""
+    return json.dumps([tenant, queue], ensure_ascii=False, separators=(",", ":"))
+
+
+def pause_from_field(field: bytes, at_us: bytes) -> Pause:
+    tenant, queue = json.loads(field)
+    return Pause(tenant, queue, from_us(int(at_us)))
+
+
+# schedules ----------------------------------------------------------------------
+
+SCHEDULE_FIELDS = (
+    "id", "tenant", "task", "payload", "cron", "timezone", "queue", "priority",
+    "max_attempts", "timeout", "unique", "next_run_at", "last_run_at", "last_job_id",
+    "created_at", "updated_at", "meta",
+)  # fmt: skip
+"""A schedule hash's fields, in the order ``schedule_from_values`` reads them."""
+
+SCHEDULE_KEPT = ("created_at", "updated_at", "last_run_at", "last_job_id")
+"""What schedule_upsert.lua answers: the fields it keeps or stamps itself."""
+
+
+def schedule_rule(schedule: Schedule) -> list[str | bytes]:
+    """The fields an upsert replaces, as flat (name, value) pairs; ``next_run_at``
+    travels apart since it also moves the schedule in the due index."""
+    pairs: list[str | bytes] = [
+        "id", schedule.id, "tenant", schedule.tenant, "task", schedule.task,
+        "payload", schedule.payload, "cron", schedule.cron, "timezone", schedule.timezone,
+        "queue", schedule.queue, "priority", str(schedule.priority),
+        "max_attempts", str(schedule.max_attempts), "unique", "1" if schedule.unique else "0",
+        "meta", json.dumps(schedule.meta, separators=(",", ":")),
+    ]  # fmt: skip
+    if schedule.timeout is not None:
+        pairs += ["timeout", repr(float(schedule.timeout))]
+    return pairs
+
+
+def moment_arg(moment: datetime | None) -> str:
+    """An optional time as a script argument: microseconds, or ``""`` for none."""
+    return "" if moment is None else str(to_us(moment))
+
+
+def schedule_from_values(v: Sequence[bytes | str | None]) -> Schedule:
+    raw = [x.encode() if isinstance(x, str) else x for x in v]
+    return Schedule(
+        id=_str(raw[0]), tenant=_str(raw[1]), task=_str(raw[2]), payload=raw[3] or b"",
+        cron=_str(raw[4]), timezone=_str(raw[5]), queue=_str(raw[6]),
+        priority=int(_str(raw[7])), max_attempts=int(_str(raw[8])), timeout=_float(raw[9]),
+        unique=raw[10] == b"1", next_run_at=_moment(raw[11]), last_run_at=_moment(raw[12]),
+        last_job_id=_text(raw[13]), created_at=_moment(raw[14]), updated_at=_moment(raw[15]),
+        meta=json.loads(raw[16] or b"{}"),
+    )  # fmt: skip
+
+
+# batches ------------------------------------------------------------------------
+
+BATCH_FIELDS = (
+    "id", "tenant", "name", "then", "created_at", "finished_at", "continuation_ids", "meta",
+)  # fmt: skip
+"""A batch hash's fields, in the order ``batch_from_values`` reads them."""
+
+
+def new_batch_fields(batch: NewBatch) -> list[str | bytes]:
+    """The caller's fields of a new batch as flat (name, value) pairs; the script
+    adds the id, tenant, creation time and an empty continuation list."""
+    pairs: list[str | bytes] = ["meta", json.dumps(batch.meta, separators=(",", ":"))]
+    if batch.name is not None:
+        pairs += ["name", batch.name]
+    if batch.then is not None:
+        pairs += ["then", batch.then]
+    return pairs
+
+
+def batch_from_values(v: Sequence[bytes | None], counts: Sequence[int]) -> Batch:
+    """The batch with ``counts`` given per state in ``State`` order."""
+    return Batch(
+        id=_str(v[0]), tenant=_str(v[1]), name=_text(v[2]), then=v[3],
+        created_at=from_us(int(_str(v[4]))), finished_at=_moment(v[5]),
+        continuation_ids=json.loads(v[6] or b"[]"), meta=json.loads(v[7] or b"{}"),
+        counts={s: int(n) for s, n in zip(State, counts, strict=True) if int(n)},
     )  # fmt: skip

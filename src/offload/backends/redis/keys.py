@@ -18,9 +18,18 @@ Python side of that one scheme::
     {p}:idx:<state>:<lane>   zset: job ids per state and lane, for listing and counts
     {p}:unique               hash: "<lane-encoded tenant and key>" -> job id
     {p}:signal:<queue>       list: wake-up tokens for waiting workers
+    {p}:pauses               hash: pause scope (JSON ``[tenant, queue]``) -> since, us
+    {p}:schedule:<lane>      hash: one schedule; the lane is (tenant, schedule id)
+    {p}:schedules            set: the lane of every schedule
+    {p}:schedules:due        zset: schedule lanes with a next firing, scored by it
+    {p}:batch:<id>           hash: one batch's record (counts are read from bidx)
+    {p}:bidx:<state>:<id>    zset: the batch's job ids in that state (listing, counts)
+    {p}:batches:<set>        zset: batch ids by text; <set> is ``all`` or ``open``
+    {p}:batches:<set>:<tenant>  zset: the same for one tenant
 
 A *lane* names a (tenant, queue) pair without ambiguity whatever characters
-they hold: ``<byte length of tenant>:<tenant><queue>``.
+they hold: ``<byte length of tenant>:<tenant><queue>``; a schedule's lane pairs
+its tenant with its id the same way.
 """
 
 from __future__ import annotations
@@ -74,6 +83,32 @@ class Keys:
 
     def signal(self, queue: str) -> str:
         return self._k("signal", queue)
+
+    @property
+    def pauses(self) -> str:
+        return self._k("pauses")
+
+    @property
+    def schedules(self) -> str:
+        return self._k("schedules")
+
+    @property
+    def schedules_due(self) -> str:
+        return self._k("schedules", "due")
+
+    def schedule(self, tenant: str, schedule_id: str) -> str:
+        return self._k("schedule", lane(tenant, schedule_id))
+
+    def batch(self, batch_id: str) -> str:
+        return self._k("batch", batch_id)
+
+    def batch_index(self, state: State, batch_id: str) -> str:
+        return self._k("bidx", state.value, batch_id)
+
+    def batches(self, tenant: str | None, *, unfinished: bool) -> str:
+        """Every batch (or only the unfinished ones), of one tenant or of all."""
+        which = "open" if unfinished else "all"
+        return self._k("batches", which) if tenant is None else self._k("batches", which, tenant)
 
     @property
     def pattern(self) -> str:

@@ -20,6 +20,8 @@ from offload.backends.redis.codec import FIELDS
 NAMES = (
     "enqueue", "lease", "heartbeat", "complete", "fail", "reject", "requeue",
     "cancel", "cancel_confirm", "progress", "redrive", "recover", "purge", "now",
+    "pause", "resume", "schedule_upsert", "schedule_delete", "schedule_advance",
+    "batch_create", "batch_finish",
 )  # fmt: skip
 
 

@@ -4,6 +4,8 @@
 --   {schema}          the quoted schema name
 --   {job_columns}     the columns of a job, qualified by the alias `j`, in the
 --                     order the backend reads them
+--   {schedule_columns}, {batch_columns}
+--                     the same for a schedule (alias `s`) and a batch (alias `b`)
 --   {START_SOURCES}   the states START leaves, from offload.lifecycle
 --   {EXPIRE_SOURCES}  the states EXPIRE leaves, from offload.lifecycle
 --   {RUNNING}         the running state
@@ -73,13 +75,28 @@ WHERE j.state <> ALL(%(ended)s::text[]);
 -- ready index in lease order, locking rows as it goes and skipping rows other
 -- workers hold, and the outer LIMIT stops the walk once the batch is full, so the
 -- next queue is only read when the earlier ones had too few due jobs.
+--
+-- Pauses are read once per queue (the table holds a handful of rows): a pause
+-- of every tenant (global or of the whole queue) skips the queue without reading
+-- its index, and the paused tenants become a plain filter of the walk. The walk
+-- so keeps its index order whatever the planner thinks of the pauses table, and
+-- a paused tenant's jobs at the head of a queue are stepped over, not waited on.
 WITH picked AS (
     SELECT c.id
     FROM unnest(%(queues)s::text[]) WITH ORDINALITY AS q(name, rank)
     CROSS JOIN LATERAL (
+        SELECT COALESCE(bool_or(p.tenant IS NULL), false) AS whole,
+               COALESCE(array_agg(p.tenant) FILTER (WHERE p.tenant IS NOT NULL),
+                        '{}'::text[]) AS tenants
+        FROM {schema}.pauses AS p
+        WHERE p.queue IS NULL OR p.queue = q.name
+    ) AS paused
+    CROSS JOIN LATERAL (
         SELECT j.id
         FROM {schema}.jobs AS j
-        WHERE j.queue = q.name AND j.state IN ({START_SOURCES}) AND j.run_at <= now()
+        WHERE NOT paused.whole
+          AND j.queue = q.name AND j.state IN ({START_SOURCES}) AND j.run_at <= now()
+          AND j.tenant <> ALL(paused.tenants)
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT %(limit)s
         FOR UPDATE OF j SKIP LOCKED
@@ -222,6 +239,12 @@ WITH asked AS (
 )
 SELECT * FROM asked;
 
+-- name: job_cancels
+-- Read only: the worker asks this often, so it writes nothing and takes no lock.
+SELECT j.id::text
+FROM {schema}.jobs AS j
+WHERE j.id = ANY(%(ids)s::uuid[]) AND j.cancel_requested;
+
 -- name: job_save_progress
 WITH saved AS (
     UPDATE {schema}.jobs AS j
@@ -305,6 +328,7 @@ WHERE (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
   AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)
   AND (%(task)s::text IS NULL OR j.task = %(task)s)
   AND (%(before_id)s::uuid IS NULL OR j.id < %(before_id)s::uuid)
+  AND (%(batch_id)s::text IS NULL OR j.batch_id = %(batch_id)s)
 ORDER BY j.id DESC
 LIMIT %(limit)s;
 
@@ -344,3 +368,144 @@ FROM {schema}.events AS e
 WHERE e.id > %(after)s AND (%(tenant)s::text IS NULL OR e.tenant = %(tenant)s)
 ORDER BY e.id
 LIMIT %(limit)s;
+
+-- name: control_pause
+-- The no-op update makes a repeated pause return the stored row (and its time)
+-- in the same statement, even when another session inserted it a moment ago.
+INSERT INTO {schema}.pauses AS p (tenant, queue)
+VALUES (%(tenant)s::text, %(queue)s::text)
+ON CONFLICT ((COALESCE(tenant, '')), (tenant IS NULL), (COALESCE(queue, '')), (queue IS NULL))
+DO UPDATE SET at = p.at
+RETURNING p.tenant, p.queue, p.at;
+
+-- name: control_resume
+-- Workers idle in wait_for_jobs are woken: with the queue's name when the scope
+-- has one, else with an empty payload, which the listener takes as "every queue".
+WITH lifted AS (
+    DELETE FROM {schema}.pauses AS p
+    WHERE p.tenant IS NOT DISTINCT FROM %(tenant)s::text
+      AND p.queue IS NOT DISTINCT FROM %(queue)s::text
+    RETURNING p.queue
+), woken AS (
+    SELECT count(pg_notify(%(channel)s, COALESCE(l.queue, ''))) AS n FROM lifted AS l
+)
+SELECT count(*) FROM lifted, woken;
+
+-- name: control_pauses
+SELECT p.tenant, p.queue, p.at
+FROM {schema}.pauses AS p
+WHERE %(tenant)s::text IS NULL OR p.tenant = %(tenant)s;
+
+-- name: schedule_upsert
+-- A replace takes the new rule and keeps the row's history: created_at,
+-- last_run_at and last_job_id are not in the SET list.
+INSERT INTO {schema}.schedules AS s (
+    tenant, id, task, payload, cron, timezone, queue, priority, max_attempts, timeout,
+    unique_job, next_run_at, meta
+) VALUES (
+    %(tenant)s, %(id)s, %(task)s, %(payload)s, %(cron)s, %(timezone)s, %(queue)s,
+    %(priority)s, %(max_attempts)s, %(timeout)s, %(unique_job)s,
+    %(next_run_at)s::timestamptz, %(meta)s
+)
+ON CONFLICT (tenant, id) DO UPDATE
+SET task = excluded.task, payload = excluded.payload, cron = excluded.cron,
+    timezone = excluded.timezone, queue = excluded.queue, priority = excluded.priority,
+    max_attempts = excluded.max_attempts, timeout = excluded.timeout,
+    unique_job = excluded.unique_job, next_run_at = excluded.next_run_at,
+    meta = excluded.meta, updated_at = now()
+RETURNING {schedule_columns};
+
+-- name: schedule_get
+SELECT {schedule_columns}
+FROM {schema}.schedules AS s
+WHERE s.tenant = %(tenant)s AND s.id = %(id)s;
+
+-- name: schedule_list
+SELECT {schedule_columns}
+FROM {schema}.schedules AS s
+WHERE %(tenant)s::text IS NULL OR s.tenant = %(tenant)s
+ORDER BY s.tenant, s.id;
+
+-- name: schedule_delete
+DELETE FROM {schema}.schedules AS s
+WHERE s.tenant = %(tenant)s AND s.id = %(id)s
+RETURNING s.id;
+
+-- name: schedule_due
+SELECT {schedule_columns}
+FROM {schema}.schedules AS s
+WHERE s.next_run_at <= %(before)s::timestamptz
+ORDER BY s.next_run_at, s.tenant, s.id
+LIMIT %(limit)s;
+
+-- name: schedule_advance
+-- The compare-and-set of a firing: of schedulers racing on one firing, the first
+-- to update the row wins; the others re-check it after its commit and no longer
+-- match `expected`.
+UPDATE {schema}.schedules AS s
+SET next_run_at = %(next_run_at)s::timestamptz,
+    last_run_at = %(expected)s::timestamptz,
+    last_job_id = COALESCE(%(job_id)s::text, s.last_job_id)
+WHERE s.tenant = %(tenant)s AND s.id = %(id)s AND s.next_run_at = %(expected)s::timestamptz
+RETURNING s.id;
+
+-- name: batch_create
+-- As for pauses, the no-op update returns the stored batch when the id exists.
+-- The ids of batches are collated "C" and those on jobs are not: comparisons
+-- name the jobs' collation so that the jobs_batch index serves them.
+WITH stored AS (
+    INSERT INTO {schema}.batches AS b (id, tenant, name, then_jobs, meta)
+    VALUES (%(id)s, %(tenant)s, %(name)s::text, %(then_jobs)s::bytea, %(meta)s)
+    ON CONFLICT (id) DO UPDATE SET id = b.id
+    RETURNING {batch_columns}
+)
+SELECT b.*, COALESCE((
+    SELECT jsonb_object_agg(c.state, c.n)
+    FROM (SELECT j.state, count(*) AS n
+          FROM {schema}.jobs AS j
+          WHERE j.batch_id = b.id COLLATE "default"
+          GROUP BY j.state) AS c
+), '{}'::jsonb)
+FROM stored AS b;
+
+-- name: batch_get
+SELECT {batch_columns}, COALESCE((
+    SELECT jsonb_object_agg(c.state, c.n)
+    FROM (SELECT j.state, count(*) AS n
+          FROM {schema}.jobs AS j
+          WHERE j.batch_id = b.id COLLATE "default"
+          GROUP BY j.state) AS c
+), '{}'::jsonb)
+FROM {schema}.batches AS b
+WHERE b.id = %(id)s AND (%(tenant)s::text IS NULL OR b.tenant = %(tenant)s);
+
+-- name: batch_list
+-- The page of batches first, then the jobs of all of them counted in one pass.
+WITH picked AS (
+    SELECT {batch_columns}
+    FROM {schema}.batches AS b
+    WHERE (%(tenant)s::text IS NULL OR b.tenant = %(tenant)s)
+      AND (NOT %(unfinished)s OR b.finished_at IS NULL)
+      AND (%(before_id)s::text IS NULL OR b.id < %(before_id)s)
+    ORDER BY b.id DESC
+    LIMIT %(limit)s
+), counted AS (
+    SELECT c.batch_id, jsonb_object_agg(c.state, c.n) AS counts
+    FROM (SELECT j.batch_id, j.state, count(*) AS n
+          FROM {schema}.jobs AS j
+          WHERE j.batch_id = ANY(ARRAY(SELECT p.id COLLATE "default" FROM picked AS p))
+          GROUP BY j.batch_id, j.state) AS c
+    GROUP BY c.batch_id
+)
+SELECT p.*, COALESCE(c.counts, '{}'::jsonb)
+FROM picked AS p
+LEFT JOIN counted AS c ON c.batch_id = p.id COLLATE "default"
+ORDER BY p.id DESC;
+
+-- name: batch_finish
+-- Once only: a second finish (or a racing one, after the first commits) finds
+-- finished_at set and changes nothing.
+UPDATE {schema}.batches AS b
+SET finished_at = now(), continuation_ids = %(continuation_ids)s::text[]
+WHERE b.id = %(id)s AND b.finished_at IS NULL
+RETURNING b.id;

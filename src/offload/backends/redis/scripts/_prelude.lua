@@ -89,12 +89,19 @@ local function merge(a, b)
 end
 
 -- The listing index per (state, lane) follows every state change; its sizes
--- are the job counts, so no separate counter can drift.
+-- are the job counts, so no separate counter can drift. A job of a batch moves
+-- in its batch's per-state index the same way: those sizes are the batch's counts.
 local function move(job, to)
   if job.state then
     redis.call('ZREM', P .. ':idx:' .. job.state .. ':' .. job.lane, job.id)
   end
   redis.call('ZADD', P .. ':idx:' .. to .. ':' .. job.lane, 0, job.id)
+  if job.batch then
+    if job.state then
+      redis.call('ZREM', P .. ':bidx:' .. job.state .. ':' .. job.batch, job.id)
+    end
+    redis.call('ZADD', P .. ':bidx:' .. to .. ':' .. job.batch, 0, job.id)
+  end
 end
 
 -- A waiting job sits in its queue's ready set (due) or delayed set (later).
@@ -133,11 +140,12 @@ end
 local function load(id)
   local v = redis.call('HMGET', P .. ':job:' .. id, 'state', 'lease_token', 'tenant', 'queue',
                        'attempts', 'rk', 'pk', 'max_attempts', 'worker_id',
-                       'cancel_requested', 'uf', 'ev', 'lane')
+                       'cancel_requested', 'uf', 'ev', 'lane', 'batch_id')
   if not v[1] then return nil end
   return {id = id, state = v[1], token = v[2], tenant = v[3], queue = v[4],
           attempts = tonumber(v[5]), rk = v[6], pk = v[7], max_attempts = tonumber(v[8]),
-          worker = v[9], cancel = v[10] == '1', uf = v[11], ev = v[12], lane = v[13]}
+          worker = v[9], cancel = v[10] == '1', uf = v[11], ev = v[12], lane = v[13],
+          batch = v[14]}
 end
 
 -- The job if rule r may move it now (state in sources and, for a leased rule,

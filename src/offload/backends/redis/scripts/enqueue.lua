@@ -26,6 +26,7 @@ end
 
 local function store(row, payload)
   local job = {id = row[1], queue = row[3], ev = row[14], lane = row[15]}
+  if row[12] ~= NULL then job.batch = row[12] end
   local run_at = NOW + tonumber(row[10])
   if row[9] ~= NULL then run_at = tonumber(row[9]) end
   local r = now_rule

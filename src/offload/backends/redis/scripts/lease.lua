@@ -1,4 +1,5 @@
--- START up to `limit` due jobs, taking the queues in order (first non-empty wins).
+-- START up to `limit` due jobs, taking the queues in order (first non-empty wins),
+-- never one covered by a pause.
 -- ARGV: prefix, start rule, worker id, limit, lease_for_us, token base, queues...
 -- Returns the leased jobs' fields.
 local r = rule(ARGV[2])
@@ -10,6 +11,32 @@ local out = {}
 -- Bound the work one call does when a backlog of delayed jobs comes due at once;
 -- the rest move on the following calls.
 local PROMOTE_MAX = 1000
+
+-- A paused tenant's jobs stay in place at the head of a queue while the ones
+-- behind them are leased; one call looks at most this many members per queue.
+local SKIP_WINDOW = 1000
+
+-- Pauses, read once: with none in force this is one call on an empty hash and
+-- every queue takes the plain path below.
+local paused_all, paused_queue, paused_tenant, paused_pair = false, {}, {}, {}
+do
+  local raw = redis.call('HGETALL', P .. ':pauses')
+  for i = 1, #raw, 2 do
+    local scope = cjson.decode(raw[i])
+    local tenant, queue = scope[1], scope[2]
+    if tenant == cjson.null and queue == cjson.null then
+      paused_all = true
+    elseif tenant == cjson.null then
+      paused_queue[queue] = true
+    elseif queue == cjson.null then
+      paused_tenant[tenant] = true
+    else
+      paused_pair[queue] = paused_pair[queue] or {}
+      paused_pair[queue][tenant] = true
+    end
+  end
+end
+if paused_all then return out end
 
 local function promote(queue)
   local delayed = P .. ':delayed:' .. queue
@@ -49,11 +76,45 @@ local function take(queue, want)
   return #members
 end
 
+-- The same as take, but members whose tenant is `blocked` stay where they are
+-- and the scan goes on past them, up to SKIP_WINDOW members.
+local function take_skipping(queue, blocked)
+  local ready = P .. ':ready:' .. queue
+  local offset, scanned = 0, 0
+  while #out < limit and scanned < SKIP_WINDOW do
+    local page = math.min(math.max(limit - #out, 100), SKIP_WINDOW - scanned)
+    local members = redis.call('ZRANGE', ready, offset, offset + page - 1)
+    if #members == 0 then return end
+    local gone = {}
+    for _, member in ipairs(members) do
+      if #out >= limit then break end
+      scanned = scanned + 1
+      local job = guard(string.sub(member, 37), nil, r)
+      if job and job.rk == member and blocked(job.tenant) then
+        offset = offset + 1
+      else
+        gone[#gone + 1] = member
+        if job and job.rk == member then start(job) end
+      end
+    end
+    if #gone > 0 then redis.call('ZREM', ready, unpack(gone)) end
+  end
+end
+
 for i = 7, #ARGV do
   if #out >= limit then break end
   local queue = ARGV[i]
-  promote(queue)
-  -- Each round removes what it read, so a stale member cannot stall the loop.
-  while #out < limit and take(queue, limit - #out) > 0 do end
+  if not paused_queue[queue] then
+    promote(queue)
+    local pairs_here = paused_pair[queue]
+    if next(paused_tenant) == nil and not pairs_here then
+      -- Each round removes what it read, so a stale member cannot stall the loop.
+      while #out < limit and take(queue, limit - #out) > 0 do end
+    else
+      take_skipping(queue, function(tenant)
+        return paused_tenant[tenant] or (pairs_here ~= nil and pairs_here[tenant] == true)
+      end)
+    end
+  end
 end
 return out

@@ -1,5 +1,5 @@
 -- Delete ended jobs in the given states that finished before a cutoff, with
--- their events (list and feed), index entries and unique keys.
+-- their events (list and feed), index entries (batch ones too) and unique keys.
 -- ARGV: prefix, cutoff_us (exclusive), states, offset, limit.
 -- Returns {deleted, kept, scanned}: the caller moves its offset past the kept.
 local cutoff, wanted = ARGV[2], set_of(ARGV[3])
@@ -17,6 +17,9 @@ local function purge(job)
   redis.call('DEL', evkey, P .. ':job:' .. job.id)
   redis.call('ZREM', FINISHED, job.id)
   redis.call('ZREM', P .. ':idx:' .. job.state .. ':' .. job.lane, job.id)
+  if job.batch then
+    redis.call('ZREM', P .. ':bidx:' .. job.state .. ':' .. job.batch, job.id)
+  end
   if job.uf and redis.call('HGET', P .. ':unique', job.uf) == job.id then
     redis.call('HDEL', P .. ':unique', job.uf)
   end
