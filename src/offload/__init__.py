@@ -2,15 +2,17 @@
 
 from offload.app import App
 from offload.errors import (
+    BatchFinishedError,
     ConfigurationError,
     JobNotFoundError,
+    NotFoundError,
     OffloadError,
     PayloadError,
     PayloadTooLargeError,
     SerializationError,
     UnknownTaskError,
 )
-from offload.job import ErrorInfo, Event, Job, JobContext, NewJob
+from offload.job import Batch, ErrorInfo, Event, Job, JobContext, NewJob, Pause, Schedule
 from offload.lifecycle import EventKind, State
 from offload.middleware import Middleware
 from offload.retry import RetryPolicy
@@ -20,6 +22,8 @@ from offload.task import Task
 
 __all__ = [
     "App",
+    "Batch",
+    "BatchFinishedError",
     "ConfigurationError",
     "ErrorInfo",
     "Event",
@@ -30,10 +34,13 @@ __all__ = [
     "JsonSerializer",
     "Middleware",
     "NewJob",
+    "NotFoundError",
     "OffloadError",
+    "Pause",
     "PayloadError",
     "PayloadTooLargeError",
     "RetryPolicy",
+    "Schedule",
     "SerializationError",
     "Serializer",
     "Settings",

@@ -15,8 +15,25 @@ from typing import Any, TypeVar, overload
 
 from offload._sync import run_sync
 from offload.backends import Backend, create_backend
-from offload.errors import DuplicateTaskError, JobNotFoundError, UnknownTaskError
-from offload.job import Event, Job, JobQuery, NewJob
+from offload.errors import (
+    BatchFinishedError,
+    DuplicateTaskError,
+    JobNotFoundError,
+    NotFoundError,
+    UnknownTaskError,
+)
+from offload.ids import new_id
+from offload.job import (
+    DEFAULT_TENANT,
+    Batch,
+    Event,
+    Job,
+    JobQuery,
+    NewBatch,
+    NewJob,
+    Pause,
+    Schedule,
+)
 from offload.middleware import Middleware, MiddlewareChain
 from offload.serializer import JSON, Serializer
 from offload.settings import Settings, load_settings
@@ -180,6 +197,8 @@ class App:
         job = await (await self.backend()).job_cancel(job_id, tenant)
         if job is None:
             raise JobNotFoundError(f"no job {job_id!r}")
+        if job.batch_id is not None and job.ended:
+            await self.settle_batch_async(job.batch_id)
         return job
 
     def cancel(self, job_id: str, tenant: str | None = None) -> Job:
@@ -194,3 +213,171 @@ class App:
 
     def retry(self, job_id: str, tenant: str | None = None) -> Job | None:
         return run_sync(self.retry_async(job_id, tenant))
+
+    # control: pause and resume ----------------------------------------------------
+
+    async def pause_async(self, *, tenant: str | None = None, queue: str | None = None) -> Pause:
+        """Stop leasing everything, one queue, one tenant, or one queue of one
+        tenant; workers stop starting such jobs at once, running ones go on."""
+        return await (await self.backend()).control_pause(tenant, queue)
+
+    def pause(self, *, tenant: str | None = None, queue: str | None = None) -> Pause:
+        return run_sync(self.pause_async(tenant=tenant, queue=queue))
+
+    async def resume_async(self, *, tenant: str | None = None, queue: str | None = None) -> bool:
+        """Lift the pause of exactly this scope; ``False`` when it was not paused."""
+        return await (await self.backend()).control_resume(tenant, queue)
+
+    def resume(self, *, tenant: str | None = None, queue: str | None = None) -> bool:
+        return run_sync(self.resume_async(tenant=tenant, queue=queue))
+
+    async def pauses_async(self, tenant: str | None = None) -> list[Pause]:
+        return await (await self.backend()).control_pauses(tenant)
+
+    # schedules ----------------------------------------------------------------------
+
+    async def schedule_async(
+        self,
+        schedule_id: str,
+        task: Task[Any] | str,
+        cron: str,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        timezone: str = "UTC",
+        unique: bool = False,
+        tenant: str = DEFAULT_TENANT,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+    ) -> Schedule:
+        """Create or replace the schedule ``(tenant, schedule_id)``: a job of
+        ``task`` at every firing of ``cron`` (5 fields, or 6 with seconds first) in
+        ``timezone``. Arguments are validated now, as at enqueue. ``unique`` skips a
+        firing while the job of the previous one has not ended."""
+        from offload.schedule import CronRule
+
+        rule = CronRule(cron, timezone)
+        found = self.get_task(task) if isinstance(task, str) else task
+        template = found.new_job(tuple(args), dict(kwargs or {}))
+        backend = await self.backend()
+        schedule = Schedule(
+            id=schedule_id, task=found.name, payload=template.payload, cron=cron,
+            next_run_at=rule.next_after(await backend.now()), tenant=tenant,
+            timezone=timezone, queue=queue or found.queue,
+            priority=found.priority if priority is None else priority,
+            max_attempts=max_attempts or found.max_attempts,
+            timeout=found.timeout if timeout is None else timeout, unique=unique,
+        )  # fmt: skip
+        return await backend.schedule_upsert(schedule)
+
+    def schedule(
+        self, schedule_id: str, task: Task[Any] | str, cron: str, **options: Any
+    ) -> Schedule:
+        return run_sync(self.schedule_async(schedule_id, task, cron, **options))
+
+    async def get_schedule_async(self, schedule_id: str, tenant: str = DEFAULT_TENANT) -> Schedule:
+        found = await (await self.backend()).schedule_get(schedule_id, tenant)
+        if found is None:
+            raise NotFoundError(f"no schedule {schedule_id!r} in tenant {tenant!r}")
+        return found
+
+    async def schedules_async(self, tenant: str | None = None) -> list[Schedule]:
+        return await (await self.backend()).schedule_list(tenant)
+
+    async def unschedule_async(self, schedule_id: str, tenant: str = DEFAULT_TENANT) -> bool:
+        """Delete the schedule; jobs it already enqueued stay."""
+        return await (await self.backend()).schedule_delete(schedule_id, tenant)
+
+    def unschedule(self, schedule_id: str, tenant: str = DEFAULT_TENANT) -> bool:
+        return run_sync(self.unschedule_async(schedule_id, tenant))
+
+    # batches --------------------------------------------------------------------------
+
+    async def batch_async(
+        self,
+        jobs: Sequence[NewJob],
+        *,
+        then: Sequence[NewJob] = (),
+        tenant: str = DEFAULT_TENANT,
+        name: str | None = None,
+        batch_id: str | None = None,
+    ) -> Batch:
+        """Create a batch of prepared jobs (``task.prepare(...)``, any queues);
+        ``then`` jobs run once, after every job of the batch has ended, with the
+        batch's summary in ``ctx.job.meta["batch"]``. Jobs take the batch's tenant."""
+        from offload import batch as batches
+
+        backend = await self.backend()
+        record = NewBatch(id=batch_id or new_id(), tenant=tenant, name=name,
+                          then=batches.encode_then(then))  # fmt: skip
+        stored = await backend.batch_create(record)
+        if jobs:
+            await self.enqueue_new_async(batches.with_batch(jobs, stored.id, tenant))
+        else:
+            await batches.settle(self, backend, stored.id, empty_ok=True)
+        return await self.get_batch_async(stored.id)
+
+    def batch(self, jobs: Sequence[NewJob], **options: Any) -> Batch:
+        return run_sync(self.batch_async(jobs, **options))
+
+    async def batch_append_async(
+        self, batch_id: str, jobs: Sequence[NewJob], tenant: str | None = None
+    ) -> list[Job]:
+        """Add jobs to a batch that has not finished yet."""
+        from offload import batch as batches
+
+        found = await self.get_batch_async(batch_id, tenant)
+        if found.finished_at is not None:
+            raise BatchFinishedError(f"batch {batch_id!r} has finished; it takes no more jobs")
+        return await self.enqueue_new_async(batches.with_batch(jobs, found.id, found.tenant))
+
+    async def get_batch_async(self, batch_id: str, tenant: str | None = None) -> Batch:
+        found = await (await self.backend()).batch_get(batch_id, tenant)
+        if found is None:
+            raise NotFoundError(f"no batch {batch_id!r}")
+        return found
+
+    def get_batch(self, batch_id: str, tenant: str | None = None) -> Batch:
+        return run_sync(self.get_batch_async(batch_id, tenant))
+
+    async def batches_async(
+        self,
+        tenant: str | None = None,
+        *,
+        unfinished: bool = False,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Batch]:
+        return await (await self.backend()).batch_list(
+            tenant, unfinished=unfinished, before_id=before_id, limit=limit
+        )
+
+    async def cancel_batch_async(self, batch_id: str, tenant: str | None = None) -> Batch:
+        """Cancel every job of the batch not yet ended: waiting ones at once,
+        running ones asked to stop (their workers abort them)."""
+        from offload.lifecycle import WAITING, State
+
+        backend = await self.backend()
+        found = await self.get_batch_async(batch_id, tenant)
+        live = frozenset(WAITING | {State.RUNNING})
+        before: str | None = None
+        while True:
+            page = await backend.job_list(
+                JobQuery(batch_id=found.id, states=live, before_id=before, limit=500)
+            )
+            for job in page:
+                await backend.job_cancel(job.id)
+            if len(page) < 500:
+                break
+            before = page[-1].id
+        await self.settle_batch_async(found.id)
+        return await self.get_batch_async(found.id)
+
+    async def settle_batch_async(self, batch_id: str) -> list[Job]:
+        """Fire the batch's continuations if it has just ended; safe to call from
+        any number of processes at once (workers do it for you)."""
+        from offload import batch as batches
+
+        return await batches.settle(self, await self.backend(), batch_id)

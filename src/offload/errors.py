@@ -10,8 +10,10 @@ Callers catch the narrowest class that lets them act; the tree::
     ├── PayloadError              arguments that do not fit the task's signature
     │   └── PayloadTooLargeError  encoded payload over the configured limit
     ├── SerializationError        bytes that cannot be decoded
-    ├── JobNotFoundError          no job with that id (in that tenant)
+    ├── NotFoundError             no batch or schedule with that id (in that tenant)
+    │   └── JobNotFoundError      no job with that id (in that tenant)
     ├── TransitionError           a state change the lifecycle does not allow
+    │   └── BatchFinishedError    appending to a batch whose continuations ran
     └── BackendError              storage could not do what was asked
 """
 
@@ -50,12 +52,20 @@ class SerializationError(OffloadError):
     """Stored bytes could not be decoded into a value."""
 
 
-class JobNotFoundError(OffloadError):
+class NotFoundError(OffloadError):
+    """No record (job, batch, schedule) with the given id is visible."""
+
+
+class JobNotFoundError(NotFoundError):
     """No job with the given id is visible."""
 
 
 class TransitionError(OffloadError):
     """The job is not in a state the requested transition starts from."""
+
+
+class BatchFinishedError(TransitionError):
+    """The batch has ended and fired its continuations; it takes no more jobs."""
 
 
 class BackendError(OffloadError):

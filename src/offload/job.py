@@ -307,7 +307,7 @@ class JobContext:
     can poll it; async tasks are cancelled by their worker directly.
     """
 
-    __slots__ = ("_encode", "_loop", "_reporter", "cancelled", "checkpoint", "job")
+    __slots__ = ("_encode", "_loop", "_reporter", "cancel_reason", "cancelled", "checkpoint", "job")
 
     def __init__(
         self,
@@ -318,6 +318,9 @@ class JobContext:
     ) -> None:
         self.job = job
         self.cancelled = threading.Event()
+        # Why ``cancelled`` was set (the worker's reason string); a sync task that
+        # returns after a cancel request is then recorded as cancelled.
+        self.cancel_reason: str | None = None
         self.checkpoint = checkpoint
         self._reporter = reporter
         self._encode = encode
@@ -326,6 +329,13 @@ class JobContext:
     @property
     def attempt(self) -> int:
         return self.job.attempts
+
+    @property
+    def batch(self) -> dict[str, Any] | None:
+        """For a batch's continuation: the batch's id, name, total and counts
+        per state when it ended."""
+        value = self.job.meta.get("batch")
+        return value if isinstance(value, dict) else None
 
     async def save_async(
         self, checkpoint: Any = None, progress: float | None = None, message: str | None = None

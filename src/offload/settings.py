@@ -28,8 +28,16 @@ class Settings(BaseSettings):
     recover_interval: float = Field(5.0, gt=0)
     grace_period: float = Field(30.0, ge=0)
     thread_pool_size: int = Field(0, ge=0, description="0 = concurrency")
-    # retention
+    cancel_check_interval: float = Field(0.2, gt=0, description="how often running jobs are "
+                                         "checked for a cancel request")  # fmt: skip
+    # orchestration: every worker runs these loops unless told not to
+    scheduler: bool = True
+    scheduler_interval: float = Field(0.25, gt=0)
+    batch_sweep_interval: float = Field(5.0, gt=0)
+    # retention: succeeded and cancelled jobs (with their events) are purged after
+    # this long; the dead letter stays until retried or purged by hand
     retention_seconds: float = Field(7 * 24 * 3600, gt=0)
+    purge_interval: float = Field(600.0, gt=0)
 
     @property
     def heartbeat_every(self) -> float:

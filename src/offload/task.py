@@ -270,6 +270,11 @@ class Task(Generic[R]):
     async def enqueue_async(self, *args: Any, **kwargs: Any) -> Job:
         return await BoundTask(self, _DEFAULT_OPTIONS).enqueue_async(*args, **kwargs)
 
+    def prepare(self, *args: Any, **kwargs: Any) -> NewJob:
+        """A validated job not yet stored: a member or continuation of a batch
+        (``app.batch_async([send.prepare("a@b.c")], then=[report.prepare()])``)."""
+        return self.new_job(args, kwargs)
+
     def enqueue(self, *args: Any, **kwargs: Any) -> Job:
         return run_sync(self.enqueue_async(*args, **kwargs))
 
@@ -289,6 +294,10 @@ class BoundTask(Generic[R]):
 
     def options(self, **options: Any) -> BoundTask[R]:
         return BoundTask(self.task, replace(self.opts, **options))
+
+    def prepare(self, *args: Any, **kwargs: Any) -> NewJob:
+        """A validated job not yet stored: a member or continuation of a batch."""
+        return self.task.new_job(args, kwargs, self.opts)
 
     async def enqueue_async(self, *args: Any, **kwargs: Any) -> Job:
         new = self.task.new_job(args, kwargs, self.opts)

@@ -10,6 +10,8 @@ import offload
 
 PUBLIC = [
     "App",
+    "Batch",
+    "BatchFinishedError",
     "ConfigurationError",
     "ErrorInfo",
     "Event",
@@ -20,10 +22,13 @@ PUBLIC = [
     "JsonSerializer",
     "Middleware",
     "NewJob",
+    "NotFoundError",
     "OffloadError",
+    "Pause",
     "PayloadError",
     "PayloadTooLargeError",
     "RetryPolicy",
+    "Schedule",
     "SerializationError",
     "Serializer",
     "Settings",

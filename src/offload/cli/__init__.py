@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import click
 
+from offload.cli.batches import batches
+from offload.cli.control import pause, resume
 from offload.cli.dead import dead
 from offload.cli.demo import demo
 from offload.cli.enqueue import enqueue
 from offload.cli.jobs import jobs
 from offload.cli.queues import queues
 from offload.cli.runtime import CliState
+from offload.cli.schedules import schedules
 from offload.cli.web import web
 from offload.cli.worker import worker
 
@@ -41,7 +44,8 @@ def main(ctx: click.Context, backend_url: str | None, app_spec: str | None) -> N
     ctx.obj = CliState(backend_url=backend_url, app_spec=app_spec)
 
 
-for command in (worker, web, enqueue, jobs, dead, queues, demo):
+for command in (worker, web, enqueue, jobs, dead, queues, batches, schedules, pause, resume,
+                demo):  # fmt: skip
     main.add_command(command)
 
 __all__ = ["main"]

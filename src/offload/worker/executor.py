@@ -74,7 +74,11 @@ class JobExecutor:
         except asyncio.CancelledError as exc:
             return self._stopped(exc, ctx)
         except Exception as exc:
+            if ctx.cancel_reason == CANCEL:
+                return Cancelled()
             return await self._failed(task, job, exc)
+        if ctx.cancel_reason == CANCEL:
+            return Cancelled()  # a sync task returned after being asked to stop
         return Succeeded(task.encode_result(value))
 
     async def _call(

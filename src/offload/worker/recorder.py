@@ -34,8 +34,17 @@ T = TypeVar("T")
 
 
 class Recorder:
-    def __init__(self, backend: Backend, lease_seconds: float, max_batch: int = 500) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        lease_seconds: float,
+        max_batch: int = 500,
+        on_batch_job_written: Callable[[str], None] | None = None,
+    ) -> None:
         self.backend = backend
+        # Jobs of a batch: once their outcome is stored, the batch may have ended.
+        self.on_batch_job_written = on_batch_job_written
+        self._batch_of: dict[str, str] = {}
         self.lease_seconds = lease_seconds
         self.max_batch = max_batch
         self._pending: list[tuple[Lease, bytes | None]] = []
@@ -56,6 +65,8 @@ class Recorder:
         """Apply one outcome; successes are queued for the next group commit."""
         lease = job.lease
         if isinstance(outcome, Succeeded):
+            if job.batch_id is not None:
+                self._batch_of[job.id] = job.batch_id
             self._pending.append((lease, outcome.result))
             self._idle.clear()
             self._wake.set()
@@ -65,6 +76,9 @@ class Recorder:
         except Exception:
             log.exception("could not record %s of job %s; it will be redelivered",
                           type(outcome).__name__, job.id)  # fmt: skip
+            return
+        if job.batch_id is not None and self.on_batch_job_written is not None:
+            self.on_batch_job_written(job.batch_id)
 
     async def _apply(self, lease: Lease, outcome: Outcome) -> object:
         b = self.backend
@@ -98,12 +112,22 @@ class Recorder:
                 applied = await self._retrying(functools.partial(self._complete, batch))
             except Exception:
                 log.exception("dropping %d completion(s); the jobs will be redelivered", len(batch))
+                for lease, _ in batch:
+                    self._batch_of.pop(lease.job_id, None)
                 continue
             self.recorded += len(batch)
+            if self._batch_of:
+                self._tell_batches(batch)
             refused = len(applied) - sum(applied)
             if refused:
                 log.warning("%d completion(s) refused: their lease had been lost", refused)
         self._idle.set()
+
+    def _tell_batches(self, written: list[tuple[Lease, bytes | None]]) -> None:
+        for lease, _ in written:
+            batch_id = self._batch_of.pop(lease.job_id, None)
+            if batch_id is not None and self.on_batch_job_written is not None:
+                self.on_batch_job_written(batch_id)
 
     async def _complete(self, batch: list[tuple[Lease, bytes | None]]) -> list[bool]:
         return await self.backend.job_complete_many(batch)

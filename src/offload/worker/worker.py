@@ -28,8 +28,11 @@ from offload.lifecycle import State
 from offload.worker.executor import CANCEL, LEASE_LOST, SHUTDOWN, JobExecutor
 from offload.worker.fetcher import Fetcher
 from offload.worker.recorder import Recorder
+from offload.worker.services.cancels import CancelWatch
 from offload.worker.services.heartbeat import Heartbeat
+from offload.worker.services.purge import Purge
 from offload.worker.services.recover import Recover
+from offload.worker.services.scheduler import Scheduler
 
 log = logging.getLogger("offload.worker")
 
@@ -108,7 +111,15 @@ class Worker:
     async def run(self) -> None:
         backend = await self.app.backend()
         self._loop = asyncio.get_running_loop()
-        self.recorder = Recorder(backend, self.lease_seconds)
+        settings = self.app.settings
+        self._services_stop.clear()
+        self.scheduler = Scheduler(
+            self.app, backend, settings.scheduler_interval, settings.batch_sweep_interval,
+            self._services_stop,
+        )  # fmt: skip
+        self.recorder = Recorder(
+            backend, self.lease_seconds, on_batch_job_written=self.scheduler.touch
+        )
         self.executor = JobExecutor(self.app, self._threads)
         self.fetcher = Fetcher(
             backend, self.id, self.queues, concurrency=self.concurrency, batch=self.batch,
@@ -154,8 +165,25 @@ class Worker:
             return False
         await self.recorder.drained()
         counts = await backend.job_counts()
-        waiting = (State.QUEUED, State.RUNNING)
-        return not any(counts.get((q, s), 0) for q in self.queues for s in waiting)
+        if any(counts.get((q, State.RUNNING), 0) for q in self.queues):
+            return False
+        queued = {q: counts.get((q, State.QUEUED), 0) for q in self.queues}
+        if not any(queued.values()):
+            return True
+        # Queued jobs that a pause holds cannot be run by this burst: not waiting.
+        pauses = await backend.control_pauses()
+        if any(p.tenant is None and p.queue is None for p in pauses):
+            return True
+        for p in pauses:
+            if p.tenant is None and p.queue in queued:
+                queued[p.queue] = 0
+        for tenant in {p.tenant for p in pauses if p.tenant is not None}:
+            mine = [p for p in pauses if p.tenant == tenant]
+            held = await backend.job_counts(tenant)
+            for q in queued:
+                if any(p.queue in (None, q) for p in mine):
+                    queued[q] -= held.get((q, State.QUEUED), 0)
+        return not any(n > 0 for n in queued.values())
 
     def _start_services(self, backend: Backend) -> list[asyncio.Task[Any]]:
         stop = self._services_stop
@@ -163,12 +191,22 @@ class Worker:
             backend, self._live_leases, self._on_heartbeat, self.heartbeat_every,
             self.lease_seconds, stop,
         )  # fmt: skip
-        recover = Recover(backend, self.app.settings.recover_interval, stop)
+        settings = self.app.settings
+        recover = Recover(backend, settings.recover_interval, stop)
+        cancels = CancelWatch(
+            backend, lambda: list(self.running), self._on_heartbeat,
+            settings.cancel_check_interval, stop,
+        )  # fmt: skip
+        purge = Purge(backend, settings.retention_seconds, settings.purge_interval, stop)
         loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
             ("recorder", self.recorder.run),
             ("heartbeat", heartbeat.run),
             ("recover", recover.run),
+            ("cancels", cancels.run),
+            ("purge", purge.run),
         ]
+        if settings.scheduler:
+            loops.append(("scheduler", self.scheduler.run))
         tasks: list[asyncio.Task[Any]] = []
         for name, loop in loops:
             task = asyncio.create_task(loop(), name=f"offload-{name}")
@@ -251,6 +289,7 @@ class Worker:
         running = self.running.get(job_id)
         if running is None:
             return
+        running.ctx.cancel_reason = reason
         running.ctx.cancelled.set()
         if not running.sync:
             running.task.cancel(reason)
