@@ -217,6 +217,22 @@ class Schedule:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class WorkerInfo:
+    """A worker process as it last reported itself; ``last_seen_at`` is set by
+    the backend. A worker that stops reporting drops out of listings."""
+
+    id: str
+    hostname: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: datetime
+    job_ids: list[str] = field(default_factory=list)
+    last_seen_at: datetime | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class NewBatch:
     """A batch to create. ``then`` is the serialized list of continuation jobs,
@@ -290,7 +306,15 @@ class Cancelled:
     reason: str = "cancelled"
 
 
-Outcome = Succeeded | Failed | Rejected | Interrupted | Cancelled
+@dataclass(frozen=True, slots=True)
+class Snoozed:
+    """A limit refused the start: run again after ``delay`` seconds, attempt not counted."""
+
+    delay: float
+    reason: str
+
+
+Outcome = Succeeded | Failed | Rejected | Interrupted | Cancelled | Snoozed
 
 
 class Reporter(Protocol):

@@ -48,6 +48,7 @@ class EventKind(StrEnum):
     REQUEUED = "requeued"
     RETRIED = "retried"
     PROGRESS = "progress"
+    SNOOZED = "snoozed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,9 @@ FAIL = _t("fail", {S.RUNNING}, S.DEAD, E.FAILED, E.DEAD, leased=True)
 REJECT = _t("reject", {S.RUNNING}, S.DEAD, E.DEAD, leased=True)
 # Shutdown hands the job back with its checkpoint; the attempt is not counted.
 REQUEUE = _t("requeue", {S.RUNNING}, S.QUEUED, E.REQUEUED, leased=True)
+# A limit (concurrency or rate) refused the start: back to waiting until the
+# given time, the attempt not counted, since the job never ran.
+SNOOZE = _t("snooze", {S.RUNNING}, S.SCHEDULED, E.SNOOZED, leased=True)
 CANCEL_WAITING = _t("cancel", set(WAITING), S.CANCELLED, E.CANCELLED)
 # A running job cannot be stopped from outside atomically: the request is recorded
 # and pushed to its worker, which confirms with CANCEL_RUNNING.
@@ -98,6 +102,6 @@ EXPIRE_DEAD = _t("expire_dead", {S.RUNNING}, S.DEAD, E.LEASE_EXPIRED, E.DEAD)
 REDRIVE = _t("redrive", {S.DEAD, S.CANCELLED}, S.QUEUED, E.RETRIED)
 
 ALL: tuple[Transition, ...] = (
-    ENQUEUE, ENQUEUE_LATER, START, SUCCEED, RETRY, FAIL, REJECT, REQUEUE,
+    ENQUEUE, ENQUEUE_LATER, START, SUCCEED, RETRY, FAIL, REJECT, REQUEUE, SNOOZE,
     CANCEL_WAITING, CANCEL_RUNNING, EXPIRE, EXPIRE_DEAD, REDRIVE,
 )  # fmt: skip

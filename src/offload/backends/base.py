@@ -36,6 +36,7 @@ from offload.job import (
     NewJob,
     Pause,
     Schedule,
+    WorkerInfo,
 )
 from offload.lifecycle import State
 
@@ -119,6 +120,11 @@ class Backend(ABC):
         ``None`` when there is no such job (in that tenant)."""
 
     @abstractmethod
+    async def job_snooze(self, lease: Lease, delay: float, reason: str) -> Job | None:
+        """SNOOZE: a limit refused the start; waiting again, due in ``delay``
+        seconds, attempt not counted, a ``snoozed`` event with the reason."""
+
+    @abstractmethod
     async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
         """Which of these jobs have ``cancel_requested`` set: a read-only check the
         worker runs often, so a running job stops soon after a cancel request."""
@@ -175,6 +181,40 @@ class Backend(ABC):
     async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
         """Pauses in force, or those whose ``tenant`` is the given one, ordered by
         (tenant, queue) with ``None`` first."""
+
+    # control: limits shared by every worker ---------------------------------------
+
+    @abstractmethod
+    async def limit_acquire(self, key: str, holder: str, limit: int, hold_for: float) -> bool:
+        """Take one of ``limit`` concurrency slots of ``key`` for ``holder`` (a job
+        id) for ``hold_for`` seconds. A holder that has a slot renews it (True);
+        slots whose time ran out are free again, so a crashed worker's slots return.
+        Atomic: concurrent callers never hold more than ``limit`` slots."""
+
+    @abstractmethod
+    async def limit_release(self, key: str, holder: str) -> None:
+        """Give the slot back; nothing happens when ``holder`` has none."""
+
+    @abstractmethod
+    async def rate_acquire(self, key: str, limit: int, period: float) -> float:
+        """Admit one start of ``key`` when fewer than ``limit`` were admitted in the
+        last ``period`` seconds (a sliding window), returning 0; otherwise admit
+        nothing and return the seconds until a start would be admitted."""
+
+    # workers --------------------------------------------------------------------
+
+    @abstractmethod
+    async def worker_beat(self, info: WorkerInfo, ttl: float) -> None:
+        """Record that the worker is alive, with its current jobs, for ``ttl``
+        seconds from now (the backend's clock)."""
+
+    @abstractmethod
+    async def worker_list(self) -> list[WorkerInfo]:
+        """Workers whose last beat has not yet run out, ordered by id."""
+
+    @abstractmethod
+    async def worker_remove(self, worker_id: str) -> None:
+        """Forget a worker that stopped cleanly."""
 
     # schedules ------------------------------------------------------------------
 

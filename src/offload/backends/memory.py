@@ -33,6 +33,7 @@ from offload.job import (
     NewJob,
     Pause,
     Schedule,
+    WorkerInfo,
 )
 from offload.lifecycle import EventKind, State, Transition
 
@@ -52,6 +53,9 @@ class MemoryStore:
     pauses: dict[tuple[str | None, str | None], Pause] = field(default_factory=dict)
     schedules: dict[tuple[str, str], Schedule] = field(default_factory=dict)
     batches: dict[str, Batch] = field(default_factory=dict)
+    slots: dict[str, dict[str, datetime]] = field(default_factory=dict)  # key -> holder -> until
+    starts: dict[str, list[datetime]] = field(default_factory=dict)  # key -> admitted starts
+    workers: dict[str, tuple[WorkerInfo, datetime]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = field(default_factory=set)
 
@@ -220,6 +224,19 @@ class MemoryBackend(Backend):
         self._notify()
         return out
 
+    async def job_snooze(self, lease: Lease, delay: float, reason: str) -> Job | None:
+        now = _now()
+        with self._s.lock:
+            job = self._guard(lc.SNOOZE, lease)
+            if job is None:
+                return None
+            job.attempts = max(0, job.attempts - 1)
+            job.run_at = now + timedelta(seconds=delay)
+            self._release(job, lc.SNOOZE, now, {"delay": delay, "reason": reason})
+            out = _snapshot(job)
+        self._notify()
+        return out
+
     async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
         now = _now()
         with self._s.lock:
@@ -360,6 +377,52 @@ class MemoryBackend(Backend):
         with self._s.lock:
             pauses = [p for p in self._s.pauses.values() if tenant is None or p.tenant == tenant]
         return sorted(pauses, key=pause_order)
+
+    async def limit_acquire(self, key: str, holder: str, limit: int, hold_for: float) -> bool:
+        now = _now()
+        with self._s.lock:
+            held = self._s.slots.setdefault(key, {})
+            for other, until in list(held.items()):
+                if until <= now:
+                    del held[other]
+            if holder not in held and len(held) >= limit:
+                return False
+            held[holder] = now + timedelta(seconds=hold_for)
+            return True
+
+    async def limit_release(self, key: str, holder: str) -> None:
+        with self._s.lock:
+            self._s.slots.get(key, {}).pop(holder, None)
+
+    async def rate_acquire(self, key: str, limit: int, period: float) -> float:
+        now = _now()
+        window = timedelta(seconds=period)
+        with self._s.lock:
+            starts = [t for t in self._s.starts.get(key, []) if t > now - window]
+            self._s.starts[key] = starts
+            if len(starts) < limit:
+                starts.append(now)
+                return 0.0
+            return max(0.0, (starts[-limit] + window - now).total_seconds())
+
+    # workers -------------------------------------------------------------------
+
+    async def worker_beat(self, info: WorkerInfo, ttl: float) -> None:
+        now = _now()
+        with self._s.lock:
+            stored = copy.deepcopy(info)
+            stored.last_seen_at = now
+            self._s.workers[info.id] = (stored, now + timedelta(seconds=ttl))
+
+    async def worker_list(self) -> list[WorkerInfo]:
+        now = _now()
+        with self._s.lock:
+            alive = [copy.deepcopy(w) for w, until in self._s.workers.values() if until > now]
+        return sorted(alive, key=lambda w: w.id)
+
+    async def worker_remove(self, worker_id: str) -> None:
+        with self._s.lock:
+            self._s.workers.pop(worker_id, None)
 
     # schedules -----------------------------------------------------------------
 
