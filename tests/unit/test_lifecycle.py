@@ -18,6 +18,7 @@ TABLE: dict[Transition, tuple[set[State], State, tuple[EventKind, ...], bool]] =
     lc.FAIL: ({S.RUNNING}, S.DEAD, (E.FAILED, E.DEAD), True),
     lc.REJECT: ({S.RUNNING}, S.DEAD, (E.DEAD,), True),
     lc.REQUEUE: ({S.RUNNING}, S.QUEUED, (E.REQUEUED,), True),
+    lc.SNOOZE: ({S.RUNNING}, S.SCHEDULED, (E.SNOOZED,), True),
     lc.CANCEL_WAITING: ({S.SCHEDULED, S.QUEUED}, S.CANCELLED, (E.CANCELLED,), False),
     lc.CANCEL_RUNNING: ({S.RUNNING}, S.CANCELLED, (E.CANCELLED,), True),
     lc.EXPIRE: ({S.RUNNING}, S.QUEUED, (E.LEASE_EXPIRED,), False),
