@@ -19,6 +19,9 @@ Why it is built the way it is:
 * SQLite cannot push between processes: waiters in this process are woken by
   writes of this process, and a change committed by another process is noticed
   through ``PRAGMA data_version`` while waiting.
+* Concurrency slots, rate windows and the worker registry are rows with an
+  expiry time on the backend's clock; the write lock that makes a lease atomic
+  makes an acquire's count-then-take atomic too, across processes.
 * Pauses live in a table that is almost always empty; a lease reads it inside its
   own write transaction and adds a tenant filter only for the queues a pause
   touches, so the common lease statement stays exactly the unpaused one.
@@ -57,6 +60,7 @@ from offload.job import (
     NewJob,
     Pause,
     Schedule,
+    WorkerInfo,
 )
 from offload.lifecycle import EventKind, State, Transition
 
@@ -79,6 +83,10 @@ def _us(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _MICRO
+
+
+def _micros(seconds: float) -> int:
+    return round(seconds * 1_000_000)
 
 
 def _dt(us: int) -> datetime:
@@ -218,6 +226,40 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX IF NOT EXISTS jobs_batch
             ON jobs (batch_id, state) WHERE batch_id IS NOT NULL""",
     ),
+    (
+        # One row per slot held; a slot given back is deleted, one whose holder
+        # crashed is deleted by the first acquire after its ``until``.
+        """CREATE TABLE IF NOT EXISTS limit_slots (
+            key TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            until INTEGER NOT NULL,
+            PRIMARY KEY (key, holder)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX IF NOT EXISTS limit_slots_until ON limit_slots (until)",
+        # One row per admitted start. ``until`` is when the start leaves the window
+        # it was admitted under, so the starts of a key nobody asks about again
+        # are cleaned up too and the table stays as small as the open windows.
+        """CREATE TABLE IF NOT EXISTS rate_starts (
+            key TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            until INTEGER NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS rate_starts_key ON rate_starts (key, at)",
+        "CREATE INDEX IF NOT EXISTS rate_starts_until ON rate_starts (until)",
+        # A handful of rows, one per live worker: scanned, never indexed.
+        """CREATE TABLE IF NOT EXISTS workers (
+            id TEXT PRIMARY KEY,
+            hostname TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            queues TEXT NOT NULL,
+            concurrency INTEGER NOT NULL,
+            started_at INTEGER NOT NULL,
+            job_ids TEXT NOT NULL,
+            last_seen_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            meta TEXT NOT NULL DEFAULT '{}'
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -351,6 +393,9 @@ _SQL: dict[Transition, str] = {
         lc.REQUEUE,
         "attempts = max(attempts - 1, 0), checkpoint = COALESCE(:checkpoint, checkpoint), "
         f"run_at = :now, {_DROP_LEASE}",
+    ),
+    lc.SNOOZE: _transition_sql(
+        lc.SNOOZE, f"attempts = max(attempts - 1, 0), run_at = :run_at, {_DROP_LEASE}"
     ),
     lc.CANCEL_WAITING: _transition_sql(
         lc.CANCEL_WAITING, f"finished_at = :now, {_DROP_LEASE}", _TENANT_GUARD
@@ -627,6 +672,12 @@ def _requeue(conn: sqlite3.Connection, lease: Lease, checkpoint: bytes | None) -
     return _apply(conn, lc.REQUEUE, params | {"checkpoint": checkpoint}, {})
 
 
+def _snooze(conn: sqlite3.Connection, lease: Lease, delay: float, reason: str) -> Job | None:
+    now = _now_us()
+    params = {"id": lease.job_id, "token": lease.token, "now": now, "run_at": now + _micros(delay)}
+    return _apply(conn, lc.SNOOZE, params, {"delay": delay, "reason": reason})
+
+
 def _cancel(conn: sqlite3.Connection, job_id: str, tenant: str | None) -> Job | None:
     """Cancel a waiting job, else ask a running one to stop (once), else hand
     back the job as it is."""
@@ -893,6 +944,100 @@ def _batch_finish(conn: sqlite3.Connection, batch_id: str, continuation_ids: Seq
     return conn.execute(_BATCH_FINISH, params).rowcount > 0
 
 
+# limits and the worker registry ------------------------------------------------------
+
+# Every acquire first drops what has run out, for all keys: an indexed range that
+# is empty almost always, and what keeps both tables bounded by what is live.
+_SLOTS_EXPIRE = "DELETE FROM limit_slots WHERE until <= ?"
+_SLOT_RENEW = "UPDATE limit_slots SET until = ? WHERE key = ? AND holder = ?"
+_SLOTS_HELD = "SELECT count(*) FROM limit_slots WHERE key = ?"
+_SLOT_INSERT = "INSERT INTO limit_slots (key, holder, until) VALUES (?, ?, ?)"
+_SLOT_RELEASE = "DELETE FROM limit_slots WHERE key = ? AND holder = ?"
+_RATE_EXPIRE = "DELETE FROM rate_starts WHERE until <= ?"
+# The caller's window decides, not the one a start was admitted under.
+_RATE_FORGET = "DELETE FROM rate_starts WHERE key = ? AND at <= ?"
+_RATE_ADMITTED = "SELECT count(*) FROM rate_starts WHERE key = ?"
+_RATE_INSERT = "INSERT INTO rate_starts (key, at, until) VALUES (?, ?, ?)"
+# The ``limit``-th most recent start: once it leaves the window, one more fits.
+_RATE_BLOCKING = "SELECT at FROM rate_starts WHERE key = ? ORDER BY at DESC LIMIT 1 OFFSET ?"
+
+# Column order follows ``WorkerInfo``.
+_WORKER_COLUMNS = "id, hostname, pid, queues, concurrency, started_at, job_ids, last_seen_at, meta"
+_WORKERS_EXPIRE = "DELETE FROM workers WHERE expires_at <= ?"
+_WORKER_BEAT = (
+    f"INSERT OR REPLACE INTO workers ({_WORKER_COLUMNS}, expires_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_WORKER_LIST = f"SELECT {_WORKER_COLUMNS} FROM workers WHERE expires_at > ? ORDER BY id"
+_WORKER_REMOVE = "DELETE FROM workers WHERE id = ?"
+
+
+def _limit_acquire(
+    conn: sqlite3.Connection, key: str, holder: str, limit: int, hold_for: float
+) -> bool:
+    """Count, then take: the write lock held since BEGIN IMMEDIATE keeps any
+    other process from taking a slot in between."""
+    now = _now_us()
+    until = now + _micros(hold_for)
+    conn.execute(_SLOTS_EXPIRE, (now,))
+    if conn.execute(_SLOT_RENEW, (until, key, holder)).rowcount:
+        return True
+    held: int = conn.execute(_SLOTS_HELD, (key,)).fetchone()[0]
+    if held >= limit:
+        return False
+    conn.execute(_SLOT_INSERT, (key, holder, until))
+    return True
+
+
+def _limit_release(conn: sqlite3.Connection, key: str, holder: str) -> None:
+    conn.execute(_SLOT_RELEASE, (key, holder))
+
+
+def _rate_acquire(conn: sqlite3.Connection, key: str, limit: int, period: float) -> float:
+    """Count, then record, under the write lock like ``_limit_acquire``."""
+    now = _now_us()
+    window = _micros(period)
+    conn.execute(_RATE_EXPIRE, (now,))
+    conn.execute(_RATE_FORGET, (key, now - window))
+    admitted: int = conn.execute(_RATE_ADMITTED, (key,)).fetchone()[0]
+    if admitted < limit:
+        conn.execute(_RATE_INSERT, (key, now, now + window))
+        return 0.0
+    row = conn.execute(_RATE_BLOCKING, (key, max(limit - 1, 0))).fetchone()
+    if row is None:  # a limit below one admits nothing, ever
+        return float(period)
+    blocking: int = row[0]
+    return max(0.0, (blocking + window - now) / 1_000_000)
+
+
+def _worker(r: Row) -> WorkerInfo:
+    return WorkerInfo(
+        id=r[0], hostname=r[1], pid=r[2], queues=json.loads(r[3]), concurrency=r[4],
+        started_at=_dt(r[5]), job_ids=json.loads(r[6]), last_seen_at=_dt(r[7]),
+        meta=_loads(r[8]),
+    )  # fmt: skip
+
+
+def _worker_beat(conn: sqlite3.Connection, info: WorkerInfo, ttl: float) -> None:
+    """A beat is a write anyway, so it is where workers that went silent are
+    forgotten; listings only filter them out."""
+    now = _now_us()
+    conn.execute(_WORKERS_EXPIRE, (now,))
+    conn.execute(_WORKER_BEAT, (
+        info.id, info.hostname, info.pid, json.dumps(list(info.queues)), info.concurrency,
+        _us(info.started_at), json.dumps(list(info.job_ids)), now, _dumps(info.meta),
+        now + _micros(ttl),
+    ))  # fmt: skip
+
+
+def _worker_list(conn: sqlite3.Connection) -> list[WorkerInfo]:
+    return [_worker(r) for r in conn.execute(_WORKER_LIST, (_now_us(),))]
+
+
+def _worker_remove(conn: sqlite3.Connection, worker_id: str) -> None:
+    conn.execute(_WORKER_REMOVE, (worker_id,))
+
+
 # wake-ups inside this process ------------------------------------------------------
 
 
@@ -1156,6 +1301,14 @@ class SQLiteBackend(Backend):
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
         return self._woken(await self._write(_requeue, lease, checkpoint))
 
+    async def job_snooze(self, lease: Lease, delay: float, reason: str) -> Job | None:
+        """Waiters are woken only when the job is due at once. A snooze happens
+        whenever a limit is full, and a wake-up costs every waiter a lease under
+        the write lock, so a job due later is found the way a retry is: by the
+        worker that snoozed it looking again then, or by the next poll."""
+        job = await self._write(_snooze, lease, delay, reason)
+        return self._woken(job) if delay <= 0 else job
+
     async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
         return await self._write(_cancel, job_id, tenant)
 
@@ -1212,6 +1365,28 @@ class SQLiteBackend(Backend):
 
     async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
         return await self._read(_pauses, tenant)
+
+    # control: limits shared by every worker -----------------------------------------
+
+    async def limit_acquire(self, key: str, holder: str, limit: int, hold_for: float) -> bool:
+        return await self._write(_limit_acquire, key, holder, limit, hold_for)
+
+    async def limit_release(self, key: str, holder: str) -> None:
+        await self._write(_limit_release, key, holder)
+
+    async def rate_acquire(self, key: str, limit: int, period: float) -> float:
+        return await self._write(_rate_acquire, key, limit, period)
+
+    # workers -------------------------------------------------------------------------
+
+    async def worker_beat(self, info: WorkerInfo, ttl: float) -> None:
+        await self._write(_worker_beat, info, ttl)
+
+    async def worker_list(self) -> list[WorkerInfo]:
+        return await self._read(_worker_list)
+
+    async def worker_remove(self, worker_id: str) -> None:
+        await self._write(_worker_remove, worker_id)
 
     # schedules -----------------------------------------------------------------------
 

@@ -15,7 +15,17 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from offload.job import Batch, ErrorInfo, Event, Job, NewBatch, NewJob, Pause, Schedule
+from offload.job import (
+    Batch,
+    ErrorInfo,
+    Event,
+    Job,
+    NewBatch,
+    NewJob,
+    Pause,
+    Schedule,
+    WorkerInfo,
+)
 from offload.lifecycle import EventKind, State
 
 Row = tuple[Any, ...]
@@ -103,6 +113,27 @@ def batch(row: Row) -> Batch:
 def batch_params(new: NewBatch) -> dict[str, Any]:
     return {"id": new.id, "tenant": new.tenant, "name": new.name, "then_jobs": new.then,
             "meta": Jsonb(new.meta)}  # fmt: skip
+
+
+def worker(row: Row) -> WorkerInfo:
+    """A worker from a ``worker_list`` row."""
+    (id_, hostname, pid, queues, concurrency, started_at, job_ids, last_seen_at,
+     meta) = row  # fmt: skip
+    return WorkerInfo(
+        id=id_, hostname=hostname, pid=pid, queues=list(queues), concurrency=concurrency,
+        started_at=started_at, job_ids=list(job_ids), last_seen_at=last_seen_at, meta=meta,
+    )  # fmt: skip
+
+
+def worker_params(info: WorkerInfo, ttl: float) -> dict[str, Any]:
+    """What ``worker_beat`` writes; ``last_seen_at`` is left to the server's clock,
+    whatever the worker put there."""
+    return {
+        "id": info.id, "hostname": info.hostname, "pid": info.pid,
+        "queues": list(info.queues), "concurrency": info.concurrency,
+        "started_at": info.started_at, "job_ids": list(info.job_ids),
+        "meta": Jsonb(info.meta), "ttl": float(ttl),
+    }  # fmt: skip
 
 
 def utc(moment: datetime) -> datetime:

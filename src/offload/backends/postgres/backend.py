@@ -3,17 +3,20 @@
 Each method runs one named statement from ``sql/queries.sql``: a transition is
 a single UPDATE guarded by its source states (and lease token), with its events
 inserted by the same statement, so it is atomic without explicit transactions
-and a refused transition changes nothing. Every timestamp comes from the
-server's ``now()``.
+and a refused transition changes nothing. Limits shared by workers are upserts
+on one row per key, which the statement locks and decides on. Every timestamp
+comes from the server's clock.
 
 Connection loss. Connections are pooled; a connection whose socket shows the
 server hung up is found before use, and the whole pool is then swept so the
 next caller does not meet the next dead one. A call that still fails on a lost
 connection is retried once when repeating it is harmless (reads, enqueue, which
-is idempotent by job id, heartbeats, cancel, pause, schedule upsert and batch
-create); any other call raises ``BackendError``, because its first try may have
-been applied and a blind repeat would be refused and reported as a lost lease,
-a lost compare-and-set or a pause that was not there.
+is idempotent by job id, heartbeats, cancel, pause, schedule upsert, batch
+create, a holder taking or giving back its concurrency slot, and the worker
+registry); any other call raises ``BackendError``, because its first try may
+have been applied and a blind repeat would be refused and reported as a lost
+lease, a lost compare-and-set or a pause that was not there, or, for
+``rate_acquire``, would record a second start for one job.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from offload.job import (
     NewJob,
     Pause,
     Schedule,
+    WorkerInfo,
 )
 from offload.lifecycle import EventKind, State, Transition
 
@@ -202,6 +206,13 @@ class PostgresBackend(Backend):
         requested = await self._one("job_cancel_request", by_id | asked, True)
         return requested or await self.job_get(job_id, tenant)
 
+    async def job_snooze(self, lease: Lease, delay: float, reason: str) -> Job | None:
+        """Not retried, like every leased transition: a repeat after a lost reply
+        would find the lease gone and report the job as lost."""
+        extra = {"delay": float(delay), "data": Jsonb({"delay": delay, "reason": reason}),
+                 "channel": self._channel}  # fmt: skip
+        return await self._leased("job_snooze", lc.SNOOZE, lease, extra)
+
     async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
         ids = [job_id for job_id in job_ids if _rows.is_uuid(job_id)]
         if not ids:
@@ -289,6 +300,42 @@ class PostgresBackend(Backend):
     async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
         rows = await self._rows("control_pauses", {"tenant": tenant}, retry=True)
         return sorted(map(_rows.pause, rows), key=pause_order)
+
+    # control: limits shared by every worker -----------------------------------------
+
+    async def limit_acquire(self, key: str, holder: str, limit: int, hold_for: float) -> bool:
+        """Retried after a lost connection: if the first try took the slot, the
+        repeat is the holder renewing it and answers ``True`` just the same."""
+        params = {"key": key, "holder": holder, "limit": limit, "hold_for": float(hold_for)}
+        [(admitted,)] = await self._rows("limit_acquire", params, retry=True)
+        return bool(admitted)
+
+    async def limit_release(self, key: str, holder: str) -> None:
+        await self._rows("limit_release", {"key": key, "holder": holder}, retry=True)
+
+    async def rate_acquire(self, key: str, limit: int, period: float) -> float:
+        """Not retried: a repeat after a lost reply would record a second start
+        for one job, or refuse the job the first try admitted.
+
+        A ``limit`` below 1 admits nothing ever, which is a configuration error
+        (task options refuse it) and raises rather than return a wait that can
+        never end."""
+        if limit < 1:
+            raise ValueError(f"a rate limit admits at least one start per period, not {limit}")
+        params = {"key": key, "limit": limit, "period": float(period)}
+        [(wait,)] = await self._rows("rate_acquire", params)
+        return float(wait)
+
+    # workers -----------------------------------------------------------------------
+
+    async def worker_beat(self, info: WorkerInfo, ttl: float) -> None:
+        await self._rows("worker_beat", _rows.worker_params(info, ttl), retry=True)
+
+    async def worker_list(self) -> list[WorkerInfo]:
+        return [_rows.worker(row) for row in await self._rows("worker_list", {}, retry=True)]
+
+    async def worker_remove(self, worker_id: str) -> None:
+        await self._rows("worker_remove", {"id": worker_id}, retry=True)
 
     # schedules ---------------------------------------------------------------------
 

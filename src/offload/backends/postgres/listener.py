@@ -1,11 +1,11 @@
 """Reactive delivery: one LISTEN connection per backend instance, shared by its waiters.
 
-Enqueue, requeue, redrive, lease expiry and resume send
-``pg_notify(channel, queue)``; the listener wakes the waiters of that queue. An
-empty payload wakes every waiter: resuming a pause of a tenant or of everything
-can make any queue leasable (a queue really named ``""`` then wakes everyone, a
-harmless false wake-up). The connection lives outside the pool because a LISTEN
-belongs to one session. When it drops (server restart,
+Enqueue, requeue, redrive, lease expiry, resume, and a retry or snooze that is
+due at once send ``pg_notify(channel, queue)``; the listener wakes the waiters
+of that queue. An empty payload wakes every waiter: resuming a pause of a tenant
+or of everything can make any queue leasable (a queue really named ``""`` then
+wakes everyone, a harmless false wake-up). The connection lives outside the pool
+because a LISTEN belongs to one session. When it drops (server restart,
 ``pg_terminate_backend``) the listener reconnects with a capped backoff and then
 wakes every waiter, since a notification sent while it was away is lost: a
 false wake-up costs one empty lease, a missed one a whole poll interval.

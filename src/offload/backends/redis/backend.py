@@ -39,6 +39,7 @@ from offload.job import (
     NewJob,
     Pause,
     Schedule,
+    WorkerInfo,
 )
 from offload.lifecycle import EventKind, State
 
@@ -182,6 +183,14 @@ class RedisBackend(Backend):
         reply = await self._run(
             "requeue", _RULES["requeue"], lease.job_id, lease.token, *_optional(checkpoint)
         )
+        return _job_or_none(reply)
+
+    async def job_snooze(self, lease: Lease, delay: float, reason: str) -> Job | None:
+        data = json.dumps({"delay": delay, "reason": reason})
+        reply = await self._run(
+            "snooze", _RULES["snooze"], lease.job_id, lease.token,
+            str(codec.seconds_us(delay)), data,
+        )  # fmt: skip
         return _job_or_none(reply)
 
     async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -345,6 +354,42 @@ class RedisBackend(Backend):
             raw: dict[bytes, bytes] = await self._redis().hgetall(self._keys.pauses)
         pauses = (codec.pause_from_field(field, at) for field, at in raw.items())
         return sorted((p for p in pauses if tenant is None or p.tenant == tenant), key=pause_order)
+
+    # control: limits shared by every worker ------------------------------------------
+
+    async def limit_acquire(self, key: str, holder: str, limit: int, hold_for: float) -> bool:
+        reply = await self._run(
+            "limit_acquire", key, holder, str(limit), str(codec.seconds_us(hold_for))
+        )
+        return bool(reply)
+
+    async def limit_release(self, key: str, holder: str) -> None:
+        """A plain ZREM: removing one member is atomic on its own, and the key's
+        expiry, set when a slot was taken, still clears an emptied key."""
+        with _translated():
+            await self._redis().zrem(self._keys.limit(key), holder)
+
+    async def rate_acquire(self, key: str, limit: int, period: float) -> float:
+        """The start's member is made here, so a call that redis-py sends again
+        after a lost reply finds its own start instead of taking a second one."""
+        wait_us = await self._run(
+            "rate_acquire", key, str(limit), str(codec.seconds_us(period)), uuid.uuid4().hex
+        )
+        return int(wait_us) / 1_000_000
+
+    # workers -----------------------------------------------------------------------
+
+    async def worker_beat(self, info: WorkerInfo, ttl: float) -> None:
+        await self._run("worker_beat", info.id, str(codec.seconds_us(ttl)), codec.worker_json(info))
+
+    async def worker_list(self) -> list[WorkerInfo]:
+        """A script rather than a read, so that expiry is judged by the server's
+        clock and the workers found expired are cleared on the way."""
+        reply: list[bytes] = await self._run("worker_list")
+        return sorted((codec.worker_from_json(raw) for raw in reply), key=lambda w: w.id)
+
+    async def worker_remove(self, worker_id: str) -> None:
+        await self._run("worker_remove", worker_id)
 
     # schedules ---------------------------------------------------------------------
 

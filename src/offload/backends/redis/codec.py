@@ -7,7 +7,8 @@ result. The lease fields (token, expiry, worker, cancel request) count only
 while the job is running: the scripts overwrite them at the next lease instead
 of deleting them at every transition, which saves a write per job. Events are
 JSON strings written by the scripts. Schedules and batches are hashes in the
-same style; a pause is one field of the pauses hash (see ``pause_field``).
+same style; a pause is one field of the pauses hash (see ``pause_field``); a
+worker's report is one JSON field of the workers hash (see ``worker_json``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from offload.backends.redis.keys import lane
-from offload.job import Batch, ErrorInfo, Event, Job, NewBatch, NewJob, Pause, Schedule
+from offload.job import (
+    Batch,
+    ErrorInfo,
+    Event,
+    Job,
+    NewBatch,
+    NewJob,
+    Pause,
+    Schedule,
+    WorkerInfo,
+)
 from offload.lifecycle import EventKind, State, Transition
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -244,4 +255,31 @@ def batch_from_values(v: Sequence[bytes | None], counts: Sequence[int]) -> Batch
         created_at=from_us(int(_str(v[4]))), finished_at=_moment(v[5]),
         continuation_ids=json.loads(v[6] or b"[]"), meta=json.loads(v[7] or b"{}"),
         counts={s: int(n) for s, n in zip(State, counts, strict=True) if int(n)},
+    )  # fmt: skip
+
+
+# workers ------------------------------------------------------------------------
+
+
+def worker_json(info: WorkerInfo) -> str:
+    """A worker's report as worker_beat.lua stores it; the script adds
+    ``last_seen_at`` from the server clock, so a worker's own clock never shows."""
+    return json.dumps(
+        {
+            "id": info.id, "hostname": info.hostname, "pid": info.pid,
+            "queues": list(info.queues), "concurrency": info.concurrency,
+            "started_at": to_us(info.started_at), "job_ids": list(info.job_ids),
+            "meta": info.meta,
+        },
+        separators=(",", ":"),
+    )  # fmt: skip
+
+
+def worker_from_json(raw: bytes | str) -> WorkerInfo:
+    doc: dict[str, Any] = json.loads(raw)
+    return WorkerInfo(
+        id=doc["id"], hostname=doc["hostname"], pid=int(doc["pid"]), queues=doc["queues"],
+        concurrency=int(doc["concurrency"]), started_at=from_us(int(doc["started_at"])),
+        job_ids=doc["job_ids"], last_seen_at=from_us(int(doc["last_seen_at"])),
+        meta=doc["meta"],
     )  # fmt: skip

@@ -26,6 +26,12 @@ Python side of that one scheme::
     {p}:bidx:<state>:<id>    zset: the batch's job ids in that state (listing, counts)
     {p}:batches:<set>        zset: batch ids by text; <set> is ``all`` or ``open``
     {p}:batches:<set>:<tenant>  zset: the same for one tenant
+    {p}:limit:<key>          zset: holders of the key's concurrency slots, scored
+                             by when each hold runs out (expires with its last hold)
+    {p}:rate:<key>           zset: the key's admitted starts (unique members),
+                             scored by start time, pruned to the window (expires too)
+    {p}:workers              hash: worker id -> its last report (JSON, see codec.py)
+    {p}:workers:alive        zset: worker ids, scored by when their last beat runs out
 
 A *lane* names a (tenant, queue) pair without ambiguity whatever characters
 they hold: ``<byte length of tenant>:<tenant><queue>``; a schedule's lane pairs
@@ -109,6 +115,20 @@ class Keys:
         """Every batch (or only the unfinished ones), of one tenant or of all."""
         which = "open" if unfinished else "all"
         return self._k("batches", which) if tenant is None else self._k("batches", which, tenant)
+
+    def limit(self, key: str) -> str:
+        return self._k("limit", key)
+
+    def rate(self, key: str) -> str:
+        return self._k("rate", key)
+
+    @property
+    def workers(self) -> str:
+        return self._k("workers")
+
+    @property
+    def workers_alive(self) -> str:
+        return self._k("workers", "alive")
 
     @property
     def pattern(self) -> str:

@@ -21,7 +21,8 @@ NAMES = (
     "enqueue", "lease", "heartbeat", "complete", "fail", "reject", "requeue",
     "cancel", "cancel_confirm", "progress", "redrive", "recover", "purge", "now",
     "pause", "resume", "schedule_upsert", "schedule_delete", "schedule_advance",
-    "batch_create", "batch_finish",
+    "batch_create", "batch_finish", "snooze", "limit_acquire", "rate_acquire",
+    "worker_beat", "worker_list", "worker_remove",
 )  # fmt: skip
 
 

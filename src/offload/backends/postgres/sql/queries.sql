@@ -209,6 +209,27 @@ WITH done AS (
 )
 SELECT done.* FROM done, woken;
 
+-- name: job_snooze
+-- A limit refused the start: the job waits again, due after `delay`, and gives
+-- back the attempt it never used; woken at once like a retry when already due.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET state = %(target)s, attempts = GREATEST(j.attempts - 1, 0),
+        run_at = now() + make_interval(secs => %(delay)s),
+        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+        cancel_requested = false
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb
+    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+), woken AS (
+    SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d WHERE d.run_at <= now()
+)
+SELECT done.* FROM done, woken;
+
 -- name: job_cancel_waiting
 WITH done AS (
     UPDATE {schema}.jobs AS j
@@ -395,6 +416,155 @@ SELECT count(*) FROM lifted, woken;
 SELECT p.tenant, p.queue, p.at
 FROM {schema}.pauses AS p
 WHERE %(tenant)s::text IS NULL OR p.tenant = %(tenant)s;
+
+-- name: limit_acquire
+-- One upsert on the key's row. ON CONFLICT locks the row and evaluates the SET on
+-- its latest version, so concurrent callers take turns on the row and each one
+-- counts the slots the previous one left: never more than `limit` live holders.
+-- Slots that ran out are dropped as the row is rewritten; a holder with a live
+-- slot renews it, another takes one only while fewer than `limit` are live. The
+-- row is rewritten on a refusal too, and the answer read back from it: the
+-- holder is in the map exactly when it was admitted.
+--
+-- `swept` deletes a few rows of other keys whose slots have all run out, skipping
+-- rows someone holds, so keys that are never used again do not pile up.
+WITH swept AS (
+    DELETE FROM {schema}.limits AS o
+    WHERE o.key IN (
+        SELECT s.key
+        FROM {schema}.limits AS s
+        WHERE s.expires_at <= now() AND s.key <> %(key)s::text
+        ORDER BY s.expires_at
+        LIMIT 8
+        FOR UPDATE SKIP LOCKED
+    )
+)
+INSERT INTO {schema}.limits AS l (key, holders, expires_at)
+VALUES (
+    %(key)s::text,
+    CASE WHEN %(limit)s::integer > 0
+         THEN jsonb_build_object(%(holder)s::text,
+                                 now() + make_interval(secs => %(hold_for)s::float8))
+         ELSE '{}'::jsonb END,
+    now() + make_interval(secs => %(hold_for)s::float8)
+)
+ON CONFLICT (key) DO UPDATE
+SET (holders, expires_at) = (
+    SELECT CASE WHEN live.admitted
+                THEN live.slots || jsonb_build_object(%(holder)s::text, excluded.expires_at)
+                ELSE live.slots END,
+           CASE WHEN live.admitted THEN GREATEST(live.others_until, excluded.expires_at)
+                ELSE COALESCE(live.others_until, now()) END
+    FROM (
+        SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{}'::jsonb) AS slots,
+               max((e.value #>> '{}')::timestamptz)
+                   FILTER (WHERE e.key <> %(holder)s::text) AS others_until,
+               COALESCE(bool_or(e.key = %(holder)s::text), false)
+                   OR count(*) < %(limit)s::integer AS admitted
+        FROM jsonb_each(l.holders) AS e
+        WHERE (e.value #>> '{}')::timestamptz > now()
+    ) AS live
+)
+RETURNING l.holders ? %(holder)s::text;
+
+-- name: limit_release
+-- The release of the last live slot deletes the row; any other takes the holder
+-- out of the map. The two branches exclude each other, so the row is written at
+-- most once, and each re-checks the row if a concurrent acquire changed it.
+WITH gone AS (
+    DELETE FROM {schema}.limits AS l
+    WHERE l.key = %(key)s::text AND NOT EXISTS (
+        SELECT FROM jsonb_each(l.holders - %(holder)s::text) AS e
+        WHERE (e.value #>> '{}')::timestamptz > now()
+    )
+    RETURNING l.key
+)
+UPDATE {schema}.limits AS l
+SET holders = l.holders - %(holder)s::text
+WHERE l.key = %(key)s::text AND l.holders ? %(holder)s::text
+  AND NOT EXISTS (SELECT FROM gone)
+RETURNING l.key;
+
+-- name: rate_acquire
+-- Like limit_acquire, one upsert that decides on the key's locked row: a start
+-- is admitted while fewer than `limit` starts lie inside the window; otherwise
+-- nothing is recorded and `wait` says when the oldest start that counts leaves
+-- the window. The decision reads the server's clock once the row is locked
+-- (`c.t`), not at statement start: callers queued on the row then record their
+-- starts in the order they were admitted, and a wait never exceeds the period.
+-- Starts that left the window are dropped on every write, so a row holds at
+-- most `limit` of them.
+WITH swept AS (
+    DELETE FROM {schema}.rates AS o
+    WHERE o.key IN (
+        SELECT s.key
+        FROM {schema}.rates AS s
+        WHERE s.expires_at <= now() AND s.key <> %(key)s::text
+        ORDER BY s.expires_at
+        LIMIT 8
+        FOR UPDATE SKIP LOCKED
+    )
+)
+INSERT INTO {schema}.rates AS r (key, starts, wait, expires_at)
+VALUES (%(key)s::text, ARRAY[now()], 0, now() + make_interval(secs => %(period)s::float8))
+ON CONFLICT (key) DO UPDATE
+SET (starts, wait, expires_at) = (
+    SELECT CASE WHEN w.n < %(limit)s::integer THEN w.starts || c.t ELSE w.starts END,
+           CASE WHEN w.n < %(limit)s::integer THEN 0
+                ELSE extract(epoch FROM w.starts[w.n - %(limit)s::integer + 1]
+                                        + make_interval(secs => %(period)s::float8) - c.t)
+           END,
+           CASE WHEN w.n < %(limit)s::integer
+                THEN GREATEST(r.expires_at, c.t + make_interval(secs => %(period)s::float8))
+                ELSE r.expires_at END
+    FROM (SELECT clock_timestamp() AS t) AS c
+    CROSS JOIN LATERAL (
+        SELECT COALESCE(array_agg(s.at ORDER BY s.at), '{}'::timestamptz[]) AS starts,
+               count(*)::integer AS n
+        FROM unnest(r.starts) AS s(at)
+        WHERE s.at > c.t - make_interval(secs => %(period)s::float8)
+    ) AS w
+)
+RETURNING r.wait;
+
+-- name: worker_beat
+-- A beat replaces the worker's row; `swept` deletes the rows of workers whose
+-- last beat ran out, skipping any another beat is writing right now.
+WITH swept AS (
+    DELETE FROM {schema}.workers AS o
+    WHERE o.id IN (
+        SELECT s.id
+        FROM {schema}.workers AS s
+        WHERE s.expires_at <= now() AND s.id <> %(id)s::text
+        FOR UPDATE SKIP LOCKED
+    )
+)
+INSERT INTO {schema}.workers AS w (
+    id, hostname, pid, queues, concurrency, started_at, job_ids, meta, last_seen_at,
+    expires_at
+) VALUES (
+    %(id)s::text, %(hostname)s::text, %(pid)s::integer, %(queues)s::text[],
+    %(concurrency)s::integer, %(started_at)s::timestamptz, %(job_ids)s::text[],
+    %(meta)s::jsonb, now(), now() + make_interval(secs => %(ttl)s::float8)
+)
+ON CONFLICT (id) DO UPDATE
+SET hostname = excluded.hostname, pid = excluded.pid, queues = excluded.queues,
+    concurrency = excluded.concurrency, started_at = excluded.started_at,
+    job_ids = excluded.job_ids, meta = excluded.meta,
+    last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at
+RETURNING w.id;
+
+-- name: worker_list
+SELECT w.id, w.hostname, w.pid, w.queues, w.concurrency, w.started_at, w.job_ids,
+       w.last_seen_at, w.meta
+FROM {schema}.workers AS w
+WHERE w.expires_at > now()
+ORDER BY w.id;
+
+-- name: worker_remove
+DELETE FROM {schema}.workers AS w
+WHERE w.id = %(id)s::text
+RETURNING w.id;
 
 -- name: schedule_upsert
 -- A replace takes the new rule and keeps the row's history: created_at,

@@ -193,4 +193,24 @@ local function fetch(id)
   return redis.call('HMGET', P .. ':job:' .. id, unpack(FIELDS))
 end
 
+-- Limits and rates: let a key outlive its newest entry by at least `us`, so a
+-- key nobody asks about again goes away by itself; never shortens a longer life.
+local function keep_for(k, us)
+  local ms = math.max(1, math.floor(us / 1000) + 1)
+  if redis.call('PTTL', k) < ms then redis.call('PEXPIRE', k, int(ms)) end
+end
+
+-- The worker registry: reports by id, and ids scored by when their beat runs out.
+local WORKERS = P .. ':workers'
+local WORKERS_ALIVE = P .. ':workers:alive'
+local PRUNE_MAX = 100
+
+-- Drop up to PRUNE_MAX workers whose beat ran out; listings skip the rest anyway.
+local function prune_workers()
+  local gone = redis.call('ZRANGEBYSCORE', WORKERS_ALIVE, '-inf', NOW_S, 'LIMIT', 0, PRUNE_MAX)
+  if #gone == 0 then return end
+  redis.call('HDEL', WORKERS, unpack(gone))
+  redis.call('ZREM', WORKERS_ALIVE, unpack(gone))
+end
+
 -- ---------------------------------------------------------------------------
