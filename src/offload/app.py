@@ -33,7 +33,9 @@ from offload.job import (
     NewJob,
     Pause,
     Schedule,
+    WorkerInfo,
 )
+from offload.limits import RateSpec
 from offload.middleware import Middleware, MiddlewareChain
 from offload.serializer import JSON, Serializer
 from offload.settings import Settings, load_settings
@@ -78,7 +80,8 @@ class App:
     def task(
         self, fn: None = None, /, *, name: str | None = None, queue: str = "default",
         max_attempts: int = 3, timeout: float | None = None, priority: int = 0,
-        retry: RetrySpec = None,
+        retry: RetrySpec = None, concurrency_limit: int | None = None,
+        rate_limit: RateSpec = None, limit_key: str | None = None,
     ) -> Callable[[F], Task[Any]]: ...  # fmt: skip
 
     def task(self, fn: Any = None, /, **options: Any) -> Any:
@@ -381,3 +384,12 @@ class App:
         from offload import batch as batches
 
         return await batches.settle(self, await self.backend(), batch_id)
+
+    # runtime --------------------------------------------------------------------------
+
+    async def workers_async(self) -> list[WorkerInfo]:
+        """Workers alive now (they beat every heartbeat period), with their jobs."""
+        return await (await self.backend()).worker_list()
+
+    def workers(self) -> list[WorkerInfo]:
+        return run_sync(self.workers_async())

@@ -21,6 +21,7 @@ from uuid_utils import uuid7
 from offload._sync import run_sync
 from offload.errors import ConfigurationError, PayloadError, PayloadTooLargeError
 from offload.job import DEFAULT_QUEUE, DEFAULT_TENANT, Job, JobContext, NewJob
+from offload.limits import RateSpec, parse_limits
 from offload.retry import DEFAULT_RETRY, DelayFunction, RetryPolicy
 from offload.serializer import JSON
 
@@ -192,6 +193,9 @@ class Task(Generic[R]):
         timeout: float | None = None,
         priority: int = 0,
         retry: RetrySpec = None,
+        concurrency_limit: int | None = None,
+        rate_limit: RateSpec = None,
+        limit_key: str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"task {name!r}: max_attempts must be at least 1")
@@ -204,6 +208,7 @@ class Task(Generic[R]):
         self.timeout = timeout
         self.priority = priority
         self.retry = as_retry_policy(retry)
+        self.limits = parse_limits(name, concurrency_limit, rate_limit, limit_key)
         self.is_async = inspect.iscoroutinefunction(fn)
         hints = _hints(fn)
         self.ctx_param = getattr(payload, "ctx_param", None) or _ctx_param(hints)

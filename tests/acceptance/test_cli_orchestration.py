@@ -74,3 +74,8 @@ def test_batches_list_show_wait_cancel(cli: Cli) -> None:
     cli("batches", "show", "not-an-id", code=1)
     cli("batches", "cancel", batch_id)  # nothing left to cancel: all ended
     assert cli.json("batches", "show", batch_id)["counts"] == {"succeeded": 4}
+
+
+def test_workers_lists_none_when_no_worker_runs(cli: Cli) -> None:
+    assert cli.json("workers") == []
+    assert "0 worker(s)" in cli("workers").stdout

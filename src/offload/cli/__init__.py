@@ -30,6 +30,7 @@ from offload.cli.runtime import CliState
 from offload.cli.schedules import schedules
 from offload.cli.web import web
 from offload.cli.worker import worker
+from offload.cli.workers import workers
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,7 +46,7 @@ def main(ctx: click.Context, backend_url: str | None, app_spec: str | None) -> N
 
 
 for command in (worker, web, enqueue, jobs, dead, queues, batches, schedules, pause, resume,
-                demo):  # fmt: skip
+                workers, demo):  # fmt: skip
     main.add_command(command)
 
 __all__ = ["main"]

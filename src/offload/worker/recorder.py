@@ -26,6 +26,7 @@ from offload.job import (
     Lease,
     Outcome,
     Rejected,
+    Snoozed,
     Succeeded,
 )
 
@@ -91,6 +92,8 @@ class Recorder:
                 return await b.job_requeue(lease, checkpoint)
             case Cancelled():
                 return await b.job_cancel_confirm(lease)
+            case Snoozed(delay=delay, reason=reason):
+                return await b.job_snooze(lease, delay, reason)
         raise TypeError(f"unknown outcome {outcome!r}")
 
     async def run(self) -> None:

@@ -19,19 +19,32 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from offload.app import App
 from offload.backends.base import Backend
-from offload.job import Failed, HeartbeatReply, Interrupted, Job, JobContext, Lease, Outcome
+from offload.job import (
+    Failed,
+    HeartbeatReply,
+    Interrupted,
+    Job,
+    JobContext,
+    Lease,
+    Outcome,
+    Snoozed,
+    WorkerInfo,
+)
 from offload.lifecycle import State
 from offload.worker.executor import CANCEL, LEASE_LOST, SHUTDOWN, JobExecutor
 from offload.worker.fetcher import Fetcher
+from offload.worker.limits import LimitGate
 from offload.worker.recorder import Recorder
 from offload.worker.services.cancels import CancelWatch
 from offload.worker.services.heartbeat import Heartbeat
 from offload.worker.services.purge import Purge
 from offload.worker.services.recover import Recover
+from offload.worker.services.registry import Registry
 from offload.worker.services.scheduler import Scheduler
 
 log = logging.getLogger("offload.worker")
@@ -120,6 +133,8 @@ class Worker:
         self.recorder = Recorder(
             backend, self.lease_seconds, on_batch_job_written=self.scheduler.touch
         )
+        self.gate = LimitGate(backend, self.lease_seconds)
+        self.started_at = datetime.now(UTC)
         self.executor = JobExecutor(self.app, self._threads)
         self.fetcher = Fetcher(
             backend, self.id, self.queues, concurrency=self.concurrency, batch=self.batch,
@@ -134,6 +149,7 @@ class Worker:
             await self._shutdown()
         finally:
             await self._stop_services(services)
+            await self._leave_registry(backend)
             self._remove_signals()
             self._threads.shutdown(wait=False, cancel_futures=True)
         self._raise_if_a_service_died(services)
@@ -189,7 +205,7 @@ class Worker:
         stop = self._services_stop
         heartbeat = Heartbeat(
             backend, self._live_leases, self._on_heartbeat, self.heartbeat_every,
-            self.lease_seconds, stop,
+            self.lease_seconds, stop, renew=self.gate.renew,
         )  # fmt: skip
         settings = self.app.settings
         recover = Recover(backend, settings.recover_interval, stop)
@@ -198,12 +214,14 @@ class Worker:
             settings.cancel_check_interval, stop,
         )  # fmt: skip
         purge = Purge(backend, settings.retention_seconds, settings.purge_interval, stop)
+        registry = Registry(backend, self.info, min(self.heartbeat_every, 2.0), stop)
         loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
             ("recorder", self.recorder.run),
             ("heartbeat", heartbeat.run),
             ("recover", recover.run),
             ("cancels", cancels.run),
             ("purge", purge.run),
+            ("registry", registry.run),
         ]
         if settings.scheduler:
             loops.append(("scheduler", self.scheduler.run))
@@ -213,6 +231,12 @@ class Worker:
             task.add_done_callback(self._service_done)
             tasks.append(task)
         return tasks
+
+    async def _leave_registry(self, backend: Backend) -> None:
+        try:
+            await asyncio.wait_for(backend.worker_remove(self.id), SERVICE_STOP_TIMEOUT)
+        except Exception as exc:  # the entry runs out by itself
+            log.warning("could not leave the worker registry: %s", exc)
 
     async def _stop_services(self, services: list[asyncio.Task[Any]]) -> None:
         # Signal first, cancel second, and never wait unbounded: a loop stuck in a
@@ -224,6 +248,14 @@ class Worker:
         for service in stuck:
             log.warning("service %s did not stop within %ss; leaving it",
                         service.get_name(), SERVICE_STOP_TIMEOUT)  # fmt: skip
+
+    def info(self) -> WorkerInfo:
+        """How this worker describes itself in the registry."""
+        return WorkerInfo(
+            id=self.id, hostname=socket.gethostname(), pid=os.getpid(), queues=self.queues,
+            concurrency=self.concurrency, started_at=self.started_at,
+            job_ids=list(self.running), meta={"processed": self.processed, "burst": self.burst},
+        )  # fmt: skip
 
     def _service_done(self, task: asyncio.Task[Any]) -> None:
         if task.cancelled() or self._services_stop.is_set():
@@ -253,11 +285,29 @@ class Worker:
         return task is None or task.is_async
 
     async def _process(self, job: Job, ctx: JobContext) -> None:
-        outcome = await self.executor.run(job, ctx)
+        task = self.app.tasks.get(job.task)
+        refused = None
+        if task is not None and task.limits.any:
+            try:
+                refused = await self.gate.admit(job, task)
+            except Exception as exc:
+                refused = Snoozed(self.poll_interval, f"limit check failed: {exc}")
+        try:
+            outcome: Outcome = refused or await self.executor.run(job, ctx)
+            await self._finish(job, outcome)
+        finally:
+            if self.gate.held:
+                await self.gate.release(job.id)
+
+    async def _finish(self, job: Job, outcome: Outcome) -> None:
         self.running.pop(job.id, None)
         self.fetcher.slot_freed.set()
-        self.processed += 1
         self._log(job, outcome)
+        if isinstance(outcome, Snoozed):  # never ran: not processed, no after_execute
+            self.fetcher.wake_in(outcome.delay)
+            await self.recorder.record(job, outcome)
+            return
+        self.processed += 1
         if isinstance(outcome, Failed) and outcome.retry_in is not None:
             self.fetcher.wake_in(outcome.retry_in)
         if self.app.middleware.has("after_execute"):
@@ -265,6 +315,10 @@ class Worker:
         await self.recorder.record(job, outcome)
 
     def _log(self, job: Job, outcome: Outcome) -> None:
+        if isinstance(outcome, Snoozed):
+            log.debug("job %s (%s): snoozed %.2fs, %s", job.id, job.task, outcome.delay,
+                      outcome.reason)  # fmt: skip
+            return
         if log.isEnabledFor(logging.DEBUG) or type(outcome).__name__ != "Succeeded":
             log.info("job %s (%s) attempt %d: %s", job.id, job.task, job.attempts,
                      type(outcome).__name__.lower())  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from offload.backends.base import Backend
 from offload.job import HeartbeatReply, Lease
@@ -23,6 +23,7 @@ class Heartbeat:
         every: float,
         lease_seconds: float,
         stop: asyncio.Event,
+        renew: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.backend = backend
         self.leases = leases
@@ -30,6 +31,8 @@ class Heartbeat:
         self.every = every
         self.lease_seconds = lease_seconds
         self.stop = stop
+        # Other holdings that live as long as the jobs' leases (limit slots).
+        self.renew = renew
 
     async def run(self) -> None:
         while not await pause(self.stop, self.every):
@@ -47,3 +50,8 @@ class Heartbeat:
             return
         if reply.lost or reply.cancel_requested:
             self.on_reply(reply)
+        if self.renew is not None:
+            try:
+                await self.renew()
+            except Exception as exc:
+                log.warning("renewing limit slots failed: %s", exc)
