@@ -10,6 +10,7 @@ from offload.errors import (
     PayloadError,
     PayloadTooLargeError,
     SerializationError,
+    TaskFailure,
     UnknownTaskError,
 )
 from offload.job import Batch, ErrorInfo, Event, Job, JobContext, NewJob, Pause, Schedule
@@ -46,5 +47,6 @@ __all__ = [
     "Settings",
     "State",
     "Task",
+    "TaskFailure",
     "UnknownTaskError",
 ]

@@ -81,7 +81,7 @@ class App:
         self, fn: None = None, /, *, name: str | None = None, queue: str = "default",
         max_attempts: int = 3, timeout: float | None = None, priority: int = 0,
         retry: RetrySpec = None, concurrency_limit: int | None = None,
-        rate_limit: RateSpec = None, limit_key: str | None = None,
+        rate_limit: RateSpec = None, limit_key: str | None = None, error: Any = None,
     ) -> Callable[[F], Task[Any]]: ...  # fmt: skip
 
     def task(self, fn: Any = None, /, **options: Any) -> Any:

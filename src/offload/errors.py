@@ -15,6 +15,9 @@ Callers catch the narrowest class that lets them act; the tree::
     ├── TransitionError           a state change the lifecycle does not allow
     │   └── BatchFinishedError    appending to a batch whose continuations ran
     └── BackendError              storage could not do what was asked
+
+``TaskFailure`` stands apart: task code raises it to fail a job with a typed error
+value (the task's declared ``error`` type), not offload.
 """
 
 from __future__ import annotations
@@ -70,3 +73,16 @@ class BatchFinishedError(TransitionError):
 
 class BackendError(OffloadError):
     """The storage failed to carry out an operation."""
+
+
+class TaskFailure(Exception):
+    """Raised by a task to fail with a typed error: ``raise TaskFailure(
+    QuotaExceeded(limit=5))``. The value is stored as JSON with the job's error and
+    read back typed with ``task.error_of(job)``. ``retry=False`` sends the job to
+    the dead letter at once: a known business outcome that another attempt would
+    not change."""
+
+    def __init__(self, error: object, *, retry: bool = True, message: str | None = None) -> None:
+        super().__init__(message or f"{type(error).__name__}: {error}")
+        self.error = error
+        self.retry = retry

@@ -31,13 +31,19 @@ class ErrorInfo:
     type: str
     message: str
     traceback: str | None = None
+    # The typed error a task raised with ``TaskFailure`` (JSON), if any.
+    data: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+        out = {"type": self.type, "message": self.message, "traceback": self.traceback}
+        if self.data is not None:
+            out["data"] = self.data
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
-        return cls(str(data["type"]), str(data["message"]), data.get("traceback"))
+        return cls(str(data["type"]), str(data["message"]), data.get("traceback"),
+                   data.get("data"))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_type_hints
 
 import pydantic
+import pydantic_core
 from uuid_utils import uuid7
 
 from offload._sync import run_sync
@@ -196,6 +197,7 @@ class Task(Generic[R]):
         concurrency_limit: int | None = None,
         rate_limit: RateSpec = None,
         limit_key: str | None = None,
+        error: Any = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"task {name!r}: max_attempts must be at least 1")
@@ -216,6 +218,11 @@ class Task(Generic[R]):
         if isinstance(returns, str):
             returns = Any
         self.result_adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(returns)
+        # The typed error the task may raise with TaskFailure (WithError of 002).
+        self.error_type = error
+        self.error_adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(
+            Any if error is None else error
+        )
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.queue}>"
@@ -259,6 +266,21 @@ class Task(Generic[R]):
             return None
         plain = self.result_adapter.dump_python(value, mode="json")
         return self.app.serializer.dumps(plain)
+
+    def encode_error(self, value: Any) -> Any:
+        """A TaskFailure's value as JSON data; one that does not fit the declared
+        error type is stored as given, so the failure itself is never lost."""
+        try:
+            return self.error_adapter.dump_python(value, mode="json")
+        except (pydantic.ValidationError, pydantic_core.PydanticSerializationError, TypeError):
+            return pydantic.TypeAdapter(Any).dump_python(value, mode="json", fallback=repr)
+
+    def error_of(self, job: Job) -> Any:
+        """The job's typed error (``None`` when it has none): the declared
+        ``error`` type validated from what was stored."""
+        if job.error is None or job.error.data is None:
+            return None
+        return self.error_adapter.validate_python(job.error.data)
 
     def result_of(self, job: Job) -> R:
         """The job's result as the task's declared return type."""

@@ -295,3 +295,23 @@ async def _run_until_ended(app: App, job_id: str) -> Job:
         return job if job.ended else None
 
     return await eventually(ended, timeout=20)
+
+
+async def test_a_typed_error_is_stored_and_read_back_typed(app: App) -> None:
+    from offload import TaskFailure
+
+    class QuotaExceeded(BaseModel):
+        limit: int
+        used: int
+
+    @app.task(error=QuotaExceeded, max_attempts=5, retry=[0.01])
+    async def spend(n: int) -> None:
+        raise TaskFailure(QuotaExceeded(limit=5, used=n), retry=False)
+
+    job = await spend.enqueue_async(7)
+    await drain(app)
+    dead = await app.get_job_async(job.id)
+    assert (dead.state, dead.attempts) == (State.DEAD, 1), "retry=False: dead at once"
+    assert dead.error is not None
+    assert dead.error.type.endswith("QuotaExceeded")
+    assert spend.error_of(dead) == QuotaExceeded(limit=5, used=7)

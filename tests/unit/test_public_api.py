@@ -34,6 +34,7 @@ PUBLIC = [
     "Settings",
     "State",
     "Task",
+    "TaskFailure",
     "UnknownTaskError",
 ]
 

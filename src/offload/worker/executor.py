@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from offload.app import App
-from offload.errors import PayloadError, SerializationError, UnknownTaskError
+from offload.errors import PayloadError, SerializationError, TaskFailure, UnknownTaskError
 from offload.job import (
     Cancelled,
     ErrorInfo,
@@ -35,8 +35,12 @@ CANCEL = "offload:cancel"
 LEASE_LOST = "offload:lease-lost"
 
 
-def error_info(exc: BaseException) -> ErrorInfo:
+def error_info(exc: BaseException, task: Task[Any] | None = None) -> ErrorInfo:
     tb = "".join(traceback.format_exception(exc))
+    if isinstance(exc, TaskFailure):
+        kind = type(exc.error)
+        data = task.encode_error(exc.error) if task is not None else None
+        return ErrorInfo(f"{kind.__module__}.{kind.__qualname__}", str(exc), tb, data)
     return ErrorInfo(f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), tb)
 
 
@@ -112,5 +116,7 @@ class JobExecutor:
     async def _failed(self, task: Task[Any], job: Job, exc: Exception) -> Failed:
         if self.app.middleware.has("on_error"):
             await self.app.middleware.run("on_error", job, exc)
+        if isinstance(exc, TaskFailure) and not exc.retry:
+            return Failed(error_info(exc, task), None)
         decision = task.retry.decide(job.attempts, job.max_attempts, exc)
-        return Failed(error_info(exc), decision.retry_in)
+        return Failed(error_info(exc, task), decision.retry_in)
