@@ -10,6 +10,7 @@ with the wrong shape.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -68,6 +69,11 @@ class Payload:
     def decode(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
         raise NotImplementedError
 
+    def encode_from_json(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        """Arguments that arrived as JSON (CLI, HTTP), validated in JSON mode, where
+        an ISO string is a datetime and a string a UUID, as a JSON client sends them."""
+        raise NotImplementedError
+
 
 class SignaturePayload(Payload):
     """Keyword arguments checked against a model built from the function's hints."""
@@ -113,6 +119,14 @@ class SignaturePayload(Payload):
         data: bytes = self.model.__pydantic_serializer__.to_json(model)
         return data
 
+    def encode_from_json(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        if self.ctx_param is not None and self.ctx_param in kwargs:
+            raise PayloadError(f"{self.ctx_param!r} is the job context; the worker passes it")
+        bound = self._bind(args, kwargs) if args else kwargs
+        model = _validate_json(self.model, _json_bytes(bound))
+        data: bytes = self.model.__pydantic_serializer__.to_json(model)
+        return data
+
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if len(args) > len(self.positional):
             raise PayloadError(
@@ -139,18 +153,31 @@ class CommandPayload(Payload):
         self.adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(command_type)
 
     def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-        if len(args) == 1 and not kwargs:
-            command = args[0]
-        elif not args:
-            command = kwargs
-        else:
-            raise PayloadError(f"a {self.command_type.__name__} command takes one argument")
+        command = self._one(args, kwargs)
         if not isinstance(command, self.command_type):
             command = _validate(self.adapter, command)
         return self.adapter.dump_json(command)
 
+    def encode_from_json(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        command = self._one(args, kwargs)
+        return self.adapter.dump_json(_validate_json(self.adapter, _json_bytes(command)))
+
+    def _one(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if len(args) == 1 and not kwargs:
+            return args[0]
+        if not args:
+            return kwargs
+        raise PayloadError(f"a {self.command_type.__name__} command takes one argument")
+
     def decode(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return (_validate_json(self.adapter, data),), {}
+
+
+def _json_bytes(value: Any) -> bytes:
+    try:
+        return json.dumps(value).encode()
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"arguments are not JSON: {exc}") from None
 
 
 def _validate(validator: Any, value: Any) -> Any:
@@ -234,10 +261,20 @@ class Task(Generic[R]):
     # building jobs ----------------------------------------------------------------
 
     def new_job(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], options: Options | None = None
+        self,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        options: Options | None = None,
+        *,
+        from_json: bool = False,
     ) -> NewJob:
+        """A validated job to store; ``from_json`` for arguments that came as JSON
+        (CLI, HTTP), validated in JSON mode (ISO strings are datetimes...)."""
         o = options or _DEFAULT_OPTIONS
-        data = self.payload.encode(args, kwargs)
+        if from_json:
+            data = self.payload.encode_from_json(args, kwargs)
+        else:
+            data = self.payload.encode(args, kwargs)
         if self.app.serializer is not JSON:
             data = self.app.serializer.dumps(JSON.loads(data))
         limit = self.app.settings.max_payload_bytes

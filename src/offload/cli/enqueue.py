@@ -15,7 +15,7 @@ import click
 from offload.app import App
 from offload.cli.output import echo_json, job_dict
 from offload.cli.runtime import CliState, build_app, run, target_options
-from offload.task import CommandPayload, SignaturePayload, Task
+from offload.task import Options, Task
 
 Arguments = tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -48,25 +48,6 @@ def find_task(app: App, name: str) -> Task[Any]:
     raise click.ClickException(f"{why} task {name!r}; registered tasks: {known}")
 
 
-def from_json(task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Arguments:
-    """JSON has no datetime, UUID, Decimal or enum, and enqueue validates Python
-    values strictly; so the arguments first go through the task's own payload model
-    in JSON mode, which reads ISO strings as those types. Anything it refuses is
-    passed on unchanged for enqueue to report in its usual words."""
-    payload = task.payload
-    try:
-        if isinstance(payload, CommandPayload) and len(args) + len(kwargs) > 0:
-            raw = args[0] if len(args) == 1 and not kwargs else kwargs
-            return (payload.adapter.validate_json(json.dumps(raw)),), {}
-        if isinstance(payload, SignaturePayload):
-            bound = payload.signature.bind_partial(*args, **kwargs).arguments
-            model = payload.model.model_validate_json(json.dumps(bound))
-            return (), {name: getattr(model, name) for name in model.model_fields_set}
-    except (TypeError, ValueError):  # pydantic's ValidationError is a ValueError
-        pass
-    return args, kwargs
-
-
 def enqueue_options(**given: Any) -> dict[str, Any]:
     return {key: value for key, value in given.items() if value is not None}
 
@@ -90,9 +71,9 @@ def enqueue(state: CliState, /, task_name: str, args_json: str | None, as_json: 
 
     async def store(app: App) -> None:
         task = find_task(app, task_name)
-        values, named = from_json(task, args, kwargs)
-        bound = task.options(**enqueue_options(**options))
-        job = await bound.enqueue_async(*values, **named)  # PayloadError: exit 1 via run()
+        # JSON in, so JSON-mode validation: ISO strings become datetimes, UUIDs...
+        new = task.new_job(args, kwargs, Options(**enqueue_options(**options)), from_json=True)
+        [job] = await app.enqueue_new_async([new])  # PayloadError: exit 1 via run()
         if as_json:
             echo_json(job_dict(job))
         else:
