@@ -2,7 +2,9 @@
 
 Each task shows one part of offload within seconds: a fast task, a slow async
 task reporting progress, a flaky task that succeeds on its third attempt, a task
-that always fails and lands in the dead letter, and a typed command handler.
+that always fails and lands in the dead letter, a typed command handler, a batch
+of thumbnails whose continuation reports on it, and a schedule firing every ten
+seconds.
 Task names are given explicitly so that they do not depend on how this module is
 imported (``examples.demo``, ``demo`` or ``__main__``).
 
@@ -66,6 +68,23 @@ async def resize_image(command: ResizeImage) -> dict[str, Any]:
     return {"path": command.path, "size": [command.width, command.height]}
 
 
+@app.task(name="demo.thumbnail", concurrency_limit=4)
+async def thumbnail(index: int) -> str:
+    await asyncio.sleep(0.05)
+    return f"thumb-{index:03d}.jpg"
+
+
+@app.task(name="demo.batch_report")
+def batch_report(label: str, ctx: JobContext) -> dict[str, Any]:
+    """A batch continuation: runs once, after every thumbnail has ended."""
+    return {"label": label, **(ctx.batch or {})}
+
+
+@app.task(name="demo.tick")
+def tick() -> str:
+    return "tick"
+
+
 def _plan(n: int, start: int) -> list[tuple[Task[Any], list[Any]]]:
     """Out of every 20 jobs: 10 fast, 5 commands, 2 slow, 2 flaky, 1 doomed."""
     pattern = ["fast", "resize", "fast", "fast", "slow", "fast", "resize", "flaky", "fast",
@@ -98,13 +117,30 @@ async def seed_async(n: int = 40, start: int = 0) -> list[Job]:
     jobs: list[Job] = []
     for task, items in _plan(n, start):
         jobs += await task.enqueue_many_async(items)
+    await orchestrate_async(start)
     return jobs
+
+
+async def orchestrate_async(start: int = 0) -> None:
+    """A batch of thumbnails with a continuation, and (once) a schedule."""
+    await app.batch_async(
+        [thumbnail.prepare(start + i) for i in range(12)],
+        then=[batch_report.prepare(f"thumbnails from {start}")],
+        name=f"thumbnails-{start}",
+    )
+    await app.schedule_async("demo-tick", tick, "*/10 * * * * *")
 
 
 def seed(n: int = 40, start: int = 0) -> list[Job]:
     jobs: list[Job] = []
     for task, items in _plan(n, start):
         jobs += task.enqueue_many(items)
+    app.batch(
+        [thumbnail.prepare(start + i) for i in range(12)],
+        then=[batch_report.prepare(f"thumbnails from {start}")],
+        name=f"thumbnails-{start}",
+    )
+    app.schedule("demo-tick", tick, "*/10 * * * * *")
     return jobs
 
 
