@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from offload import App
+from offload.lifecycle import State
 from offload.web import create_app
 from offload.worker import Worker
 from tests.servers import unavailable
@@ -167,16 +168,113 @@ def test_every_page_opens_without_console_errors(
     wait_for(app, dead, "dead")
     wait_for(app, done, "succeeded")
     wait_for(app, running, "running")
-    pages = {"overview": "/", "jobs": "/jobs", "job": f"/jobs/{running}", "dead": "/dead"}
+    batch = make_batch(app, "done", "held", name="monthly invoices")
+    app.schedule("nightly", "gated", "0 3 * * *", args=["nightly"], timezone="Europe/Berlin")
+    pages = {
+        "overview": "/", "jobs": "/jobs", "job": f"/jobs/{running}", "dead": "/dead",
+        "batches": "/batches", "batch": f"/batches/{batch}", "schedules": "/schedules",
+        "queues": "/queues",
+    }  # fmt: skip
     for name, path in pages.items():
         page.goto(site + path)
         expect()(page.locator("#live-text")).to_have_text("live", timeout=LIVE)
         expect()(page.locator("main h1")).to_be_visible()
+        checks = {
+            "overview": '#queues-table tr[data-queue="default"]',
+            "dead": f'#dead-table tr[data-job="{dead}"]',
+            "batches": f'#batches-table tr[data-batch="{batch}"]',
+            "batch": "#jobs-table tbody tr >> nth=1",
+            "schedules": '[data-schedule="default/nightly"] .firings li >> nth=2',
+            "queues": '#queues-table tr[data-queue="default"] button',
+        }  # fmt: skip
+        if name in checks:
+            expect()(page.locator(checks[name])).to_be_visible(timeout=LIVE)
         shot(page, name)
-    expect()(page.locator(f'#dead-table tr[data-job="{dead}"]')).to_be_visible()
     page.goto(f"{site}/widget-demo")
     expect()(page.locator("offload-jobs li").first).to_be_visible(timeout=LIVE)
     shot(page, "widget-demo")
+    assert page.errors == []
+
+
+def make_batch(app: App, *gates: str, name: str | None = None) -> str:
+    """A batch of gated jobs, one per gate name."""
+    task = app.get_task("gated")
+    return app.batch([task.prepare(g) for g in gates], name=name).id
+
+
+def test_a_batch_shows_its_progress_move_without_reload(
+    page: Any, site: str, app: App, gates: Gates
+) -> None:
+    batch = make_batch(app, "part-1", "part-2", "part-3", name="quarterly")
+    page.goto(f"{site}/batches")
+    row = page.locator(f'#batches-table tr[data-batch="{batch}"]')
+    expect()(row.locator(".progress-text")).to_have_text("0 of 3 ended (0%)", timeout=LIVE)
+    page.evaluate("window.__sameDocument = true")
+    gates.open("part-1")
+    expect()(row.locator(".progress-text")).to_have_text("1 of 3 ended (33%)", timeout=LIVE)
+    assert page.evaluate("window.__sameDocument") is True
+    shot(page, "batches-progress")
+    row.get_by_role("link").click()
+    expect()(page.locator("#batch-id")).to_have_text(batch)
+    expect()(page.locator("#progress-text")).to_have_text("1 of 3 ended (33%)", timeout=LIVE)
+    expect()(page.locator("#jobs-table tbody tr")).to_have_count(3)
+    page.evaluate("window.__sameDocument = true")
+    gates.open("part-2")
+    expect()(page.locator("#progress-text")).to_have_text("2 of 3 ended (67%)", timeout=LIVE)
+    expect()(page.locator("#count-succeeded")).to_have_text("2")
+    expect()(page.locator("#count-running")).to_have_text("1")
+    expect()(page.locator("#batch-progress")).to_have_attribute("value", "2")
+    expect()(page.locator("#jobs-table .state", has_text="succeeded")).to_have_count(2)
+    assert page.evaluate("window.__sameDocument") is True
+    shot(page, "batch-progress")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel batch").click()
+    expect()(page.locator("#count-cancelled")).to_have_text("1", timeout=LIVE)
+    expect()(page.locator("#progress-text")).to_have_text("3 of 3 ended (100%)", timeout=LIVE)
+    expect()(page.get_by_role("button", name="Cancel batch")).to_be_disabled()
+    assert app.get_batch(batch).counts.get(State.CANCELLED) == 1
+    shot(page, "batch-cancelled")
+    assert page.errors == []
+
+
+def test_pause_and_resume_a_queue_from_the_queues_page(
+    page: Any, site: str, app: App, gates: Gates
+) -> None:
+    gates.open("warm-up")
+    wait_for(app, enqueue(app, "gated", "warm-up"), "succeeded")
+    page.goto(f"{site}/queues")
+    row = page.locator('#queues-table tr[data-queue="default"]')
+    expect()(row.locator(".status")).to_have_text("running", timeout=LIVE)
+    row.get_by_role("button", name="Pause queue default", exact=True).click()
+    expect()(row.locator(".status .badge")).to_have_text("paused", timeout=LIVE)
+    listed = page.locator("#pauses-list li", has_text="queue default (every tenant)")
+    expect()(listed).to_be_visible()
+    assert page.request.get(f"{site}/api/v1/pauses").json()["pauses"][0]["queue"] == "default"
+    gates.open("held-back")
+    job_id = enqueue(app, "gated", "held-back")
+    expect()(row.locator("td.num").nth(1)).to_have_text("1", timeout=LIVE)  # queued
+    assert app.get_job(job_id).state == "queued"
+    shot(page, "queue-paused")
+    row.get_by_role("button", name="Resume queue default", exact=True).click()
+    expect()(row.locator(".status")).to_have_text("running", timeout=LIVE)
+    wait_for(app, job_id, "succeeded")
+    expect()(page.locator("#pauses-list")).to_have_text("Nothing is paused.")
+    assert page.request.get(f"{site}/api/v1/pauses").json() == {"pauses": []}
+    page.goto(site + "/")
+    expect()(page.locator('#queues-table tr[data-queue="default"] .badge')).to_have_count(0)
+    assert page.errors == []
+
+
+def test_a_paused_queue_carries_a_badge_on_the_overview(page: Any, site: str, app: App) -> None:
+    app.pause(queue="default")
+    job_id = enqueue(app, "gated", "overview")  # held back: queued until the resume
+    page.goto(site + "/")
+    badge = page.locator('#queues-table tr[data-queue="default"] .badge')
+    expect()(badge).to_have_text("paused", timeout=LIVE)
+    assert app.get_job(job_id).state == "queued"
+    app.resume(queue="default")  # the job starts, and its event redraws the table
+    expect()(badge).to_have_count(0, timeout=LIVE)
+    wait_for(app, job_id, "running")
     assert page.errors == []
 
 

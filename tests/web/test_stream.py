@@ -20,6 +20,7 @@ import pytest
 
 from offload import App
 from offload.backends import Backend
+from offload.job import JobQuery
 from offload.testing import eventually
 from offload.web import create_app
 from tests.web.conftest import Server
@@ -39,6 +40,7 @@ class Reader:
     """Parses an SSE response into messages stamped with when they arrived."""
 
     messages: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    ready: Message = field(default_factory=lambda: Message(0.0))
 
     async def run(self, response: httpx.Response) -> None:
         current: dict[str, str] = {}
@@ -85,7 +87,7 @@ async def stream(url: str, headers: dict[str, str] | None = None) -> AsyncIterat
         assert response.headers["content-type"].startswith("text/event-stream")
         task = asyncio.create_task(reader.run(response))
         try:
-            await reader.next("ready")
+            reader.ready = await reader.next("ready")
             yield reader
         finally:
             task.cancel()
@@ -196,3 +198,46 @@ async def test_a_closed_client_leaves_no_connection_behind(server: Server) -> No
         return not server.server.server_state.connections
 
     assert await eventually(closed, timeout=5)
+
+
+async def test_batch_stream_pushes_its_counts_when_one_of_its_jobs_moves(
+    app: App, server: Server, store: Backend
+) -> None:
+    add = app.get_task("add")
+    batch = await app.batch_async([add.prepare(1, 2), add.prepare(3, 4)], name="pair")
+    members = [j.id for j in await app.list_jobs_async(JobQuery(batch_id=batch.id))]
+    outsider = await enqueue(app)
+    async with stream(f"{server.url}/api/v1/batches/{batch.id}/stream") as reader:
+        assert reader.ready.data["batch"]["counts"]["queued"] == 2
+        await store.job_cancel(outsider)  # not of the batch: nothing is sent
+        recorded = time.monotonic()
+        await store.job_cancel(members[0])
+        message = await reader.next("batch")
+        assert message.received - recorded < 0.1
+        await store.job_cancel(members[1])
+        last = await reader.next("batch")
+    assert message.data["event"]["kind"] == "cancelled"
+    assert message.data["job"]["id"] == members[0]
+    assert message.data["job"]["batch_id"] == batch.id
+    assert message.data["batch"]["id"] == batch.id
+    assert message.data["batch"]["counts"]["cancelled"] >= 1
+    assert last.data["job"]["id"] == members[1]
+    assert (last.data["batch"]["counts"]["cancelled"], last.data["batch"]["progress"]) == (2, 1.0)
+    latest = await store.event_latest(members[1])
+    assert latest is not None
+    assert last.id == str(latest.id)
+
+
+async def test_batch_stream_is_scoped_to_the_tokens_tenant(app: App) -> None:
+    add = app.get_task("add")
+    theirs = await app.batch_async([add.prepare(1, 2)], tenant="b")
+    mine = await app.batch_async([add.prepare(1, 2)], tenant="a")
+    web = create_app(app, tokens={"ta": "a", "root": None})
+    with Server(web) as server:
+        async with httpx.AsyncClient(timeout=10) as client:
+            refused = await client.get(f"{server.url}/api/v1/batches/{theirs.id}/stream?token=ta")
+            assert refused.status_code == 404
+            assert refused.headers["content-type"].startswith("application/problem+json")
+        url = f"{server.url}/api/v1/batches/{mine.id}/stream?token=ta"
+        async with stream(url) as reader:
+            assert reader.ready.data["batch"]["tenant"] == "a"

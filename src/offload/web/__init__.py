@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from offload.app import App
-from offload.web import api, stream
+from offload.web import api, batches, control, schedules, stream
 from offload.web.auth import TokenAuth
 from offload.web.dashboard import routes as dashboard_routes
 from offload.web.encoding import dumps
@@ -43,7 +43,8 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return Response(spec, media_type="application/json")
 
-    routes: list[BaseRoute] = [*api.routes(), *stream.routes()]
+    routes: list[BaseRoute] = [*api.routes(), *batches.routes(), *schedules.routes(),
+                               *control.routes(), *stream.routes()]  # fmt: skip
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
     if dashboard:
         routes.extend(dashboard_routes())

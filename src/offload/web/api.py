@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from offload.app import App
 from offload.errors import PayloadError, UnknownTaskError
-from offload.job import DEFAULT_TENANT, Job, JobQuery
+from offload.job import DEFAULT_TENANT, Job, JobQuery, NewJob
 from offload.lifecycle import State
 from offload.task import Options
 from offload.web import inventory
@@ -57,18 +58,32 @@ async def enqueue(request: Request) -> Response:
     who = principal(request)
     body: p.EnqueueBody = p.validated(p.EnqueueBody, await p.json_body(request))
     app = offload_app(request)
-    try:
-        task = app.get_task(body.task)
-        args, kwargs = (tuple(body.args), {}) if isinstance(body.args, list) else ((), body.args)
-        new = task.new_job(args, kwargs, _options(body.options, who.tenant))
-    except UnknownTaskError as exc:
-        raise Problem(422, str(exc), kind="unknown-task") from None
-    except PayloadError as exc:
-        raise Problem(422, str(exc), kind="invalid-arguments") from None
+    new = build_job(app, body.task, body.args, _options(body.options, who.tenant))
     job = (await app.enqueue_new_async([new]))[0]
     job.serializer = app.serializer
     headers = {"Location": _status_url(request, job.id)}
     return JSON(job_detail(job, root(request)), 202, headers=headers)
+
+
+def build_job(
+    app: App, name: str, args: dict[str, Any] | list[Any], options: Options, where: str = ""
+) -> NewJob:
+    """A validated job, or a 422 naming what is wrong; ``where`` is the body path
+    of the job (``jobs.3``) when the body carries several."""
+    try:
+        task = app.get_task(name)
+        positional, kwargs = (tuple(args), {}) if isinstance(args, list) else ((), args)
+        return task.new_job(positional, kwargs, options, from_json=True)
+    except UnknownTaskError as exc:
+        raise _unfit(exc, "unknown-task", where, "task") from None
+    except PayloadError as exc:
+        raise _unfit(exc, "invalid-arguments", where, "args") from None
+
+
+def _unfit(exc: Exception, kind: str, where: str, field: str) -> Problem:
+    detail = f"{where}: {exc}" if where else str(exc)
+    path = f"{where}.{field}" if where else field
+    return Problem(422, detail, kind=kind, errors=[{"field": path, "message": str(exc)}])
 
 
 def _options(o: p.EnqueueOptions, forced_tenant: str | None) -> Options:
@@ -227,6 +242,12 @@ async def tasks(request: Request) -> Response:
     return JSON({"tasks": [inventory.task_row(t) for t in app.tasks.values()]})
 
 
+async def me(request: Request) -> Response:
+    """Who the token is, so a page can offer only the actions it may take."""
+    who = principal(request)
+    return JSON({"tenant": who.tenant, "admin": who.admin})
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route(f"{PREFIX}/jobs", enqueue, methods=["POST"]),
@@ -244,4 +265,5 @@ def routes() -> list[BaseRoute]:
         Route(f"{PREFIX}/tasks", tasks, methods=["GET"]),
         Route(f"{PREFIX}/dead", list_dead, methods=["GET"]),
         Route(f"{PREFIX}/dead/purge", purge_dead, methods=["POST"]),
+        Route(f"{PREFIX}/me", me, methods=["GET"]),
     ]

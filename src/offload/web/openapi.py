@@ -47,6 +47,7 @@ SNAPSHOT = {
     "progress": {"type": ["number", "null"]},
     "progress_message": NSTR,
     "cancel_requested": {"type": "boolean"},
+    "batch_id": NSTR,
     "created_at": TIME,
     "started_at": TIME,
     "finished_at": TIME,
@@ -59,7 +60,6 @@ SUMMARY = SNAPSHOT | {
     "timeout": {"type": ["number", "null"]},
     "run_at": TIME,
     "unique_key": NSTR,
-    "batch_id": NSTR,
     "worker_id": NSTR,
     "error": ERROR,
     "links": LINKS,
@@ -79,29 +79,36 @@ EVENT = {
     "data": {"type": "object"},
 }
 NAME = {"type": "string", "minLength": 1, "maxLength": 200}
-OPTIONS = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "queue": NAME,
-        "tenant": NAME,
-        "priority": {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
-        "delay": {"type": "number", "minimum": 0, "maximum": 315360000},
-        "unique_key": {"type": "string", "minLength": 1, "maxLength": 500},
-        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
-        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 315360000},
-    },
-}
-ENQUEUE = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["task"],
-    "properties": {
-        "task": {"type": "string", "minLength": 1, "maxLength": 500},
-        "args": {"oneOf": [{"type": "object"}, {"type": "array"}]},
-        "options": ref("EnqueueOptions"),
-    },
-}
+PRIORITY = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
+DELAY = {"type": "number", "minimum": 0, "maximum": 315360000}
+UNIQUE_KEY = {"type": "string", "minLength": 1, "maxLength": 500}
+ATTEMPTS = {"type": "integer", "minimum": 1, "maximum": 1000}
+TIMEOUT = {"type": "number", "exclusiveMinimum": 0, "maximum": 315360000}
+
+
+def options(**props: Schema) -> Schema:
+    return {"type": "object", "additionalProperties": False, "properties": props}
+
+
+OPTIONS = options(queue=NAME, tenant=NAME, priority=PRIORITY, delay=DELAY, unique_key=UNIQUE_KEY,
+                  max_attempts=ATTEMPTS, timeout=TIMEOUT)  # fmt: skip
+MEMBER_OPTIONS = options(queue=NAME, priority=PRIORITY, delay=DELAY, unique_key=UNIQUE_KEY,
+                         max_attempts=ATTEMPTS, timeout=TIMEOUT)  # fmt: skip
+TEMPLATE_OPTIONS = options(queue=NAME, priority=PRIORITY, max_attempts=ATTEMPTS, timeout=TIMEOUT)
+ARGS = {"oneOf": [{"type": "object"}, {"type": "array"}]}
+TASK_NAME = {"type": "string", "minLength": 1, "maxLength": 500}
+
+
+def job_request(options_schema: str) -> Schema:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["task"],
+        "properties": {"task": TASK_NAME, "args": ARGS, "options": ref(options_schema)},
+    }
+
+
+ENQUEUE = job_request("EnqueueOptions")
 TASK = obj(
     {
         "name": STR,
@@ -112,6 +119,52 @@ TASK = obj(
         "args_schema": {"type": ["object", "null"]},
     }
 )
+
+BATCH = obj(
+    {
+        "id": STR,
+        "tenant": STR,
+        "name": NSTR,
+        "created_at": {"type": "string", "format": "date-time"},
+        "finished_at": TIME,
+        "total": INT,
+        "ended": INT,
+        "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        "done": {"type": "boolean"},
+        "counts": COUNTS,
+        "then": {"type": "array", "items": obj({"task": STR, "queue": STR})},
+        "continuation_ids": {"type": "array", "items": STR},
+        "links": obj({k: STR for k in ("self", "jobs", "cancel", "stream")}),
+    }
+)
+SCHEDULE = obj(
+    {
+        "id": STR,
+        "tenant": STR,
+        "task": STR,
+        "cron": STR,
+        "timezone": STR,
+        "args": ANY,
+        "queue": STR,
+        "priority": INT,
+        "max_attempts": INT,
+        "timeout": {"type": ["number", "null"]},
+        "unique": {"type": "boolean"},
+        "next_run_at": TIME,
+        "upcoming": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+        "last_run_at": TIME,
+        "last_job_id": NSTR,
+        "created_at": TIME,
+        "updated_at": TIME,
+        "links": obj({"self": STR, "last_job": NSTR}),
+    }
+)
+NNAME = {"oneOf": [{"type": "null"}, NAME]}
+PAUSE_SCOPE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"tenant": NNAME, "queue": NNAME},
+}
 
 SCHEMAS: dict[str, Schema] = {
     "Problem": {
@@ -164,6 +217,53 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"older_than": {"type": "number", "minimum": 0, "maximum": 315360000}},
     },
     "PurgeResult": obj({"purged": INT}),
+    "Me": obj({"tenant": NSTR, "admin": {"type": "boolean"}}),
+    "MemberOptions": MEMBER_OPTIONS,
+    "TemplateOptions": TEMPLATE_OPTIONS,
+    "BatchJob": job_request("MemberOptions"),
+    "ThenJob": job_request("TemplateOptions"),
+    "BatchRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["jobs"],
+        "properties": {
+            "jobs": {"type": "array", "items": ref("BatchJob"), "maxItems": 1000},
+            "then": {"type": "array", "items": ref("ThenJob"), "maxItems": 100},
+            "name": NNAME,
+            "tenant": NNAME,
+        },
+    },
+    "BatchAppendRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["jobs"],
+        "properties": {
+            "jobs": {"type": "array", "items": ref("BatchJob"), "minItems": 1, "maxItems": 1000}
+        },
+    },
+    "Batch": BATCH,
+    "BatchPage": obj({"batches": {"type": "array", "items": ref("Batch")}, "next_before": NSTR}),
+    "BatchAppended": obj(
+        {"batch": ref("Batch"), "jobs": {"type": "array", "items": ref("JobSummary")}}
+    ),
+    "ScheduleRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["task", "cron"],
+        "properties": {
+            "task": TASK_NAME,
+            "cron": {"type": "string", "minLength": 1, "maxLength": 200},
+            "args": ARGS,
+            "timezone": {"type": "string", "minLength": 1, "maxLength": 200},
+            "unique": {"type": "boolean"},
+            "options": ref("TemplateOptions"),
+        },
+    },
+    "Schedule": SCHEDULE,
+    "Schedules": obj({"schedules": {"type": "array", "items": ref("Schedule")}}),
+    "PauseScope": PAUSE_SCOPE,
+    "Pause": obj({"tenant": NSTR, "queue": NSTR, "at": TIME}),
+    "Pauses": obj({"pauses": {"type": "array", "items": ref("Pause")}}),
 }
 
 
@@ -210,6 +310,24 @@ PARAMS = {
     "limit": param("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "Page size"),
     "after": param("after", {"type": "integer", "minimum": 0}, "Only events after this id"),
     "token": param("token", STR, "Bearer token, for clients that cannot set headers"),
+    "batch_id": param("batch_id", STR, "The batch's id (a UUID)", "path"),
+    "schedule_id": param("schedule_id", STR, "The schedule's id, unique within its tenant", "path"),
+    "batch_before": param("before", STR, "Page: batches older than this id (a UUID)"),
+    "unfinished": param(
+        "unfinished",
+        {"type": "string", "enum": ["true", "false", "1", "0"]},
+        "Only batches whose continuations have not fired yet",
+    ),
+    "next": param(
+        "next",
+        {"type": "integer", "minimum": 1, "maximum": 50},
+        "How many next firings to list (default 5)",
+    ),
+    "schedule_tenant": param(
+        "tenant",
+        STR,
+        "The schedule's tenant (admins; default `default`; a tenant token always uses its own)",
+    ),
 }
 
 
@@ -384,11 +502,161 @@ def _resource_paths() -> dict[str, Schema]:
     }
 
 
+BATCH_MISSING = {
+    "404": problem("No such batch, the id is malformed, or it belongs to another tenant")
+}
+SCHEDULE_MISSING = {"404": problem("No such schedule in that tenant, or the id is malformed")}
+BODY_PROBLEMS = {
+    "400": problem("The body is not JSON"),
+    "413": problem("The body is too large"),
+}
+
+
+def _batch_paths() -> dict[str, Schema]:
+    batch = {"200": body("The batch", ref("Batch")), **BATCH_MISSING}
+    return {
+        "/api/v1/batches": {
+            "post": op(
+                "Create a batch of jobs, with jobs to run once they have all ended",
+                {
+                    "201": body("Created", ref("Batch"), {"Location": header("The batch")}),
+                    **BODY_PROBLEMS,
+                    "422": problem("Unknown task, invalid arguments or options (named)"),
+                },
+                requestBody=json_request("BatchRequest"),
+            ),
+            "get": op(
+                "List batches, newest first",
+                {"200": body("A page of batches", ref("BatchPage")), **BAD},
+                ["tenant", "unfinished", "batch_before", "limit"],
+            ),
+        },
+        "/api/v1/batches/{batch_id}": {
+            "get": op("A batch with its counts and progress", batch, ["batch_id"])
+        },
+        "/api/v1/batches/{batch_id}/jobs": {
+            "get": op(
+                "The batch's jobs, newest first",
+                {"200": body("A page of jobs", ref("JobPage")), **BAD, **BATCH_MISSING},
+                ["batch_id", "state", "before", "limit"],
+            ),
+            "post": op(
+                "Add jobs to a batch that has not finished",
+                {
+                    "201": body("The jobs added and the batch", ref("BatchAppended")),
+                    **BODY_PROBLEMS,
+                    **BATCH_MISSING,
+                    "409": problem("The batch has finished"),
+                    "422": problem("Unknown task, invalid arguments or options (named)"),
+                },
+                ["batch_id"],
+                requestBody=json_request("BatchAppendRequest"),
+            ),
+        },
+        "/api/v1/batches/{batch_id}/cancel": {
+            "post": op(
+                "Cancel every job of the batch that has not ended",
+                {
+                    **batch,
+                    "202": body(
+                        "Some were running; their workers were asked to stop", ref("Batch")
+                    ),
+                },
+                ["batch_id"],
+            )
+        },
+        "/api/v1/batches/{batch_id}/stream": {
+            "get": op(
+                "Live counts of one batch (SSE: `ready` {cursor, batch}, then `batch` "
+                "{event, job, batch})",
+                {"200": SSE, **BAD, **BATCH_MISSING},
+                ["batch_id", "after", "token"],
+            )
+        },
+    }
+
+
+def _control_paths() -> dict[str, Schema]:
+    one = ["schedule_id", "schedule_tenant", "next"]
+    return {
+        "/api/v1/schedules": {
+            "get": op(
+                "Schedules with their next firings",
+                {"200": body("Schedules", ref("Schedules")), **BAD},
+                ["tenant", "next"],
+            )
+        },
+        "/api/v1/schedules/{schedule_id}": {
+            "get": op(
+                "A schedule",
+                {"200": body("The schedule", ref("Schedule")), **BAD, **SCHEDULE_MISSING},
+                one,
+            ),
+            "put": op(
+                "Create or replace a schedule",
+                {
+                    "200": body("Replaced", ref("Schedule")),
+                    "201": body("Created", ref("Schedule"), {"Location": header("It")}),
+                    "400": problem("The body is not JSON, or the id or a parameter is not valid"),
+                    "404": problem("The path does not name a schedule"),
+                    "413": problem("The body is too large"),
+                    "422": problem("Bad cron rule, time zone, task or arguments (named)"),
+                },
+                one,
+                requestBody=json_request("ScheduleRequest"),
+            ),
+            "delete": op(
+                "Delete a schedule (the jobs it enqueued stay)",
+                {"204": {"description": "Deleted"}, **BAD, **SCHEDULE_MISSING},
+                one[:2],
+            ),
+        },
+        "/api/v1/pauses": {
+            "get": op(
+                "Pauses holding back the caller's jobs",
+                {"200": body("Pauses", ref("Pauses")), **BAD},
+                ["tenant"],
+            )
+        },
+        "/api/v1/pause": {
+            "post": op(
+                "Stop leasing in a scope ({} is everything); idempotent",
+                {
+                    "200": body("The pause", ref("Pause")),
+                    **BODY_PROBLEMS,
+                    "403": problem("Not a scope of the token's own tenant"),
+                    "422": problem("Invalid scope"),
+                },
+                requestBody=json_request("PauseScope"),
+            )
+        },
+        "/api/v1/resume": {
+            "post": op(
+                "Lift the pause of exactly this scope",
+                {
+                    "204": {"description": "Resumed"},
+                    **BODY_PROBLEMS,
+                    "403": problem("Not a scope of the token's own tenant"),
+                    "409": problem("The scope is not paused"),
+                    "422": problem("Invalid scope"),
+                },
+                requestBody=json_request("PauseScope"),
+            )
+        },
+        "/api/v1/me": {
+            "get": op("Who the token is: its tenant, or an admin", {"200": body("", ref("Me"))})
+        },
+    }
+
+
 def _page_paths() -> dict[str, Schema]:
     pages = {
         "/": "Overview",
         "/jobs": "Jobs",
         "/dead": "Dead letter",
+        "/batches": "Batches",
+        "/schedules": "Schedules",
+        "/queues": "Queues, pause and resume",
         "/widget-demo": "The end-user widget",
     }
     paths: dict[str, Schema] = {
@@ -409,6 +677,14 @@ def _page_paths() -> dict[str, Schema]:
             "responses": {"200": HTML, **MISSING},
         }
     }
+    paths["/batches/{batch_id}"] = {
+        "get": {
+            "summary": "Dashboard: a batch",
+            "tags": ["dashboard"],
+            "parameters": [PARAMS["batch_id"]],
+            "responses": {"200": HTML, **BATCH_MISSING},
+        }
+    }
     paths["/openapi.json"] = {
         "get": {
             "summary": "This document",
@@ -427,7 +703,11 @@ def document(*, secured: bool) -> Schema:
             "description": "Background jobs: the polling protocol, resources, live "
             "events. Errors are RFC 9457 problem documents.",
         },
-        "paths": _protocol_paths() | _resource_paths() | _page_paths(),
+        "paths": _protocol_paths()
+        | _resource_paths()
+        | _batch_paths()
+        | _control_paths()
+        | _page_paths(),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

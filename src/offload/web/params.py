@@ -36,12 +36,38 @@ def job_id(request: Request) -> str:
         raise Problem(404, f"no job {raw!r}", kind="job-not-found") from None
 
 
+def batch_id(request: Request) -> str:
+    """The path's batch id in canonical form; batch ids are UUIDs like job ids."""
+    raw = str(request.path_params.get("batch_id", ""))
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise Problem(404, f"no batch {raw!r}", kind="batch-not-found") from None
+
+
+def schedule_id(request: Request, *, creating: bool = False) -> str:
+    """The path's schedule id: the name its owner gave it. One no schedule could
+    carry is a 404 when read, and a 400 when a request would create it."""
+    raw = str(request.path_params.get("schedule_id", ""))
+    if 0 < len(raw) <= 200 and not any(ord(c) < 32 or ord(c) == 127 for c in raw):
+        return raw
+    if creating:
+        raise Problem(400, "a schedule id is 1 to 200 printable characters",
+                      kind="bad-parameter", parameter="schedule_id")  # fmt: skip
+    raise Problem(404, f"no schedule {raw!r}", kind="schedule-not-found")
+
+
 def limit(request: Request, default: int = 50) -> int:
     return _int_param(request, "limit", default, 1, MAX_LIMIT)
 
 
 def after(request: Request) -> int:
     return _int_param(request, "after", 0, 0, 2**63 - 1)
+
+
+def upcoming(request: Request) -> int:
+    """How many next firings a schedule is shown with (``?next=``)."""
+    return _int_param(request, "next", 5, 1, 50)
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -57,14 +83,25 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
-def before(request: Request) -> str | None:
+def before(request: Request, what: str = "job") -> str | None:
     raw = request.query_params.get("before")
     if not raw:
         return None
     try:
         return str(uuid.UUID(raw))
     except ValueError:
-        raise _bad_param("before", "must be a job id") from None
+        raise _bad_param("before", f"must be a {what} id") from None
+
+
+def flag(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return False
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise _bad_param(name, "must be true or false")
 
 
 def states(request: Request) -> frozenset[State] | None:
@@ -136,6 +173,75 @@ class EnqueueBody(_Strict):
     task: Annotated[str, Field(min_length=1, max_length=500)]
     args: dict[str, Any] | list[Any] = Field(default_factory=dict)
     options: EnqueueOptions = EnqueueOptions()
+
+
+class MemberOptions(_Strict):
+    """What a batch member may set: its tenant is the batch's."""
+
+    queue: Name | None = None
+    priority: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)] | None = None
+    delay: Annotated[float, Field(ge=0, le=MAX_SECONDS)] = 0.0
+    unique_key: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    timeout: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
+
+
+class TemplateOptions(_Strict):
+    """What a job enqueued later (a continuation, a schedule's firing) keeps of
+    its options: a delay or unique key given now would be dropped, so they are
+    refused rather than silently ignored."""
+
+    queue: Name | None = None
+    priority: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)] | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    timeout: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
+
+
+TaskName = Annotated[str, Field(min_length=1, max_length=500)]
+Args = dict[str, Any] | list[Any]
+
+
+class MemberJob(_Strict):
+    task: TaskName
+    args: Args = Field(default_factory=dict)
+    options: MemberOptions = MemberOptions()
+
+
+class ThenJob(_Strict):
+    task: TaskName
+    args: Args = Field(default_factory=dict)
+    options: TemplateOptions = TemplateOptions()
+
+
+MAX_BATCH = 1000
+MAX_THEN = 100
+
+
+class BatchBody(_Strict):
+    jobs: Annotated[list[MemberJob], Field(max_length=MAX_BATCH)]
+    then: Annotated[list[ThenJob], Field(max_length=MAX_THEN)] = Field(default_factory=list)
+    name: Name | None = None
+    tenant: Name | None = None
+
+
+class AppendBody(_Strict):
+    jobs: Annotated[list[MemberJob], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class ScheduleBody(_Strict):
+    task: TaskName
+    cron: Annotated[str, Field(min_length=1, max_length=200)]
+    args: Args = Field(default_factory=dict)
+    timezone: Annotated[str, Field(min_length=1, max_length=200)] = "UTC"
+    unique: bool = False
+    options: TemplateOptions = TemplateOptions()
+
+
+class PauseBody(_Strict):
+    """A scope: both ``None`` is everything; see ``offload.job.Pause``."""
+
+    tenant: Name | None = None
+    queue: Name | None = None
 
 
 class PurgeBody(_Strict):

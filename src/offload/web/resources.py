@@ -1,4 +1,5 @@
-"""The JSON shapes of jobs and events, written once for the API and the stream.
+"""The JSON shapes of jobs, events, batches, schedules and pauses, written once
+for the API and the stream.
 
 Payloads, results and checkpoints are decoded with the app's serializer; a value
 that cannot be decoded is shown as ``null`` with a note instead of failing the
@@ -7,11 +8,14 @@ whole response, because a dashboard must still open the job that broke.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
-from offload.job import Event, Job
+from offload.batch import decode_then
+from offload.job import Batch, Event, Job, Pause, Schedule
+from offload.lifecycle import State
 
 
 def iso(value: datetime | None) -> str | None:
@@ -43,6 +47,7 @@ def snapshot(job: Job) -> dict[str, Any]:
         "progress": job.progress,
         "progress_message": job.progress_message,
         "cancel_requested": job.cancel_requested,
+        "batch_id": job.batch_id,
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
@@ -57,7 +62,6 @@ def job_summary(job: Job, root: str) -> dict[str, Any]:
         "timeout": job.timeout,
         "run_at": iso(job.run_at),
         "unique_key": job.unique_key,
-        "batch_id": job.batch_id,
         "worker_id": job.worker_id,
         "error": None if job.error is None else job.error.to_dict(),
         "links": links(root, job.id),
@@ -87,3 +91,77 @@ def event_json(event: Event) -> dict[str, Any]:
         "at": iso(event.at),
         "data": event.data,
     }
+
+
+# orchestration ---------------------------------------------------------------------
+
+
+def batch_links(root: str, batch_id: str) -> dict[str, str]:
+    base = f"{root}/api/v1/batches/{batch_id}"
+    return {"self": base, "jobs": f"{base}/jobs", "cancel": f"{base}/cancel",
+            "stream": f"{base}/stream"}  # fmt: skip
+
+
+def batch_json(batch: Batch, root: str) -> dict[str, Any]:
+    """A batch with every state counted (zeros included, so a client never has
+    to guess a missing key) and ``progress`` as the fraction of jobs ended."""
+    ended = sum(n for state, n in batch.counts.items() if state.ended)
+    total = batch.total
+    return {
+        "id": batch.id,
+        "tenant": batch.tenant,
+        "name": batch.name,
+        "created_at": iso(batch.created_at),
+        "finished_at": iso(batch.finished_at),
+        "total": total,
+        "ended": ended,
+        "progress": ended / total if total else None,
+        "done": batch.ended or batch.finished_at is not None,
+        "counts": {state.value: batch.counts.get(state, 0) for state in State},
+        "then": _then(batch),
+        "continuation_ids": list(batch.continuation_ids),
+        "links": batch_links(root, batch.id),
+    }
+
+
+def _then(batch: Batch) -> list[dict[str, Any]]:
+    try:
+        return [{"task": str(t["task"]), "queue": str(t["queue"])} for t in decode_then(batch.then)]
+    except Exception:  # bytes another version wrote; the batch itself still shows
+        return []
+
+
+def schedule_links(root: str, schedule: Schedule) -> dict[str, str | None]:
+    base = f"{root}/api/v1/schedules/{quote(schedule.id, safe='')}"
+    last = schedule.last_job_id
+    return {"self": f"{base}?tenant={quote(schedule.tenant, safe='')}",
+            "last_job": None if last is None else f"{root}/api/v1/jobs/{last}"}  # fmt: skip
+
+
+def schedule_json(
+    schedule: Schedule, upcoming: Sequence[datetime], args: Any, root: str
+) -> dict[str, Any]:
+    return {
+        "id": schedule.id,
+        "tenant": schedule.tenant,
+        "task": schedule.task,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "args": args,
+        "queue": schedule.queue,
+        "priority": schedule.priority,
+        "max_attempts": schedule.max_attempts,
+        "timeout": schedule.timeout,
+        "unique": schedule.unique,
+        "next_run_at": iso(schedule.next_run_at),
+        "upcoming": [iso(t) for t in upcoming],
+        "last_run_at": iso(schedule.last_run_at),
+        "last_job_id": schedule.last_job_id,
+        "created_at": iso(schedule.created_at),
+        "updated_at": iso(schedule.updated_at),
+        "links": schedule_links(root, schedule),
+    }
+
+
+def pause_json(pause: Pause) -> dict[str, Any]:
+    return {"tenant": pause.tenant, "queue": pause.queue, "at": iso(pause.at)}

@@ -12,6 +12,12 @@ Resuming: the SSE ``id`` of each message is the event id; a reconnecting
 connection may pass ``?after=<id>`` instead. The first message, ``ready``, tells
 the client where its stream starts, so it can load the current state after it and
 lose nothing in between.
+
+A batch's stream follows its tenant's feed the same way and sends a ``batch``
+message for each event of one of its jobs (or of a continuation), with the
+batch's counts as they are when the event is read, so a progress bar moves with
+every transition. Its ``ready`` message carries the batch, read after the cursor
+was fixed, so the client starts from a state no later event is missing from.
 """
 
 from __future__ import annotations
@@ -26,14 +32,15 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from offload.backends.base import Backend
-from offload.job import Event
+from offload.job import Event, Job
 from offload.web import params as p
-from offload.web.context import backend, principal
+from offload.web.context import backend, principal, root
 from offload.web.encoding import dumps
 from offload.web.problems import Problem
-from offload.web.resources import event_json, snapshot
+from offload.web.resources import batch_json, event_json, snapshot
 
 Reader = Callable[[int], Awaitable[Sequence[Event]]]
+Render = Callable[[Sequence[Event]], Awaitable[list[str]]]
 BATCH = 500
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -47,7 +54,7 @@ async def stream_all(request: Request) -> Response:
     async def read(after: int) -> Sequence[Event]:
         return await store.event_feed(after, tenant, BATCH)
 
-    return _sse(request, store, tenant, read, cursor)
+    return _sse(request, read, _job_frames(store, tenant), cursor)
 
 
 async def stream_job(request: Request) -> Response:
@@ -63,7 +70,50 @@ async def stream_job(request: Request) -> Response:
     async def read(after: int) -> Sequence[Event]:
         return await store.event_list(job_id, after, BATCH)
 
-    return _sse(request, store, tenant, read, cursor)
+    return _sse(request, read, _job_frames(store, tenant), cursor)
+
+
+async def stream_batch(request: Request) -> Response:
+    tenant = principal(request, query_token=True).tenant
+    batch_id = p.batch_id(request)
+    store = await backend(request)
+    found = await store.batch_get(batch_id, tenant)
+    if found is None:
+        raise Problem(404, f"no batch {batch_id!r}", kind="batch-not-found")
+    owner = found.tenant
+    start = _resume_point(request)
+    cursor = start if start is not None else await _feed_tail(store, owner)
+    current = await store.batch_get(batch_id, tenant)
+    ready = {"batch": None if current is None else batch_json(current, root(request))}
+
+    async def read(after: int) -> Sequence[Event]:
+        return await store.event_feed(after, owner, BATCH)
+
+    async def render(events: Sequence[Event]) -> list[str]:
+        jobs = {}
+        for job_id in {e.job_id for e in events}:
+            job = await store.job_get(job_id, owner)
+            if job is not None and _of_batch(job, batch_id):
+                jobs[job_id] = snapshot(job)
+        if not jobs:
+            return []
+        now = await store.batch_get(batch_id, tenant)
+        shape = None if now is None else batch_json(now, root(request))
+        return [
+            _frame(e, "batch", {"event": event_json(e), "job": jobs[e.job_id], "batch": shape})
+            for e in events if e.job_id in jobs
+        ]  # fmt: skip
+
+    return _sse(request, read, render, cursor, ready)
+
+
+def _of_batch(job: Job, batch_id: str) -> bool:
+    """A member of the batch, or one of its continuations (which carry the
+    batch's summary instead of its id)."""
+    if job.batch_id == batch_id:
+        return True
+    info = job.meta.get("batch")
+    return isinstance(info, dict) and info.get("id") == batch_id
 
 
 def _resume_point(request: Request) -> int | None:
@@ -85,33 +135,44 @@ async def _feed_tail(store: Backend, tenant: str | None) -> int:
     return cursor
 
 
-def _sse(request: Request, store: Backend, tenant: str | None, read: Reader,
-         cursor: int) -> Response:  # fmt: skip
+def _sse(request: Request, read: Reader, render: Render, cursor: int,
+         ready: dict[str, Any] | None = None) -> Response:  # fmt: skip
     settings = request.app.state.offload_stream
-    frames = _frames(store, tenant, read, cursor, settings)
+    frames = _frames(read, render, cursor, ready or {}, settings)
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
 
 
 async def _frames(
-    store: Backend, tenant: str | None, read: Reader, cursor: int, settings: StreamSettings
+    read: Reader, render: Render, cursor: int, ready: dict[str, Any], settings: StreamSettings
 ) -> AsyncIterator[str]:
-    yield f"retry: 1000\nevent: ready\ndata: {dumps({'cursor': cursor}).decode()}\n\n"
+    yield f"retry: 1000\nevent: ready\ndata: {dumps({'cursor': cursor} | ready).decode()}\n\n"
     quiet_since = time.monotonic()
     while True:
         batch = await read(cursor)
         if batch:
-            jobs = await _snapshots(store, tenant, {e.job_id for e in batch})
-            for event in batch:
-                yield _frame(event, jobs.get(event.job_id))
+            frames = await render(batch)
+            for frame in frames:
+                yield frame
             cursor = batch[-1].id
-            quiet_since = time.monotonic()
+            if frames:
+                quiet_since = time.monotonic()
             if len(batch) == BATCH:
                 continue
-        elif time.monotonic() - quiet_since >= settings.heartbeat:
-            # A comment keeps proxies from closing an idle connection.
+        if time.monotonic() - quiet_since >= settings.heartbeat:
+            # A comment keeps proxies from closing an idle connection; a stream
+            # that reads events but sends none of them is idle too.
             yield ": heartbeat\n\n"
             quiet_since = time.monotonic()
         await asyncio.sleep(settings.poll)
+
+
+def _job_frames(store: Backend, tenant: str | None) -> Render:
+    async def render(events: Sequence[Event]) -> list[str]:
+        jobs = await _snapshots(store, tenant, {e.job_id for e in events})
+        return [_frame(e, "job", {"event": event_json(e), "job": jobs.get(e.job_id)})
+                for e in events]  # fmt: skip
+
+    return render
 
 
 async def _snapshots(store: Backend, tenant: str | None, ids: set[str]) -> dict[str, Any]:
@@ -123,9 +184,8 @@ async def _snapshots(store: Backend, tenant: str | None, ids: set[str]) -> dict[
     return found
 
 
-def _frame(event: Event, job: dict[str, Any] | None) -> str:
-    data = dumps({"event": event_json(event), "job": job}).decode()
-    return f"id: {event.id}\nevent: job\ndata: {data}\n\n"
+def _frame(event: Event, name: str, data: dict[str, Any]) -> str:
+    return f"id: {event.id}\nevent: {name}\ndata: {dumps(data).decode()}\n\n"
 
 
 class StreamSettings:
@@ -142,4 +202,5 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/api/v1/stream", stream_all, methods=["GET"]),
         Route("/api/v1/jobs/{job_id}/stream", stream_job, methods=["GET"]),
+        Route("/api/v1/batches/{batch_id}/stream", stream_batch, methods=["GET"]),
     ]

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from offload.lifecycle import State
 from offload.web.auth import auth_of
 from offload.web.context import root
 from offload.web.problems import Problem
@@ -52,6 +53,27 @@ async def dead(request: Request) -> Response:
     return _render(request, "dead", "Dead letter")
 
 
+async def batches(request: Request) -> Response:
+    return _render(request, "batches", "Batches")
+
+
+async def batch(request: Request) -> Response:
+    raw = str(request.path_params["batch_id"])
+    try:
+        batch_id = str(uuid.UUID(raw))
+    except ValueError:
+        raise Problem(404, f"no batch {raw!r}", kind="batch-not-found") from None
+    return _render(request, "batch", "Batch", batch_id=batch_id, states=[s.value for s in State])
+
+
+async def schedules(request: Request) -> Response:
+    return _render(request, "schedules", "Schedules")
+
+
+async def queues(request: Request) -> Response:
+    return _render(request, "queues", "Queues")
+
+
 async def widget_demo(request: Request) -> Response:
     return _render(request, "widget_demo", "Widget demo")
 
@@ -62,6 +84,10 @@ def routes() -> list[BaseRoute]:
         Route("/jobs", jobs, methods=["GET"]),
         Route("/jobs/{job_id}", job, methods=["GET"]),
         Route("/dead", dead, methods=["GET"]),
+        Route("/batches", batches, methods=["GET"]),
+        Route("/batches/{batch_id}", batch, methods=["GET"]),
+        Route("/schedules", schedules, methods=["GET"]),
+        Route("/queues", queues, methods=["GET"]),
         Route("/widget-demo", widget_demo, methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -106,7 +106,9 @@ async function api(path, options = {}) {
   return body;
 }
 
-function follow(path, params, onJob, onReady) {
+// `kind` is the SSE event name carrying the data: "job" on job streams,
+// "batch" on a batch's stream.
+function follow(path, params, onMessage, onReady, kind = "job") {
   const query = new URLSearchParams(params);
   if (token()) query.set("token", token());
   const source = new EventSource(`${cfg.api}${path}?${query}`);
@@ -117,7 +119,7 @@ function follow(path, params, onJob, onReady) {
     label.textContent = "live";
     if (onReady) onReady(JSON.parse(msg.data));
   });
-  source.addEventListener("job", (msg) => onJob(JSON.parse(msg.data)));
+  source.addEventListener(kind, (msg) => onMessage(JSON.parse(msg.data)));
   source.addEventListener("error", () => {
     dot.classList.remove("on");
     label.textContent = "reconnecting…";
@@ -126,15 +128,51 @@ function follow(path, params, onJob, onReady) {
   return source;
 }
 
-async function act(path, doneText) {
+async function act(path, doneText, body = {}) {
   try {
-    await api(path, { method: "POST", body: "{}" });
+    await api(path, { method: "POST", body: JSON.stringify(body) });
     notice(doneText);
     return true;
   } catch (err) {
     notice(err.message, true);
     return false;
   }
+}
+
+// ---- who is asking, and pauses -----------------------------------------------------
+
+let whoami = null;
+
+function me() {
+  if (!whoami) whoami = api("/me");
+  return whoami;
+}
+
+function covers(pause, tenant, queue) {
+  return (pause.tenant === null || pause.tenant === tenant) && (pause.queue === null || pause.queue === queue);
+}
+
+function describeScope(scope) {
+  if (scope.tenant === null) return scope.queue === null ? "everything" : `queue ${scope.queue} (every tenant)`;
+  return scope.queue === null ? `tenant ${scope.tenant}` : `queue ${scope.queue} of tenant ${scope.tenant}`;
+}
+
+function exactPause(pauses, scope) {
+  return pauses.find((p) => p.tenant === scope.tenant && p.queue === scope.queue);
+}
+
+// What a queue's badge says: an admin sees pauses of the queue for every tenant
+// (and names tenants paused on it alone); a tenant token sees what holds back
+// its own jobs in that queue.
+function queueStatus(who, pauses, queue) {
+  if (!who.admin) return pauses.some((p) => covers(p, who.tenant, queue)) ? "paused" : null;
+  if (pauses.some((p) => p.tenant === null && (p.queue === null || p.queue === queue))) return "paused";
+  const some = pauses.filter((p) => p.tenant !== null && p.queue === queue).map((p) => p.tenant);
+  return some.length ? `paused for ${some.join(", ")}` : null;
+}
+
+function pausedBadge(text) {
+  return el("span", { class: "badge paused", text });
 }
 
 // ---- overview ------------------------------------------------------------------
@@ -209,12 +247,16 @@ async function loadHistory() {
   }
 }
 
+const STATES = ["scheduled", "queued", "running", "succeeded", "cancelled", "dead"];
+
 async function drawQueues() {
-  const body = await api("/queues");
-  const states = ["scheduled", "queued", "running", "succeeded", "cancelled", "dead"];
-  const rows = body.queues.map((q) => el("tr", {},
-    el("th", { scope: "row", text: q.name }),
-    ...states.map((s) => el("td", { class: "num", text: String(q.counts[s]) }))));
+  const [body, pauses, who] = await Promise.all([api("/queues"), api("/pauses"), me()]);
+  const rows = body.queues.map((q) => {
+    const status = queueStatus(who, pauses.pauses, q.name);
+    return el("tr", { "data-queue": q.name },
+      el("th", { scope: "row" }, q.name, status ? " " : "", status ? pausedBadge(status) : ""),
+      ...STATES.map((s) => el("td", { class: "num", text: String(q.counts[s]) })));
+  });
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 7, text: "No jobs yet." })));
   $("#queues-table tbody").replaceChildren(...rows);
 }
@@ -232,6 +274,8 @@ async function overviewPage() {
   await loadHistory();
   drawChart();
   setInterval(drawChart, 15000);
+  // Pauses record no job event, so the queue table is also redrawn on a timer.
+  setInterval(refresh, 5000);
   follow("/stream", {}, (msg) => {
     countOutcome(msg.event);
     drawChart();
@@ -407,6 +451,262 @@ async function deadPage() {
   }, () => loadDead().catch(report));
 }
 
+// ---- batches -------------------------------------------------------------------
+
+function batchState(b) {
+  if (b.finished_at) return { text: "finished", state: "succeeded" };
+  if (b.done) return { text: "ended", state: "succeeded" };
+  return { text: "in progress", state: "running" };
+}
+
+function batchBadge(b) {
+  const s = batchState(b);
+  return el("span", { class: `badge state-${s.state}`, text: s.text });
+}
+
+function progressText(b) {
+  if (!b.total) return "no jobs yet";
+  return `${b.ended} of ${b.total} ended (${Math.round(b.progress * 100)}%)`;
+}
+
+function countsText(b) {
+  const parts = STATES.filter((s) => b.counts[s]).map((s) => `${b.counts[s]} ${s}`);
+  return parts.length ? parts.join(", ") : "—";
+}
+
+function batchLabel(b) {
+  return b.name ? `batch ${b.name}` : `batch ${b.id}`;
+}
+
+const batchRows = new Map();
+
+function batchRow(b) {
+  const row = el("tr", { "data-batch": b.id },
+    el("td", {}, el("a", { href: `${cfg.root}/batches/${b.id}`, class: "mono", text: b.id.slice(0, 8) + "…",
+      title: b.id })),
+    el("td", { text: b.name || "—" }),
+    el("td", { class: "state" }, batchBadge(b)),
+    el("td", {}, el("progress", { max: Math.max(1, b.total), value: b.ended,
+      "aria-label": `progress of ${batchLabel(b)}` }), " ", el("span", { class: "progress-text", text: progressText(b) })),
+    el("td", { class: "counts", text: countsText(b) }),
+    el("td", { text: b.tenant }), el("td", { text: when(b.created_at) }));
+  batchRows.set(b.id, row);
+  return row;
+}
+
+let nextBatch = null;
+
+async function loadBatches(append = false) {
+  const query = new URLSearchParams();
+  if ($("#f-unfinished").value) query.set("unfinished", "true");
+  if (append && nextBatch) query.set("before", nextBatch);
+  const body = await api(`/batches?${query}`);
+  nextBatch = body.next_before;
+  $("#more").hidden = !nextBatch;
+  if (!append) batchRows.clear();
+  const rows = body.batches.map(batchRow);
+  const tbody = $("#batches-table tbody");
+  if (append) tbody.append(...rows);
+  else if (rows.length) tbody.replaceChildren(...rows);
+  else tbody.replaceChildren(el("tr", {}, el("td", { colspan: 7, text: "No batches yet." })));
+}
+
+async function batchesPage() {
+  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); loadBatches().catch(report); });
+  $("#more").addEventListener("click", () => loadBatches(true).catch(report));
+  // A job event names its batch; only that row is fetched again, unless the
+  // batch is new to this page, which reloads the list.
+  const dirty = new Set();
+  const redraw = throttle(async () => {
+    const ids = [...dirty];
+    dirty.clear();
+    for (const id of ids) {
+      try {
+        const row = batchRows.get(id);
+        if (row) row.replaceWith(batchRow(await api(`/batches/${id}`)));
+      } catch (err) {
+        report(err);
+      }
+    }
+  }, 200);
+  const reload = throttle(() => loadBatches().catch(report), 500);
+  follow("/stream", {}, (msg) => {
+    const id = msg.job && msg.job.batch_id;
+    if (!id) return;
+    if (batchRows.has(id)) {
+      dirty.add(id);
+      redraw();
+    } else {
+      reload();
+    }
+  }, () => loadBatches().catch(report));
+}
+
+// ---- one batch -----------------------------------------------------------------
+
+let nextBatchJob = null;
+
+function drawBatch(b) {
+  $("#batch-state").replaceWith(Object.assign(batchBadge(b), { id: "batch-state" }));
+  $("#cancel").disabled = b.done;
+  const bar = $("#batch-progress");
+  bar.max = Math.max(1, b.total);
+  bar.value = b.ended;
+  $("#progress-text").textContent = progressText(b);
+  for (const s of STATES) $(`#count-${s}`).textContent = String(b.counts[s]);
+  const then = b.then.length ? b.then.map((t) => t.task).join(", ") : "—";
+  const continuations = b.continuation_ids.length
+    ? el("span", {}, ...b.continuation_ids.flatMap((id, i) => (i ? [", ", jobLink(id)] : [jobLink(id)])))
+    : "—";
+  $("#batch-facts").replaceChildren(
+    ...fact("Name", b.name || "—"), ...fact("Tenant", b.tenant),
+    ...fact("Created", when(b.created_at)), ...fact("Finished", when(b.finished_at)),
+    ...fact("Then", then), el("dt", { text: "Continuation jobs" }), el("dd", {}, continuations));
+}
+
+async function loadBatchJobs(id, append = false) {
+  const query = new URLSearchParams({ limit: "100" });
+  if (append && nextBatchJob) query.set("before", nextBatchJob);
+  const body = await api(`/batches/${id}/jobs?${query}`);
+  nextBatchJob = body.next_before;
+  $("#more").hidden = !nextBatchJob;
+  if (!append) jobRows.clear();
+  const rows = body.jobs.map(jobRow);
+  const tbody = $("#jobs-table tbody");
+  if (append) tbody.append(...rows);
+  else tbody.replaceChildren(...rows);
+}
+
+async function batchPage() {
+  const id = cfg.batchId;
+  try {
+    drawBatch(await api(`/batches/${id}`));
+  } catch (err) {
+    notice(err.status === 404 ? "No such batch (or not visible with this token)." : err.message, true);
+    return;
+  }
+  const refetch = throttle(() => api(`/batches/${id}`).then(drawBatch).catch(report), 100);
+  const reload = throttle(() => loadBatchJobs(id).catch(report), 300);
+  $("#more").addEventListener("click", () => loadBatchJobs(id, true).catch(report));
+  $("#cancel").addEventListener("click", async () => {
+    if (!confirm("Cancel every job of this batch that has not ended?")) return;
+    if (await act(`/batches/${id}/cancel`, "Cancelled the batch's waiting jobs; running ones were asked to stop.")) {
+      refetch();
+      reload();
+    }
+  });
+  follow(`/batches/${id}/stream`, {}, (msg) => {
+    if (msg.batch) drawBatch(msg.batch);
+    else refetch();
+    // Continuations belong to the batch but are not among its jobs.
+    if (msg.job && msg.job.batch_id === id && !updateRow(msg.job)) reload();
+  }, (ready) => {
+    if (ready.batch) drawBatch(ready.batch);
+    loadBatchJobs(id).catch(report);
+  }, "batch");
+}
+
+// ---- schedules -----------------------------------------------------------------
+
+let scheduleTimer = null;
+
+function scheduleRow(s) {
+  const firings = s.upcoming.length
+    ? el("ol", { class: "plain" }, ...s.upcoming.map((t) => el("li", {}, el("time", { datetime: t, text: when(t) }))))
+    : "never";
+  return el("tr", { "data-schedule": `${s.tenant}/${s.id}` },
+    el("th", { scope: "row", text: s.id }), el("td", { text: s.tenant }), el("td", { text: s.task }),
+    el("td", {}, el("code", { text: s.cron })), el("td", { text: s.timezone }), el("td", { class: "firings" }, firings),
+    el("td", {}, s.last_job_id ? jobLink(s.last_job_id) : "—"));
+}
+
+async function loadSchedules() {
+  const body = await api("/schedules?next=3");
+  const rows = body.schedules.map(scheduleRow);
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 7, text: "No schedules." })));
+  $("#schedules-table tbody").replaceChildren(...rows);
+  // A firing moves the schedule on; read it again just after the next one.
+  const due = body.schedules.filter((s) => s.next_run_at).map((s) => new Date(s.next_run_at) - Date.now());
+  clearTimeout(scheduleTimer);
+  if (due.length) scheduleTimer = setTimeout(() => loadSchedules().catch(report),
+    Math.min(Math.max(0, Math.min(...due)) + 1000, 3600 * 1000));
+}
+
+async function schedulesPage() {
+  const reload = throttle(() => loadSchedules().catch(report), 1000);
+  follow("/stream", {}, (msg) => {
+    if (msg.event.kind === "enqueued") reload();
+  }, () => loadSchedules().catch(report));
+}
+
+// ---- queues: pause and resume --------------------------------------------------
+
+function toggle(label, scope, paused) {
+  const verb = paused ? "Resume" : "Pause";
+  const button = el("button", { type: "button", class: paused ? null : "secondary",
+    "aria-label": `${verb} ${label}`, text: verb });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    await act(paused ? "/resume" : "/pause", `${paused ? "Resumed" : "Paused"} ${label}.`, scope);
+    await drawControls().catch(report);
+  });
+  return button;
+}
+
+function statusCell(text) {
+  return el("td", { class: "status" }, text ? pausedBadge(text) : el("span", { class: "muted", text: "running" }));
+}
+
+async function drawControls() {
+  const [who, pauses, queues, tenants] = await Promise.all(
+    [me(), api("/pauses"), api("/queues"), api("/tenants")]);
+  const all = pauses.pauses;
+  const everything = exactPause(all, { tenant: null, queue: null });
+  $("#everything").hidden = !who.admin;
+  if (who.admin) {
+    $("#everything-status").replaceChildren(everything
+      ? pausedBadge(`paused since ${when(everything.at)}`) : el("span", { text: "Running." }));
+    $("#everything-action").replaceChildren(toggle("everything", { tenant: null, queue: null }, !!everything));
+  }
+  $("#queues-scope").textContent = who.admin
+    ? "Pausing a queue here pauses it for every tenant."
+    : `Pausing a queue here pauses it for tenant ${who.tenant} only.`;
+  const queueRows = queues.queues.map((q) => {
+    const scope = { tenant: who.admin ? null : who.tenant, queue: q.name };
+    return el("tr", { "data-queue": q.name },
+      el("th", { scope: "row", text: q.name }), statusCell(queueStatus(who, all, q.name)),
+      ...STATES.map((s) => el("td", { class: "num", text: String(q.counts[s]) })),
+      el("td", {}, toggle(`queue ${q.name}`, scope, !!exactPause(all, scope))));
+  });
+  if (!queueRows.length) queueRows.push(el("tr", {}, el("td", { colspan: 9, text: "No jobs yet." })));
+  $("#queues-table tbody").replaceChildren(...queueRows);
+  const names = tenants.tenants.map((t) => t.name);
+  if (!who.admin && !names.includes(who.tenant)) names.push(who.tenant);
+  const jobs = Object.fromEntries(tenants.tenants.map((t) => [t.name, t.jobs]));
+  const tenantRows = names.map((name) => {
+    const scope = { tenant: name, queue: null };
+    const paused = all.some((p) => p.tenant === null && p.queue === null) || !!exactPause(all, scope);
+    return el("tr", { "data-tenant": name },
+      el("th", { scope: "row", text: name }), statusCell(paused ? "paused" : null),
+      el("td", { class: "num", text: String(jobs[name] || 0) }),
+      el("td", {}, toggle(`tenant ${name}`, scope, !!exactPause(all, scope))));
+  });
+  if (!tenantRows.length) tenantRows.push(el("tr", {}, el("td", { colspan: 4, text: "No tenants yet." })));
+  $("#tenants-table tbody").replaceChildren(...tenantRows);
+  const items = all.map((p) => el("li", { "data-scope": describeScope(p) },
+    el("strong", { text: describeScope(p) }), ` since ${when(p.at)} `,
+    who.admin || p.tenant === who.tenant ? toggle(describeScope(p), { tenant: p.tenant, queue: p.queue }, true) : ""));
+  if (!items.length) items.push(el("li", { text: "Nothing is paused." }));
+  $("#pauses-list").replaceChildren(...items);
+}
+
+async function queuesPage() {
+  const refresh = throttle(() => drawControls().catch(report), 300);
+  // Pauses record no job event, so they are read again on a timer as well.
+  setInterval(refresh, 5000);
+  follow("/stream", {}, () => refresh(), () => refresh());
+}
+
 // ---- widget demo ---------------------------------------------------------------
 
 function widgetPage() {
@@ -428,7 +728,10 @@ function report(err) {
   notice(err.message || String(err), true);
 }
 
-const PAGES = { overview: overviewPage, jobs: jobsPage, job: jobPage, dead: deadPage, widget_demo: widgetPage };
+const PAGES = {
+  overview: overviewPage, jobs: jobsPage, job: jobPage, dead: deadPage, batches: batchesPage, batch: batchPage,
+  schedules: schedulesPage, queues: queuesPage, widget_demo: widgetPage,
+};
 
 setupToken(() => {
   const page = PAGES[cfg.page];

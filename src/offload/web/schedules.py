@@ -1,0 +1,144 @@
+"""Cron schedules over HTTP, named ``(tenant, id)`` as the App names them.
+
+The tenant is part of a schedule's name, so reading, writing and deleting one
+takes it as ``?tenant=`` (admins; ``default`` when left out). A tenant token
+always works in its own tenant and its ``?tenant=`` is ignored, so two tenants
+may each keep a ``nightly`` without ever seeing the other's.
+
+A rule is checked here before the App sees it, field by field, so a bad one is a
+422 naming ``cron`` or ``timezone``: the App reports both as one ``ValueError``,
+lets an IANA directory name such as ``America`` escape as an ``OSError``, and
+only finds out that a rule never fires (``0 0 30 2 *``) once it computes the
+next firing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from offload.errors import NotFoundError
+from offload.job import DEFAULT_TENANT, Schedule
+from offload.schedule import CronRule
+from offload.task import Options
+from offload.web import params as p
+from offload.web.api import JSON, PREFIX, build_job
+from offload.web.context import backend, offload_app, principal, root
+from offload.web.problems import Problem
+from offload.web.resources import schedule_json
+
+
+def _tenant(request: Request) -> str:
+    """The tenant whose schedule the path names."""
+    who = principal(request)
+    requested = p.text(request, "tenant")
+    return who.tenant or requested or DEFAULT_TENANT
+
+
+def _missing(schedule_id: str, tenant: str) -> Problem:
+    return Problem(404, f"no schedule {schedule_id!r} in tenant {tenant!r}",
+                   kind="schedule-not-found")  # fmt: skip
+
+
+def _upcoming(schedule: Schedule, count: int) -> list[datetime]:
+    if schedule.next_run_at is None:
+        return []
+    try:
+        rule = CronRule(schedule.cron, schedule.timezone)
+        return [schedule.next_run_at, *rule.upcoming(schedule.next_run_at, count - 1)]
+    except ValueError:
+        # A stored rule the installed zone data no longer knows still lists.
+        return [schedule.next_run_at]
+
+
+def _json(request: Request, schedule: Schedule, count: int) -> dict[str, Any]:
+    try:
+        args = offload_app(request).serializer.loads(schedule.payload)
+    except Exception:  # any serializer may raise anything on bad bytes
+        args = None
+    return schedule_json(schedule, _upcoming(schedule, count), args, root(request))
+
+
+def _bad_rule(field: str, kind: str, detail: str) -> Problem:
+    return Problem(422, detail, kind=kind, errors=[{"field": field, "message": detail}])
+
+
+def _check_rule(cron: str, zone: str, now: datetime) -> None:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise _bad_rule("timezone", "invalid-timezone",
+                        f"unknown time zone {zone!r} (an IANA name such as Europe/Berlin)"
+                        ) from None  # fmt: skip
+    try:
+        rule = CronRule(cron, zone)
+    except ValueError as exc:
+        raise _bad_rule("cron", "invalid-cron", str(exc)) from None
+    try:
+        rule.next_after(now)
+    except ValueError:
+        raise _bad_rule("cron", "invalid-cron", f"cron rule {cron!r} never fires") from None
+
+
+async def list_schedules(request: Request) -> Response:
+    tenant = principal(request).scope(p.text(request, "tenant"))
+    count = p.upcoming(request)
+    found = await offload_app(request).schedules_async(tenant)
+    return JSON({"schedules": [_json(request, s, count) for s in found]})
+
+
+async def get_schedule(request: Request) -> Response:
+    schedule_id = p.schedule_id(request)
+    tenant = _tenant(request)
+    count = p.upcoming(request)
+    try:
+        found = await offload_app(request).get_schedule_async(schedule_id, tenant)
+    except NotFoundError:
+        raise _missing(schedule_id, tenant) from None
+    return JSON(_json(request, found, count))
+
+
+async def put_schedule(request: Request) -> Response:
+    schedule_id = p.schedule_id(request, creating=True)
+    tenant = _tenant(request)
+    body: p.ScheduleBody = p.validated(p.ScheduleBody, await p.json_body(request))
+    app = offload_app(request)
+    build_job(app, body.task, body.args, Options(tenant=tenant))
+    store = await backend(request)
+    _check_rule(body.cron, body.timezone, await store.now())
+    args, kwargs = (body.args, {}) if isinstance(body.args, list) else ([], body.args)
+    existed = await store.schedule_get(schedule_id, tenant) is not None
+    o = body.options
+    stored = await app.schedule_async(
+        schedule_id, body.task, body.cron, args=args, kwargs=kwargs, timezone=body.timezone,
+        unique=body.unique, tenant=tenant, queue=o.queue, priority=o.priority,
+        max_attempts=o.max_attempts, timeout=o.timeout, from_json=True,
+    )  # fmt: skip
+    shape = _json(request, stored, p.upcoming(request))
+    if existed:
+        return JSON(shape)
+    location = f"{root(request)}{PREFIX}/schedules/{quote(schedule_id, safe='')}"
+    return JSON(shape, 201, headers={"Location": f"{location}?tenant={quote(tenant, safe='')}"})
+
+
+async def delete_schedule(request: Request) -> Response:
+    schedule_id = p.schedule_id(request)
+    tenant = _tenant(request)
+    if not await offload_app(request).unschedule_async(schedule_id, tenant):
+        raise _missing(schedule_id, tenant)
+    return Response(status_code=204)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route(f"{PREFIX}/schedules", list_schedules, methods=["GET"]),
+        Route(f"{PREFIX}/schedules/{{schedule_id}}", get_schedule, methods=["GET"]),
+        Route(f"{PREFIX}/schedules/{{schedule_id}}", put_schedule, methods=["PUT"]),
+        Route(f"{PREFIX}/schedules/{{schedule_id}}", delete_schedule, methods=["DELETE"]),
+    ]
