@@ -254,16 +254,18 @@ class App:
         priority: int | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        from_json: bool = False,
     ) -> Schedule:
         """Create or replace the schedule ``(tenant, schedule_id)``: a job of
         ``task`` at every firing of ``cron`` (5 fields, or 6 with seconds first) in
         ``timezone``. Arguments are validated now, as at enqueue. ``unique`` skips a
-        firing while the job of the previous one has not ended."""
+        firing while the job of the previous one has not ended. ``from_json``: the
+        arguments came as JSON (CLI, HTTP) and are validated in JSON mode."""
         from offload.schedule import CronRule
 
         rule = CronRule(cron, timezone)
         found = self.get_task(task) if isinstance(task, str) else task
-        template = found.new_job(tuple(args), dict(kwargs or {}))
+        template = found.new_job(tuple(args), dict(kwargs or {}), from_json=from_json)
         backend = await self.backend()
         schedule = Schedule(
             id=schedule_id, task=found.name, payload=template.payload, cron=cron,

@@ -51,9 +51,13 @@ class CronRule:
             raise ValueError(f"cron rule {self.expression!r} is not valid")
         try:
             zone = ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a name that is a folder of the zone database ("America").
             raise ValueError(f"unknown time zone {self.timezone!r} (an IANA name)") from None
         object.__setattr__(self, "_zone", zone)
+        # A valid rule may match no date at all ("0 0 30 2 *"): refuse it now
+        # rather than let the scheduler find out at its first firing.
+        self.next_after(datetime.now(UTC))
 
     @property
     def has_seconds(self) -> bool:
@@ -70,7 +74,10 @@ class CronRule:
         start = moment.astimezone(self._zone)
         it = _croniter()(self.expression, start, second_at_beginning=True)
         for _ in range(10_000):
-            candidate: datetime = it.get_next(datetime)
+            try:
+                candidate: datetime = it.get_next(datetime)
+            except Exception as exc:  # croniter's "failed to find next date"
+                raise ValueError(f"cron rule {self.expression!r} never fires: {exc}") from None
             if not (self._fixed_hour and self._second_pass(candidate)):
                 return candidate.astimezone(UTC).replace(microsecond=0)
         raise ValueError(f"cron rule {self.expression!r} found no firing")  # pragma: no cover

@@ -289,3 +289,19 @@ async def test_appending_to_a_finished_batch_is_refused(app: App) -> None:
     assert (await app.get_batch_async(batch.id)).counts == {State.SUCCEEDED: 2}
     with pytest.raises(BatchFinishedError):
         await app.batch_append_async(batch.id, [noop.prepare()])
+
+
+async def test_a_burst_run_fires_and_runs_the_continuation(app: App) -> None:
+    @app.task
+    async def part(n: int) -> int:
+        return n
+
+    @app.task
+    async def after(ctx: JobContext) -> int:
+        return int((ctx.batch or {})["total"])
+
+    batch = await app.batch_async([part.prepare(i) for i in range(3)], then=[after.prepare()])
+    await drain(app)
+    [cont] = (await app.get_batch_async(batch.id)).continuation_ids
+    done = await app.get_job_async(cont)
+    assert (done.state, done.result) == (State.SUCCEEDED, 3)

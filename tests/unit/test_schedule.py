@@ -69,6 +69,8 @@ def test_an_interval_rule_follows_real_time_through_the_repeated_hour() -> None:
         ("* * *", "UTC", "has 3 fields"),
         ("61 * * * *", "UTC", "is not valid"),
         ("* * * * *", "Mars/Olympus", "unknown time zone"),
+        ("* * * * *", "America", "unknown time zone"),
+        ("0 0 30 2 *", "UTC", "never fires"),
     ],
 )
 def test_bad_rules_name_the_problem(cron: str, zone: str, message: str) -> None:

@@ -85,7 +85,7 @@ def add_schedule(state: CliState, schedule_id: str, task_name: str, cron: str,
         try:
             return await app.schedule_async(
                 schedule_id, task, cron, args=args, kwargs=kwargs, timezone=timezone,
-                unique=unique, tenant=tenant, queue=queue,
+                unique=unique, tenant=tenant, queue=queue, from_json=True,
             )  # fmt: skip
         except ValueError as exc:  # a bad rule or zone; PayloadError is an OffloadError
             raise click.ClickException(str(exc)) from None

@@ -180,6 +180,10 @@ class Worker:
         if self.running:
             return False
         await self.recorder.drained()
+        if self.scheduler.touched:
+            # Batches this run may have ended: fire their continuations now, so a
+            # burst run leaves no ended batch behind (the continuation then runs).
+            await self.scheduler.settle_touched()
         counts = await backend.job_counts()
         if any(counts.get((q, State.RUNNING), 0) for q in self.queues):
             return False
@@ -187,9 +191,13 @@ class Worker:
         if not any(queued.values()):
             return True
         # Queued jobs that a pause holds cannot be run by this burst: not waiting.
+        queued = await self._not_paused(backend, queued)
+        return not any(n > 0 for n in queued.values())
+
+    async def _not_paused(self, backend: Backend, queued: dict[str, int]) -> dict[str, int]:
         pauses = await backend.control_pauses()
         if any(p.tenant is None and p.queue is None for p in pauses):
-            return True
+            return {}
         for p in pauses:
             if p.tenant is None and p.queue in queued:
                 queued[p.queue] = 0
@@ -199,7 +207,7 @@ class Worker:
             for q in queued:
                 if any(p.queue in (None, q) for p in mine):
                     queued[q] -= held.get((q, State.QUEUED), 0)
-        return not any(n > 0 for n in queued.values())
+        return queued
 
     def _start_services(self, backend: Backend) -> list[asyncio.Task[Any]]:
         stop = self._services_stop
