@@ -3,14 +3,17 @@ input and tenant scoping, against the ASGI app in-process."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
 from offload import App
+from offload.job import WorkerInfo
 from tests.web.conftest import lease, make_app, settle
 
 PROBLEM = "application/problem+json"
@@ -456,3 +459,30 @@ def test_mounted_under_a_prefix_links_keep_the_prefix(app: App) -> None:
         assert response.headers["location"].startswith("/jobs-ui/api/v1/jobs/")
         assert client.get(response.headers["location"]).status_code == 204
         assert 'href="/jobs-ui/static/dashboard.css"' in client.get("/jobs-ui/").text
+
+
+def test_registered_workers_show_to_an_admin_even_when_idle(
+    app: App, scoped: tuple[TestClient, str, str]
+) -> None:
+    client, job_a, _ = scoped
+    lease(app, "worker-1")
+
+    async def register() -> None:
+        try:
+            backend = await app.backend()
+            for wid in ("worker-1", "idle-9"):
+                await backend.worker_beat(WorkerInfo(
+                    id=wid, hostname="h", pid=7, queues=["default"], concurrency=4,
+                    started_at=datetime(2026, 1, 1, tzinfo=UTC),
+                ), ttl=60)  # fmt: skip
+        finally:
+            await app.close_async()
+
+    asyncio.run(register())
+    admin = client.get("/api/v1/workers", headers=auth("token-admin")).json()["workers"]
+    assert [(w["id"], w["alive"], w["running"]) for w in admin] == [
+        ("idle-9", True, 0), ("worker-1", True, 2)
+    ]  # fmt: skip
+    assert (admin[1]["hostname"], admin[1]["pid"], admin[1]["concurrency"]) == ("h", 7, 4)
+    mine = client.get("/api/v1/workers", headers=auth("token-a")).json()["workers"]
+    assert [(w["id"], w["jobs"]) for w in mine] == [("worker-1", [job_a])]

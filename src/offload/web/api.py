@@ -226,8 +226,11 @@ async def queues(request: Request) -> Response:
 
 async def workers(request: Request) -> Response:
     tenant = principal(request).scope(p.text(request, "tenant"))
-    running = await inventory.scan(offload_app(request), tenant, frozenset({State.RUNNING}))
-    return JSON({"workers": inventory.worker_rows(running.jobs), "complete": running.complete})
+    app = offload_app(request)
+    running = await inventory.scan(app, tenant, frozenset({State.RUNNING}))
+    rows = inventory.worker_rows(running.jobs, await app.workers_async(),
+                                 show_idle=principal(request).admin and tenant is None)  # fmt: skip
+    return JSON({"workers": rows, "complete": running.complete})
 
 
 async def tenants(request: Request) -> Response:

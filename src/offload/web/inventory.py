@@ -14,7 +14,7 @@ from typing import Any
 
 from offload.app import App
 from offload.backends.base import QueueCounts
-from offload.job import Job, JobQuery
+from offload.job import Job, JobQuery, WorkerInfo
 from offload.lifecycle import State
 from offload.task import CommandPayload, SignaturePayload, Task
 
@@ -48,16 +48,32 @@ def queue_rows(counts: QueueCounts) -> list[dict[str, Any]]:
     return [{"name": q, "counts": c, "total": sum(c.values())} for q, c in sorted(by_queue.items())]
 
 
-def worker_rows(running: list[Job]) -> list[dict[str, Any]]:
+def worker_rows(
+    running: list[Job], registry: list[WorkerInfo], *, show_idle: bool
+) -> list[dict[str, Any]]:
+    """Workers from their running jobs (what the caller may see), joined with the
+    registry's live entries; idle registered workers only when ``show_idle``
+    (an admin), since a tenant owns jobs, not workers."""
     grouped: dict[str, list[Job]] = defaultdict(list)
     for job in running:
         if job.worker_id:
             grouped[job.worker_id].append(job)
-    return [
-        {"id": worker, "running": len(jobs), "queues": sorted({j.queue for j in jobs}),
-         "jobs": [j.id for j in jobs]}
-        for worker, jobs in sorted(grouped.items())
-    ]  # fmt: skip
+    live = {w.id: w for w in registry}
+    ids = set(grouped) | (set(live) if show_idle else set())
+    rows = []
+    for worker in sorted(ids):
+        jobs = grouped.get(worker, [])
+        info = live.get(worker)
+        rows.append({
+            "id": worker, "running": len(jobs),
+            "queues": info.queues if info else sorted({j.queue for j in jobs}),
+            "jobs": [j.id for j in jobs], "alive": info is not None,
+            "hostname": info.hostname if info else None, "pid": info.pid if info else None,
+            "concurrency": info.concurrency if info else None,
+            "started_at": info.started_at if info else None,
+            "last_seen_at": info.last_seen_at if info else None,
+        })  # fmt: skip
+    return rows
 
 
 def tenant_rows(jobs: list[Job]) -> list[dict[str, Any]]:

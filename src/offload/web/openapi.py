@@ -196,6 +196,12 @@ SCHEMAS: dict[str, Schema] = {
                         "running": INT,
                         "queues": {"type": "array", "items": STR},
                         "jobs": {"type": "array", "items": STR},
+                        "alive": {"type": "boolean"},
+                        "hostname": {"type": ["string", "null"]},
+                        "pid": {"type": ["integer", "null"]},
+                        "concurrency": {"type": ["integer", "null"]},
+                        "started_at": TIME,
+                        "last_seen_at": TIME,
                     }
                 ),
             },
@@ -456,7 +462,8 @@ def _resource_paths() -> dict[str, Schema]:
         },
         "/api/v1/workers": {
             "get": op(
-                "Workers running jobs now",
+                "Workers: live ones from the registry (an admin sees idle ones too), and any "
+                "whose running jobs the caller may see",
                 {"200": body("Workers", ref("Workers")), **BAD},
                 ["tenant"],
             )
