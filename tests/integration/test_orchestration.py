@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from offload import App, BatchFinishedError, JobContext, State
+from offload import App, BatchFinishedError, JobContext, JobNotFoundError, State
 from offload.job import JobQuery
 from offload.schedule import CronRule
 from offload.testing import drain, eventually, wait_for_job
 from offload.worker import Worker
+from offload.worker.services.purge import Purge
 from offload.worker.services.scheduler import Scheduler
 
 
@@ -305,3 +306,30 @@ async def test_a_burst_run_fires_and_runs_the_continuation(app: App) -> None:
     [cont] = (await app.get_batch_async(batch.id)).continuation_ids
     done = await app.get_job_async(cont)
     assert (done.state, done.result) == (State.SUCCEEDED, 3)
+
+
+async def test_retention_purges_succeeded_and_cancelled_but_keeps_the_dead(app: App) -> None:
+    @app.task(max_attempts=1)
+    async def maybe(fail: bool) -> None:
+        if fail:
+            raise RuntimeError("dead on purpose")
+
+    ok = await maybe.enqueue_async(False)
+    doomed = await maybe.enqueue_async(True)
+    dropped = await maybe.options(delay=60).enqueue_async(False)
+    await app.cancel_async(dropped.id)
+    await drain(app)
+    backend = await app.backend()
+    ended = [(await app.get_job_async(j.id)).finished_at for j in (ok, doomed, dropped)]
+    finished = max(t for t in ended if t is not None)
+
+    async def clock_past() -> bool:
+        return await backend.now() > finished
+
+    await eventually(clock_past)
+    purge = Purge(backend, retention=0.001, every=60, stop=asyncio.Event())
+    assert await purge.once() == 2
+    assert (await app.get_job_async(doomed.id)).state is State.DEAD
+    for gone in (ok, dropped):
+        with pytest.raises(JobNotFoundError):
+            await app.get_job_async(gone.id)
