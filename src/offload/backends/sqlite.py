@@ -1123,10 +1123,31 @@ def _parse(url: str) -> _Options:
 def _connect(options: _Options) -> sqlite3.Connection:
     Path(options.path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(options.path, timeout=options.busy_timeout, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
+    _ensure_wal(conn, options.busy_timeout)
     conn.execute(f"PRAGMA synchronous = {options.synchronous.upper()}")
     _migrate(conn)
     return conn
+
+
+def _ensure_wal(conn: sqlite3.Connection, wait: float) -> None:
+    """WAL is a property of the file, so only the first connection switches it.
+    The switch takes a lock that SQLite's busy handler does not always wait for
+    (it answers "database is locked" at once while another connection writes),
+    so a connection that finds WAL on skips it, and one that must switch retries
+    within the busy timeout."""
+    deadline = time.monotonic() + wait
+    delay = 0.005
+    while True:
+        if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
