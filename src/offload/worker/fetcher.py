@@ -4,15 +4,36 @@ It leases as many jobs as there are free slots (up to the fetch batch) in one
 round trip, and when the queues are empty it waits on the backend's wake-up
 signal (LISTEN/NOTIFY, blocking pop, in-process event) with the poll interval as
 the fallback.
+
+A backend that can lease in the same round trip as its wake-up (``LeasesOnWake``,
+Redis) is waited on through that instead: the jobs arrive with the wake-up, which
+saves an idle worker two network hops on every new job. Such a wait is never
+cancelled half way, since the lease it carries would be lost with its reply; a
+stop or a nudge interrupts it, and the jobs it took are started as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
+from typing import Literal, Protocol, runtime_checkable
 
 from offload.backends.base import Backend
 from offload.job import Job
+
+log = logging.getLogger("offload.worker")
+
+
+@runtime_checkable
+class LeasesOnWake(Protocol):
+    """Optional for a backend: wait for jobs and lease them in one round trip."""
+
+    async def job_lease_on_wake(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float, timeout: float
+    ) -> list[Job]: ...
+
+    async def interrupt_wait(self) -> None: ...
 
 
 class Fetcher:
@@ -41,6 +62,7 @@ class Fetcher:
         self.slot_freed = asyncio.Event()
         self.stopping = asyncio.Event()
         self.nudged = asyncio.Event()
+        self.on_wake = backend if isinstance(backend, LeasesOnWake) else None
 
     def wake_in(self, seconds: float) -> None:
         """Look again after ``seconds`` instead of the full poll interval: this
@@ -68,11 +90,56 @@ class Fetcher:
 
     async def wait_for_work(self) -> None:
         self.nudged.clear()
+        free = min(self.concurrency - self.busy(), self.batch)
+        if self.on_wake is not None and free > 0:
+            await self._lease_on_wake(self.on_wake, free)
+            return
         await _first(
             self.backend.wait_for_jobs(self.queues, self.poll_interval),
             self.stopping.wait(),
             self.nudged.wait(),
         )
+
+    async def _lease_on_wake(self, backend: LeasesOnWake, free: int) -> None:
+        """Wait and lease into ``free`` slots; while this waits no job starts, so
+        the slots are still free when the jobs arrive. Awaited in this task, not
+        beside it: the jobs start a few loop turns sooner."""
+        if self.stopping.is_set():
+            return
+        loop = asyncio.get_running_loop()
+        interrupting: list[asyncio.Task[None]] = []
+
+        def interrupt(watcher: asyncio.Task[Literal[True]]) -> None:
+            if not watcher.cancelled() and not interrupting:
+                interrupting.append(loop.create_task(_interrupt(backend)))
+
+        watchers = [asyncio.ensure_future(self.stopping.wait()),
+                    asyncio.ensure_future(self.nudged.wait())]  # fmt: skip
+        for watcher in watchers:
+            watcher.add_done_callback(interrupt)
+        try:
+            jobs = await backend.job_lease_on_wake(
+                self.worker_id, self.queues, free, self.lease_seconds, self.poll_interval
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("waiting for jobs failed (%s); retrying after %ss", exc,
+                        self.poll_interval)  # fmt: skip
+            await _first(asyncio.sleep(self.poll_interval), self.stopping.wait())
+            return
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
+        for job in jobs:
+            self.dispatch(job)
+
+
+async def _interrupt(backend: LeasesOnWake) -> None:
+    try:
+        await backend.interrupt_wait()
+    except Exception as exc:  # the wait still ends at its timeout
+        log.debug("could not interrupt the wait for jobs: %s", exc)
 
 
 async def _first(*aws: object) -> None:

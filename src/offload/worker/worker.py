@@ -24,6 +24,7 @@ from typing import Any
 
 from offload.app import App
 from offload.backends.base import Backend
+from offload.batch import settle
 from offload.job import (
     Failed,
     HeartbeatReply,
@@ -105,10 +106,14 @@ class Worker:
     # control ----------------------------------------------------------------------
 
     def stop(self, force: bool = False) -> None:
-        """Request a graceful stop; ``force`` skips the grace period."""
+        """Request a graceful stop; ``force`` skips the grace period. A wait for
+        jobs in progress ends now rather than at its poll interval."""
         if force:
             self._forced.set()
         self._stop_requested.set()
+        fetcher: Fetcher | None = getattr(self, "fetcher", None)
+        if fetcher is not None:
+            fetcher.stopping.set()
 
     def _on_signal(self) -> None:
         if self._stop_requested.is_set():
@@ -130,8 +135,9 @@ class Worker:
             self.app, backend, settings.scheduler_interval, settings.batch_sweep_interval,
             self._services_stop,
         )  # fmt: skip
+        self._written_batches: set[str] = set()
         self.recorder = Recorder(
-            backend, self.lease_seconds, on_batch_job_written=self.scheduler.touch
+            backend, self.lease_seconds, on_batch_job_written=self._batch_job_written
         )
         self.gate = LimitGate(backend, self.lease_seconds)
         self.started_at = datetime.now(UTC)
@@ -180,10 +186,16 @@ class Worker:
         if self.running:
             return False
         await self.recorder.drained()
-        if self.scheduler.touched:
+        if self.scheduler.touched or self._written_batches:
             # Batches this run may have ended: fire their continuations now, so a
             # burst run leaves no ended batch behind (the continuation then runs).
+            # The scheduler may be settling some of them at this very moment, out
+            # of its own set: settle them here as well (settling is idempotent),
+            # or the count below could run before their continuation exists.
+            written, self._written_batches = self._written_batches, set()
             await self.scheduler.settle_touched()
+            for batch_id in written:
+                await settle(self.app, backend, batch_id)
         counts = await backend.job_counts()
         if any(counts.get((q, State.RUNNING), 0) for q in self.queues):
             return False
@@ -208,6 +220,11 @@ class Worker:
                 if any(p.queue in (None, q) for p in mine):
                     queued[q] -= held.get((q, State.QUEUED), 0)
         return queued
+
+    def _batch_job_written(self, batch_id: str) -> None:
+        if self.burst:  # only a burst run looks at them again (in _drained)
+            self._written_batches.add(batch_id)
+        self.scheduler.touch(batch_id)
 
     def _start_services(self, backend: Backend) -> list[asyncio.Task[Any]]:
         stop = self._services_stop

@@ -45,6 +45,7 @@ from offload.lifecycle import EventKind, State
 
 CHUNK = 1000
 """Jobs per script call: bounds how long one call holds the server."""
+_UNBLOCK_TRIES, _UNBLOCK_PAUSE = 50, 0.002
 
 _RULES = {t.name: codec.rule(t) for t in lc.ALL}
 _ENDED = codec.states_arg(lc.ENDED)
@@ -67,6 +68,11 @@ class RedisBackend(Backend):
         self._target = parse(url)
         self._keys = Keys.for_prefix(self._target.prefix)
         self._client: Any = None
+        # The connection job_lease_on_wake blocks on, kept out of the pool, with
+        # its CLIENT ID so that another connection can unblock it.
+        self._waiter: Any = None
+        self._waiter_id: int | None = None
+        self._blocked = False
 
     def clone(self) -> RedisBackend:
         return RedisBackend(self.url)
@@ -76,6 +82,9 @@ class RedisBackend(Backend):
             await lua.load_all(self._redis())
 
     async def close(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            await waiter.disconnect()
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -107,17 +116,18 @@ class RedisBackend(Backend):
         chunks = [list(jobs[i : i + CHUNK]) for i in range(0, len(jobs), CHUNK)]
         with _translated():
             replies = await self._enqueue_chunks(chunks)
-        return [_enqueued(new, r) for chunk, rs in zip(chunks, replies, strict=True)
-                for new, r in zip(chunk, rs, strict=True)]  # fmt: skip
+        return [job for chunk, reply in zip(chunks, replies, strict=True)
+                for job in _enqueued(chunk, reply)]  # fmt: skip
 
     async def _enqueue_chunks(self, chunks: list[list[NewJob]]) -> list[Any]:
         """All chunks in one round trip; safe to repeat whole, since a job whose
         id is already stored is returned, not stored again."""
         head = [self._keys.tag, _RULES["enqueue"], _RULES["enqueue_later"], _ENDED]
         calls = [
-            [*head, json.dumps([codec.new_job_row(new) for new in c]), *(n.payload for n in c)]
+            [*head, json.dumps([codec.new_job_row(new) for new in c]),
+             b"".join([n.payload for n in c])]
             for c in chunks
-        ]
+        ]  # fmt: skip
         if len(calls) == 1:
             return [await lua.run(self._redis(), "enqueue", self._keys.seq, calls[0])]
         try:
@@ -159,9 +169,11 @@ class RedisBackend(Backend):
     async def job_complete_many(self, items: Sequence[tuple[Lease, bytes | None]]) -> list[bool]:
         flags: list[bool] = []
         for start in range(0, len(items), CHUNK):
-            args = [a for lease, result in items[start : start + CHUNK]
-                    for a in (lease.job_id, lease.token, *_optional(result))]  # fmt: skip
-            reply = await self._run("complete", _RULES["succeed"], *args)
+            chunk = items[start : start + CHUNK]
+            rows = json.dumps([[lease.job_id, lease.token, -1 if result is None else len(result)]
+                               for lease, result in chunk])  # fmt: skip
+            results = b"".join([result for _, result in chunk if result is not None])
+            reply = await self._run("complete", _RULES["succeed"], rows, results)
             flags.extend(bool(flag) for flag in reply)
         return flags
 
@@ -554,6 +566,83 @@ class RedisBackend(Backend):
 
     # delivery ----------------------------------------------------------------------
 
+    async def job_lease_on_wake(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float, timeout: float
+    ) -> list[Job]:
+        """``wait_for_jobs`` and ``job_lease`` in one round trip: the lease script
+        is pipelined behind the blocking pop on the same connection, and Redis
+        runs a connection's commands in order, so it runs the moment the pop
+        returns (a wake-up token, or the timeout) and both replies travel back
+        together. An idle worker so starts a new job one network hop after its
+        enqueue instead of three.
+
+        The call is never abandoned half way, since the lease in flight could
+        then be lost with its reply (and a job counted as attempted that never
+        ran): ``interrupt_wait`` unblocks the pop early instead, and the jobs
+        the lease took are returned as usual. Used by the worker's fetcher when
+        the backend has it; not part of the backend contract."""
+        if self._target.cluster or limit <= 0 or not queues or timeout <= 0:
+            # A cluster client has no single connection to block on.
+            await self.wait_for_jobs(queues, timeout)
+            return []
+        keys = [self._keys.signal(q) for q in queues]
+        lease = [
+            "EVALSHA", lua.sha("lease"), 1, self._keys.seq, self._keys.tag, _RULES["start"],
+            worker_id, str(limit), str(codec.seconds_us(lease_for)), uuid.uuid4().hex + ":",
+            *queues,
+        ]  # fmt: skip
+        with _translated():
+            conn = await self._waiting_connection()
+            self._blocked = True
+            try:
+                await conn.send_packed_command(
+                    conn.pack_commands([("BLPOP", *keys, timeout), lease]), check_health=False
+                )
+                # The pop may rightly take its whole timeout: give the read that
+                # on top of the socket timeout, or a quiet queue would look like
+                # a dead server (and drop the lease behind it).
+                await conn.read_response(timeout=timeout + (conn.socket_timeout or 5.0))
+                try:
+                    reply = await conn.read_response()
+                except NoScriptError:
+                    # The server forgot the scripts: teach it; the caller leases next.
+                    await lua.load_all(self._redis())
+                    return []
+            except BaseException:
+                # Half a conversation cannot be resumed on this connection.
+                self._waiter = None
+                await conn.disconnect()
+                raise
+            finally:
+                self._blocked = False
+        return [codec.job_from_values(flat) for flat in reply]
+
+    async def interrupt_wait(self) -> None:
+        """End a ``job_lease_on_wake`` blocked in its pop now, as if it had timed
+        out; its lease still runs and its jobs are still returned. The unblock
+        travels on another connection and may overtake the pop it means to end,
+        so it is repeated, briefly, until the call is over."""
+        with _translated():
+            for _ in range(_UNBLOCK_TRIES):
+                if not self._blocked or self._waiter_id is None:
+                    return
+                if await self._redis().client_unblock(self._waiter_id):
+                    return
+                await asyncio.sleep(_UNBLOCK_PAUSE)
+
+    async def _waiting_connection(self) -> Any:
+        if self._waiter is not None and not self._waiter.is_connected:
+            # A reconnect would bring a new CLIENT ID: start over.
+            await self._waiter.disconnect()
+            self._waiter = None
+        if self._waiter is None:
+            conn = self._redis().connection_pool.make_connection()
+            await conn.connect()
+            await conn.send_command("CLIENT", "ID")
+            self._waiter_id = int(await conn.read_response())
+            self._waiter = conn
+        return self._waiter
+
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
         """A blocking pop on the queues' signal lists: enqueue, requeue, redrive,
         recovery and resume push tokens there. All lists share the deployment's
@@ -566,10 +655,25 @@ class RedisBackend(Backend):
             await self._redis().blpop(keys, timeout=timeout)
 
 
-def _enqueued(new: NewJob, reply: list[Any]) -> Job:
-    if reply[0] == 1:
-        return codec.stored_job(new, int(reply[1]), int(reply[2]), reply[3].decode())
-    return codec.job_from_values(reply[1:])
+_NOW_STATE, _LATER_STATE = lc.ENQUEUE.target, lc.ENQUEUE_LATER.target
+
+
+def _enqueued(chunk: list[NewJob], reply: list[Any]) -> list[Job]:
+    """enqueue.lua's reply: the creation time, then per job its run_at when it
+    was stored now (due at once unless later than its creation), or the values
+    of the job that was already there."""
+    created_us = int(reply[0])
+    created = codec.from_us(created_us)
+    out: list[Job] = []
+    for new, item in zip(chunk, islice(reply, 1, None), strict=True):
+        if isinstance(item, list):
+            out.append(codec.job_from_values(item))
+        elif item <= created_us:
+            run_at = created if item == created_us else codec.from_us(item)
+            out.append(codec.stored_job(new, created, run_at, _NOW_STATE))
+        else:
+            out.append(codec.stored_job(new, created, codec.from_us(item), _LATER_STATE))
+    return out
 
 
 def _optional(value: bytes | None) -> tuple[str, bytes]:

@@ -30,7 +30,11 @@ NAMES = (
 def source(name: str) -> str:
     folder = files("offload.backends.redis").joinpath("scripts")
     fields = ", ".join(f"'{f}'" for f in FIELDS)
-    prelude = f"local FIELDS = {{{fields}}}\n" + folder.joinpath("_prelude.lua").read_text("utf-8")
+    # F.<field> is the field's position in FIELDS, for scripts that patch a reply.
+    positions = ", ".join(f"{f} = {i}" for i, f in enumerate(FIELDS, 1))
+    prelude = f"local FIELDS = {{{fields}}}\nlocal F = {{{positions}}}\n" + folder.joinpath(
+        "_prelude.lua"
+    ).read_text("utf-8")
     body = folder.joinpath(f"{name}.lua").read_text("utf-8")
     wrapped = f"local function main()\n{body}\nend\nlocal result = main()\nflush_eid()\n"
     return f"{prelude}\n{wrapped}return result\n"

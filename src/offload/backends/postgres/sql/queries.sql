@@ -22,15 +22,20 @@ SELECT now();
 
 -- name: job_enqueue
 -- A conflict (the same id, or a live job holding the tenant's unique key) skips
--- the row without an error; the caller then fetches the job that won. Arrays
--- that never hold NULL are sent in binary (the b placeholders): cheaper to parse.
+-- the row without an error; the caller then fetches the job that won. Every
+-- array travels in binary (the b placeholders), the cheapest to build and parse.
+-- An optional column nobody in the batch set (timeouts, delays, run_ats,
+-- unique keys, batch ids, metas) is sent as one NULL instead of an array of
+-- them: unnest pads the shorter arrays with NULLs, read here as the default.
 WITH given AS (
-    SELECT g.*, COALESCE(g.run_at_given, now() + make_interval(secs => g.delay)) AS due
+    SELECT g.*,
+           COALESCE(g.run_at_given, now() + make_interval(secs => COALESCE(g.delay, 0)))
+               AS due
     FROM unnest(
-        %(ids)s::uuid[], %(tasks)b::text[], %(queues)b::text[], %(tenants)b::text[],
+        %(ids)b::text[]::uuid[], %(tasks)b::text[], %(queues)b::text[], %(tenants)b::text[],
         %(payloads)b::bytea[], %(priorities)b::integer[], %(max_attempts)b::integer[],
-        %(timeouts)s::float8[], %(delays)b::float8[], %(run_ats)s::timestamptz[],
-        %(unique_keys)s::text[], %(batch_ids)s::text[], %(metas)s::jsonb[]
+        %(timeouts)b::float8[], %(delays)b::float8[], %(run_ats)b::timestamptz[],
+        %(unique_keys)b::text[], %(batch_ids)b::text[], %(metas)b::text[]::jsonb[]
     ) WITH ORDINALITY AS g(id, task, queue, tenant, payload, priority, max_attempts,
                            timeout, delay, run_at_given, unique_key, batch_id, meta, ord)
 ), stored AS (
@@ -41,7 +46,7 @@ WITH given AS (
     SELECT g.id, g.task, g.queue, g.tenant,
            CASE WHEN g.due > now() THEN %(later_target)s ELSE %(now_target)s END,
            g.payload, g.priority, g.max_attempts, now(), g.due, g.timeout, g.unique_key,
-           g.batch_id, g.meta
+           g.batch_id, COALESCE(g.meta, '{}'::jsonb)
     FROM given AS g
     ORDER BY g.ord
     ON CONFLICT DO NOTHING

@@ -104,6 +104,57 @@ local function move(job, to)
   end
 end
 
+-- Scripts that move many jobs gather their sorted-set writes per key and send
+-- each key's once at the end: one call per key instead of one per job, in
+-- slices that stay well inside Lua's limit on unpacked values.
+local SLICE = 1000
+
+local function push(lists, key, value)
+  local list = lists[key]
+  if not list then
+    list = {}
+    lists[key] = list
+  end
+  list[#list + 1] = value
+end
+
+-- ZADD members all scored `score`.
+local function zadd_all(key, score, members)
+  for first = 1, #members, SLICE do
+    local args = {}
+    for i = first, math.min(first + SLICE - 1, #members) do
+      args[#args + 1] = score
+      args[#args + 1] = members[i]
+    end
+    redis.call('ZADD', key, unpack(args))
+  end
+end
+
+local function zrem_all(key, members)
+  for first = 1, #members, SLICE do
+    redis.call('ZREM', key, unpack(members, first, math.min(first + SLICE - 1, #members)))
+  end
+end
+
+-- The batched form of move() below: note() per job, then apply() once.
+local function new_moves()
+  local rem, add = {}, {}
+  local m = {}
+  function m.note(job, to)
+    if job.state then
+      push(rem, P .. ':idx:' .. job.state .. ':' .. job.lane, job.id)
+      if job.batch then push(rem, P .. ':bidx:' .. job.state .. ':' .. job.batch, job.id) end
+    end
+    push(add, P .. ':idx:' .. to .. ':' .. job.lane, job.id)
+    if job.batch then push(add, P .. ':bidx:' .. to .. ':' .. job.batch, job.id) end
+  end
+  function m.apply()
+    for key, ids in pairs(rem) do zrem_all(key, ids) end
+    for key, ids in pairs(add) do zadd_all(key, 0, ids) end
+  end
+  return m
+end
+
 -- A waiting job sits in its queue's ready set (due) or delayed set (later).
 -- Ready members sort by text: inverted priority (20), run_at (16), id.
 local function place(id, queue, pk, run_at)

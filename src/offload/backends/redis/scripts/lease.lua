@@ -51,16 +51,42 @@ local function promote(queue)
   redis.call('ZREM', delayed, unpack(due))
 end
 
-local function start(job)
-  local attempt = int(job.attempts + 1)
-  redis.call('HSET', P .. ':job:' .. job.id, 'state', r.target, 'attempts', attempt,
-             'worker_id', worker, 'lease_token', token_base .. int(#out + 1),
-             'lease_expires_at', expires_s, 'started_at', NOW_S, 'rk', '',
-             'cancel_requested', '0')
-  redis.call('ZADD', RUNNING, expires, job.id)
-  move(job, r.target)
+-- One HMGET per job reads what the reply needs (FIELDS) and what the lease
+-- needs besides (ready member, event fragment, lane); the reply is that read
+-- with the started fields patched in, so the job is not read a second time.
+local N = #FIELDS
+local WANT = {}
+for i, f in ipairs(FIELDS) do WANT[i] = f end
+WANT[N + 1], WANT[N + 2], WANT[N + 3] = 'rk', 'ev', 'lane'
+
+local moves = new_moves()
+local started = {}
+
+-- The job's values when `member` still names a job that may start, else nil.
+local function peek(member)
+  -- 20 characters of priority and 16 of run_at come before the id.
+  local v = redis.call('HMGET', P .. ':job:' .. string.sub(member, 37), unpack(WANT))
+  local state = v[F.state]
+  if not state or not r.sources[state] or v[N + 1] ~= member then return nil end
+  return v
+end
+
+local function start(v)
+  local id = v[F.id]
+  local attempt = int(tonumber(v[F.attempts]) + 1)
+  local token = token_base .. int(#out + 1)
+  redis.call('HSET', P .. ':job:' .. id, 'state', r.target, 'attempts', attempt,
+             'worker_id', worker, 'lease_token', token, 'lease_expires_at', expires_s,
+             'started_at', NOW_S, 'rk', '', 'cancel_requested', '0')
+  local job = {id = id, state = v[F.state], lane = v[N + 3], ev = v[N + 2]}
+  if v[F.batch_id] then job.batch = v[F.batch_id] end
+  moves.note(job, r.target)
+  started[#started + 1] = id
   emit_all(job, r, '{"attempt":' .. attempt .. ',"worker":' .. worker_json .. '}')
-  out[#out + 1] = fetch(job.id)
+  v[F.state], v[F.attempts], v[F.worker_id], v[F.lease_token] = r.target, attempt, worker, token
+  v[F.lease_expires_at], v[F.started_at], v[F.cancel_requested] = expires_s, NOW_S, '0'
+  v[N + 1], v[N + 2], v[N + 3] = nil, nil, nil
+  out[#out + 1] = v
 end
 
 local function take(queue, want)
@@ -69,9 +95,8 @@ local function take(queue, want)
   if #members == 0 then return 0 end
   redis.call('ZREM', ready, unpack(members))
   for _, member in ipairs(members) do
-    -- 20 characters of priority and 16 of run_at come before the id.
-    local job = guard(string.sub(member, 37), nil, r)
-    if job and job.rk == member then start(job) end
+    local v = peek(member)
+    if v then start(v) end
   end
   return #members
 end
@@ -84,17 +109,17 @@ local function take_skipping(queue, blocked)
   while #out < limit and scanned < SKIP_WINDOW do
     local page = math.min(math.max(limit - #out, 100), SKIP_WINDOW - scanned)
     local members = redis.call('ZRANGE', ready, offset, offset + page - 1)
-    if #members == 0 then return end
+    if #members == 0 then break end
     local gone = {}
     for _, member in ipairs(members) do
       if #out >= limit then break end
       scanned = scanned + 1
-      local job = guard(string.sub(member, 37), nil, r)
-      if job and job.rk == member and blocked(job.tenant) then
+      local v = peek(member)
+      if v and blocked(v[F.tenant]) then
         offset = offset + 1
       else
         gone[#gone + 1] = member
-        if job and job.rk == member then start(job) end
+        if v then start(v) end
       end
     end
     if #gone > 0 then redis.call('ZREM', ready, unpack(gone)) end
@@ -117,4 +142,6 @@ for i = 7, #ARGV do
     end
   end
 end
+zadd_all(RUNNING, expires_s, started)
+moves.apply()
 return out
