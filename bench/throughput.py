@@ -1,5 +1,5 @@
-"""Throughput of offload per backend: enqueue one by one, bulk enqueue, and the
-drain rate of one worker process.
+"""Throughput of offload per backend: enqueue one by one, bulk enqueue, the
+drain rate of one worker process, and enqueue-to-start latency.
 
     python bench/throughput.py --backend sqlite:////tmp/offload-bench.db --backend memory://
 
@@ -7,7 +7,9 @@ Each run uses a fresh queue name, so an existing database does not mix into the
 counts. The drain is measured in a separate process (``drain.py``), as a worker
 runs in production, and checked by counting the queue's succeeded jobs through
 ``job_counts``. ``memory://`` cannot be shared between processes, so its worker
-process enqueues its own jobs (outside the timing).
+process enqueues its own jobs (outside the timing). Latency is ``latency.py``'s
+measurement (its docstring explains the method). ``--repeat`` runs everything
+again and reports the median run with the range.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -32,15 +35,23 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import latency
 from apps import bench_app
 
 from offload.lifecycle import State
 
 HERE = Path(__file__).resolve().parent
 CHUNK = 1000
-# Targets for SQLite with one worker process on a 2-core machine.
-TARGETS = {"drain_per_s": 5_000, "enqueue_bulk_per_s": 50_000}
-console = Console(width=None if sys.stdout.isatty() else 160)
+# Targets per backend with one worker process on a 2-core machine; latency in ms.
+TARGETS: dict[str, dict[str, float]] = {
+    "sqlite": {"drain_per_s": 5_000, "enqueue_bulk_per_s": 50_000},
+    "postgresql": {"drain_per_s": 5_000, "enqueue_bulk_per_s": 50_000, **latency.TARGETS},
+    "redis": {"drain_per_s": 10_000, "enqueue_bulk_per_s": 50_000, **latency.TARGETS},
+}
+LOWER_IS_BETTER = frozenset(latency.TARGETS)
+MEASURES = ("enqueue_one_per_s", "enqueue_bulk_per_s", "drain_per_s", "drain_seconds",
+            "drain_process_seconds", "p50_ms", "p99_ms", "idle_cpu_pct")  # fmt: skip
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def parse() -> argparse.Namespace:
@@ -51,6 +62,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--single-jobs", type=int, default=5_000,
                         help="jobs enqueued one by one (also drained)")  # fmt: skip
     parser.add_argument("--concurrency", type=int, default=50, help="worker concurrency")
+    parser.add_argument("--latency-jobs", type=int, default=200,
+                        help="latency probes (see latency.py); 0 skips latency")  # fmt: skip
+    parser.add_argument("--latency-rate", type=float, default=100.0, help="probes per second")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per backend")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     return parser.parse_args()
 
@@ -66,6 +81,16 @@ def redact(url: str) -> str:
 
 def shared(url: str) -> bool:
     return not url.startswith("memory:")
+
+
+def family(url: str) -> str:
+    """The key of ``TARGETS`` a backend URL belongs to."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme.startswith("postgres"):
+        return "postgresql"
+    if scheme in ("redis", "rediss", "valkey", "redis+cluster"):
+        return "redis"
+    return scheme
 
 
 async def enqueue_single(task: Any, queue: str, n: int) -> float:
@@ -112,6 +137,9 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
             succeeded = counts.get((queue, State.SUCCEEDED), 0)
     finally:
         await app.close_async()
+    timing: dict[str, Any] = {}
+    if args.latency_jobs:
+        timing = await latency.measure(url, args.latency_jobs, args.latency_rate)
     return {
         "backend": redact(url),
         "jobs": total,
@@ -122,7 +150,24 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "drain_process_seconds": round(wall, 3),
         "succeeded": succeeded,
         "verified": succeeded == total,
+        **{k: timing[k] for k in ("p50_ms", "p99_ms", "max_ms", "idle_cpu_pct") if k in timing},
     }
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each measure over the runs, with its range and every run."""
+    row = dict(runs[0])
+    for key in MEASURES:
+        values = [r[key] for r in runs if key in r]
+        if values:
+            row[key] = statistics.median(values)
+            row[f"{key}_range"] = [min(values), max(values)]
+    row["succeeded"] = sum(r["succeeded"] for r in runs)
+    row["jobs"] = sum(r["jobs"] for r in runs)
+    row["verified"] = all(r["verified"] for r in runs)
+    if len(runs) > 1:
+        row["runs"] = runs
+    return row
 
 
 def machine() -> dict[str, Any]:
@@ -132,30 +177,49 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "offload": importlib.metadata.version("offload"),
-        # Other processes compete for the CPUs on a shared machine: say how busy it was.
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        # Other processes compete for the CPUs on a shared machine: say how busy it
+        # was (1, 5 and 15 minutes, read when the results are saved).
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
+def figure(row: dict[str, Any], key: str) -> str:
+    """The median, and the range when runs differ."""
+    if key not in row:
+        return "—"
+    number = ",.0f" if key.endswith("_per_s") else ",.2f"
+    text = format(row[key], number)
+    low, high = row.get(f"{key}_range", (row[key], row[key]))
+    if low != high:
+        text += f"\n({format(low, number)}-{format(high, number)})"
+    return text
+
+
 def verdict(row: dict[str, Any], key: str) -> str:
-    value = f"{row[key]:,}"
-    if not row["backend"].startswith("sqlite:"):
-        return value
-    ok = row[key] >= TARGETS[key]
-    return f"{value} [{'green' if ok else 'red'}]({'≥' if ok else '<'} {TARGETS[key]:,})[/]"
+    text = figure(row, key)
+    target = TARGETS.get(family(row["backend"]), {}).get(key)
+    if target is None or key not in row:
+        return text
+    lower = key in LOWER_IS_BETTER
+    ok = row[key] < target if lower else row[key] >= target
+    sign = ("<" if ok else "≥") if lower else ("≥" if ok else "<")
+    return f"{text}\n[{'green' if ok else 'red'}]{sign} {target:,g}[/]"
 
 
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     table = Table(title=f"offload throughput: no-op task, 1 worker process, "
                   f"concurrency {args.concurrency}", title_justify="left")  # fmt: skip
     for name in ("backend", "enqueue 1-by-1 /s", "bulk enqueue /s", "drain /s",
-                 "drain s", "process s", "verified"):  # fmt: skip
-        table.add_column(name, justify="left" if name == "backend" else "right", no_wrap=True)
+                 "drain s", "process s", "latency p50 ms", "latency p99 ms", "idle CPU %",
+                 "verified"):  # fmt: skip
+        table.add_column(name, justify="left" if name == "backend" else "right",
+                         overflow="fold")  # fmt: skip
     for row in rows:
         table.add_row(
-            row["backend"], f"{row['enqueue_one_per_s']:,}", verdict(row, "enqueue_bulk_per_s"),
-            verdict(row, "drain_per_s"), f"{row['drain_seconds']:.2f}",
-            f"{row['drain_process_seconds']:.2f}",
+            row["backend"], figure(row, "enqueue_one_per_s"), verdict(row, "enqueue_bulk_per_s"),
+            verdict(row, "drain_per_s"), figure(row, "drain_seconds"),
+            figure(row, "drain_process_seconds"), verdict(row, "p50_ms"), verdict(row, "p99_ms"),
+            figure(row, "idle_cpu_pct"),
             f"{row['succeeded']:,}/{row['jobs']:,}" + ("" if row["verified"] else " ✗"),
         )  # fmt: skip
     console.print(table)
@@ -165,9 +229,11 @@ def save(rows: list[dict[str, Any]], args: argparse.Namespace) -> Path:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{dt.date.today().isoformat()}-throughput.json"
     settings = {"jobs": args.jobs, "single_jobs": args.single_jobs,
-                "concurrency": args.concurrency, "chunk": CHUNK}  # fmt: skip
+                "concurrency": args.concurrency, "chunk": CHUNK,
+                "latency_jobs": args.latency_jobs, "latency_rate": args.latency_rate,
+                "repeat": args.repeat}  # fmt: skip
     document = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "machine": machine(), "settings": settings, "targets_sqlite": TARGETS,
+                "machine": machine(), "settings": settings, "targets": TARGETS,
                 "results": rows}  # fmt: skip
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
@@ -177,8 +243,11 @@ def main() -> int:
     args = parse()
     rows = []
     for url in args.backend:
-        console.print(f"[dim]measuring {redact(url)} …[/]")
-        rows.append(asyncio.run(measure(url, args)))
+        runs = []
+        for i in range(args.repeat):
+            console.print(f"[dim]measuring {redact(url)} (run {i + 1}/{args.repeat}) …[/]")
+            runs.append(asyncio.run(measure(url, args)))
+        rows.append(combine(runs))
     print_table(rows, args)
     console.print(f"saved {save(rows, args)}")
     return 0 if all(row["verified"] for row in rows) else 1

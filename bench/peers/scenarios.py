@@ -127,12 +127,13 @@ class Driver:
     def latencies(self) -> list[float]:
         return [float(v) for v in self.trace.lrange(LATENCY_KEY, 0, -1)]
 
-    def enqueue(self, kind: str, n: int, bulk: bool, seconds: float) -> Result:
-        """Enqueue up to ``n`` jobs, stopping after ``seconds``; says how many."""
+    def enqueue(self, kind: str, n: int, bulk: bool, seconds: float, rate: float = 0.0) -> Result:
+        """Enqueue up to ``n`` jobs, stopping after ``seconds``; says how many.
+        With ``rate``, one by one at that many per second."""
         mode = "bulk" if bulk else "one"
         return self.call("enqueue", "--kind", kind, "--n", str(n), "--mode", mode,
                          "--max-seconds", str(max(1.0, seconds - STARTUP)),
-                         timeout=seconds + 60)  # fmt: skip
+                         "--rate", str(rate), timeout=seconds + 60)  # fmt: skip
 
 
 def _tail(text: str, lines: int = 12) -> str:
@@ -240,7 +241,9 @@ def latency(d: Driver, n: int, rate: float, timeout: float) -> Result:
         d.enqueue("noop", 1, False, timeout)
         if watch(d, proc, 1, deadline).finished is None:
             return timed_out(stage="warm-up")
-        d.enqueue("probe", n, False, timeout)
+        # Paced: sent all at once, the probes would measure how fast a burst
+        # drains, not how soon an idle worker starts a job.
+        d.enqueue("probe", n, False, timeout, rate=rate)
         w = watch(d, proc, n + 1, deadline)
     finally:
         d.stop(proc)

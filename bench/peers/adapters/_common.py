@@ -154,10 +154,10 @@ async def _one_by_one(peer: Peer, kind: Kind, n: int, rate: float, stop_at: floa
     is_async = inspect.iscoroutinefunction(peer.enqueue_one)
     began = time.perf_counter()
     for i in range(n):
+        if time.perf_counter() > stop_at:
+            return i
         if interval:
             await asyncio.sleep(max(0.0, began + i * interval - time.perf_counter()))
-        elif time.perf_counter() > stop_at:
-            return i
         if is_async:
             await peer.enqueue_one(kind, time.time())  # type: ignore[misc]
         else:
