@@ -39,11 +39,9 @@ Why it is built the way it is:
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -74,6 +72,12 @@ from offload.job import (
     WorkerInfo,
 )
 from offload.lifecycle import EventKind, State, Transition
+
+try:  # Linux only; without it, waits fall back to a short poll of the header
+    from inotify_simple import INotify
+    from inotify_simple import flags as inotify_flags
+except ImportError:  # pragma: no cover - depends on the platform
+    INotify = None
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -1129,7 +1133,6 @@ _WAL_HEADER_BYTES = 48
 # With inotify saying when the WAL was written, the header is still read this
 # often, in case a notification never comes (a watch the kernel dropped).
 _NOTIFIED_POLL = 0.25
-_IN_MODIFY = 0x00000002
 
 
 @dataclass(frozen=True, slots=True)
@@ -1243,23 +1246,22 @@ def _data_version(conn: sqlite3.Connection) -> int:
     return version
 
 
-def _watch_wal_file(path: str) -> int | None:
-    """A non-blocking inotify descriptor that becomes readable whenever the
-    ``-wal`` file is written, or ``None`` off Linux or when inotify refuses
-    (no libc symbol, instance limit reached)."""
-    if not sys.platform.startswith("linux"):
+def _watch_wal_file(path: str) -> INotify | None:
+    """An inotify watch (inotify_simple, Linux only) whose descriptor becomes
+    readable whenever the ``-wal`` file is written, or ``None`` where there is
+    none (another OS, the package missing, the instance limit reached)."""
+    if INotify is None:
         return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
-        if fd < 0:
-            return None
-        if libc.inotify_add_watch(fd, os.fsencode(path + "-wal"), _IN_MODIFY) < 0:
-            os.close(fd)
-            return None
-    except (OSError, AttributeError):
+        watch = INotify(nonblocking=True)
+    except OSError:
         return None
-    return fd
+    try:
+        watch.add_watch(path + "-wal", inotify_flags.MODIFY)
+    except OSError:
+        watch.close()
+        return None
+    return watch
 
 
 def _drain(fd: int) -> None:
@@ -1356,7 +1358,7 @@ class SQLiteBackend(Backend):
         self._opening: asyncio.Lock | None = None
         self._closed = False
         self._wal_index: int | None = None
-        self._wal_events: int | None = None
+        self._wal_events: INotify | None = None
         self._marks: dict[tuple[str, ...], _Mark] = {}
 
     @property
@@ -1389,10 +1391,12 @@ class SQLiteBackend(Backend):
         self._pool = self._conn = None
         self._closed = True
         self._marks.clear()
-        for fd in (self._wal_index, self._wal_events):
-            if fd is not None:
-                os.close(fd)
-        self._wal_index = self._wal_events = None
+        if self._wal_index is not None:
+            os.close(self._wal_index)
+        if self._wal_events is not None:
+            self._wal_events.close()
+        self._wal_index = None
+        self._wal_events = None
         if pool is None or conn is None:
             return
         await asyncio.get_running_loop().run_in_executor(pool, conn.close)
@@ -1711,7 +1715,8 @@ class SQLiteBackend(Backend):
         """Until the WAL-index header differs from ``header`` (its new value, or
         ``b""`` once it cannot be read), a wake-up of this process or the end of
         ``left`` seconds (``None``)."""
-        watch = _HeaderWatch(waiter, header, self._wal_header, self._wal_events, poll)
+        events = None if self._wal_events is None else self._wal_events.fileno()
+        watch = _HeaderWatch(waiter, header, self._wal_header, events, poll)
         watch.start()
         try:
             if not watch.moved:
