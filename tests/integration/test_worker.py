@@ -315,3 +315,19 @@ async def test_a_typed_error_is_stored_and_read_back_typed(app: App) -> None:
     assert dead.error is not None
     assert dead.error.type.endswith("QuotaExceeded")
     assert spend.error_of(dead) == QuotaExceeded(limit=5, used=7)
+
+
+async def test_a_failure_is_logged_with_its_type_and_not_its_message(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    @app.task(max_attempts=1)
+    async def leaky(secret: str) -> None:
+        raise PermissionError(f"token {secret} refused")
+
+    await leaky.enqueue_async("s3cr3t")
+    with caplog.at_level("INFO", logger="offload.worker"):
+        await drain(app)
+    failed = [r.getMessage() for r in caplog.records if "failed with" in r.getMessage()]
+    assert len(failed) == 1
+    assert "builtins.PermissionError; dead" in failed[0]
+    assert "s3cr3t" not in caplog.text

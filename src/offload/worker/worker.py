@@ -344,6 +344,13 @@ class Worker:
             log.debug("job %s (%s): snoozed %.2fs, %s", job.id, job.task, outcome.delay,
                       outcome.reason)  # fmt: skip
             return
+        if isinstance(outcome, Failed):
+            # The error's type and what happens next; its message and traceback
+            # stay in the job's record, since they may carry payload data.
+            then = "dead" if outcome.retry_in is None else f"retry in {outcome.retry_in:.2f}s"
+            log.info("job %s (%s) attempt %d: failed with %s; %s", job.id, job.task,
+                     job.attempts, outcome.error.type, then)  # fmt: skip
+            return
         if log.isEnabledFor(logging.DEBUG) or type(outcome).__name__ != "Succeeded":
             log.info("job %s (%s) attempt %d: %s", job.id, job.task, job.attempts,
                      type(outcome).__name__.lower())  # fmt: skip
