@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api
 
 from offload import App
 from offload.lifecycle import State
 from offload.web import create_app
 from offload.worker import Worker
 from tests.servers import unavailable
-from tests.web.conftest import HAS_SQLITE, Server
+from tests.web.conftest import Server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -37,8 +38,6 @@ ARGS = [
 ]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 LIVE = 10_000  # ms: generous for a loaded machine; the stream itself is far faster
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 class Gates:
@@ -112,7 +111,7 @@ def gates() -> Gates:
 
 @pytest.fixture
 def app(tmp_path: Path, gates: Gates) -> App:
-    url = f"sqlite:///{tmp_path / 'browser.db'}" if HAS_SQLITE else "memory://"
+    url = f"sqlite:///{tmp_path / 'browser.db'}"
     return build_app(url, gates)
 
 

@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("offload.backends.sqlite", reason="the SQLite backend is not available")
-
 APP_SOURCE = textwrap.dedent(
     """
     import os

@@ -9,12 +9,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
 from uuid_utils import uuid7
-
-pytest.importorskip("psycopg")
-
-import psycopg
 
 from offload import App, JobContext, State
 from offload.backends.postgres import (
@@ -26,6 +23,7 @@ from offload.backends.postgres import (
 from offload.backends.postgres._url import parse_url
 from offload.errors import BackendError
 from offload.job import ErrorInfo, JobQuery, NewJob
+from offload.worker import Worker
 from tests.servers import unavailable
 from tests.servers.postgres import Cluster, bin_dir, postgres_url
 
@@ -327,7 +325,6 @@ async def test_a_server_restart_loses_no_committed_job(cluster: Cluster) -> None
 
 @pytest.mark.slow
 async def test_worker_runs_every_job_exactly_once_through_killed_connections(url: str) -> None:
-    worker_module = pytest.importorskip("offload.worker")
     app = App(url)
     runs: dict[str, int] = {}
     half = asyncio.Event()
@@ -341,7 +338,7 @@ async def test_worker_runs_every_job_exactly_once_through_killed_connections(url
 
     try:
         jobs = await count.enqueue_many_async([() for _ in range(200)])
-        worker = worker_module.Worker(app, ["default"], concurrency=10, burst=True,
+        worker = Worker(app, ["default"], concurrency=10, burst=True,
                                       handle_signals=False, poll_interval=0.2,
                                       lease_seconds=3.0)  # fmt: skip
         run = asyncio.create_task(worker.run())

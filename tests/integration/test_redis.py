@@ -20,6 +20,7 @@ from offload.backends.redis import RedisBackend
 from offload.errors import BackendError
 from offload.job import ErrorInfo, JobQuery, NewJob
 from offload.lifecycle import State
+from offload.worker import Worker
 from tests.contract.helpers import new_job
 from tests.servers.redis import node_ports, redis_cluster_url, redis_url
 
@@ -160,7 +161,6 @@ async def test_a_bulk_enqueue_over_one_chunk_is_stored_whole(backend: RedisBacke
 
 @pytest.mark.slow
 async def test_a_worker_rides_out_a_connection_kill_running_each_job_once(url: str) -> None:
-    worker_mod = pytest.importorskip("offload.worker")
     name = "offload-worker-under-test"
     app = App(f"{url}&client_name={name}")
     runs: dict[int, int] = {}
@@ -176,7 +176,7 @@ async def test_a_worker_rides_out_a_connection_kill_running_each_job_once(url: s
         return n
 
     jobs = await work.enqueue_many_async([(n,) for n in range(200)])
-    worker = worker_mod.Worker(app, queues=["default"], concurrency=10, burst=True,
+    worker = Worker(app, queues=["default"], concurrency=10, burst=True,
                                handle_signals=False)  # fmt: skip
 
     async def kill_mid_run() -> None:

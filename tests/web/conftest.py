@@ -8,7 +8,6 @@ running for as long as a test needs.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,8 +23,6 @@ from offload import App, JobContext
 from offload.job import Job
 from offload.testing import drain
 from tests.servers import free_port
-
-HAS_SQLITE = importlib.util.find_spec("offload.backends.sqlite") is not None
 
 
 def make_app(url: str) -> App:
@@ -51,8 +48,6 @@ def make_app(url: str) -> App:
 @pytest.fixture(params=["memory", "sqlite"])
 def app(request: pytest.FixtureRequest, tmp_path: Path) -> App:
     if request.param == "sqlite":
-        if not HAS_SQLITE:
-            pytest.skip("this checkout has no sqlite backend yet")
         return make_app(f"sqlite:///{tmp_path / 'web.db'}")
     return make_app("memory://")
 
