@@ -17,11 +17,20 @@ compare them exactly when several schedulers race for one firing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from offload.errors import ConfigurationError
+from offload.job import Schedule
+
+
+class InvalidCronError(ValueError):
+    """A rule that does not parse, or that never fires."""
+
+
+class InvalidTimezoneError(ValueError):
+    """A zone name the IANA database does not know."""
 
 
 def _croniter() -> Any:
@@ -43,17 +52,19 @@ class CronRule:
     def __post_init__(self) -> None:
         fields = self.expression.split()
         if len(fields) not in (5, 6):
-            raise ValueError(
+            raise InvalidCronError(
                 f"cron rule {self.expression!r} has {len(fields)} fields; "
                 "expected 5 (minute hour day month weekday) or 6 (seconds first)"
             )
         if not _croniter().is_valid(self.expression, second_at_beginning=True):
-            raise ValueError(f"cron rule {self.expression!r} is not valid")
+            raise InvalidCronError(f"cron rule {self.expression!r} is not valid")
         try:
             zone = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError, OSError):
             # OSError: a name that is a folder of the zone database ("America").
-            raise ValueError(f"unknown time zone {self.timezone!r} (an IANA name)") from None
+            raise InvalidTimezoneError(
+                f"unknown time zone {self.timezone!r} (an IANA name such as Europe/Berlin)"
+            ) from None
         object.__setattr__(self, "_zone", zone)
         # A valid rule may match no date at all ("0 0 30 2 *"): refuse it now
         # rather than let the scheduler find out at its first firing.
@@ -77,10 +88,12 @@ class CronRule:
             try:
                 candidate: datetime = it.get_next(datetime)
             except Exception as exc:  # croniter's "failed to find next date"
-                raise ValueError(f"cron rule {self.expression!r} never fires: {exc}") from None
+                raise InvalidCronError(
+                    f"cron rule {self.expression!r} never fires: {exc}"
+                ) from None
             if not (self._fixed_hour and self._second_pass(candidate)):
                 return candidate.astimezone(UTC).replace(microsecond=0)
-        raise ValueError(f"cron rule {self.expression!r} found no firing")  # pragma: no cover
+        raise InvalidCronError(f"cron rule {self.expression!r} found no firing")  # pragma: no cover
 
     def upcoming(self, moment: datetime, count: int) -> list[datetime]:
         out: list[datetime] = []
@@ -97,9 +110,13 @@ class CronRule:
         return first != second and local.astimezone(UTC) == second
 
 
-def floor_second(moment: datetime) -> datetime:
-    return moment.replace(microsecond=0)
-
-
-def seconds_until(moment: datetime, now: datetime) -> float:
-    return max(0.0, (moment - now) / timedelta(seconds=1))
+def upcoming_firings(schedule: Schedule, count: int) -> list[datetime]:
+    """The schedule's next ``count`` firings from its stored next one, for
+    listings; a rule the installed zone data no longer knows lists that one."""
+    if schedule.next_run_at is None:
+        return []
+    try:
+        rule = CronRule(schedule.cron, schedule.timezone)
+    except ValueError:
+        return [schedule.next_run_at]
+    return [schedule.next_run_at, *rule.upcoming(schedule.next_run_at, count - 1)]

@@ -15,6 +15,7 @@ from offload.cli.enqueue import find_task, parse_args
 from offload.cli.output import console, echo_json, when
 from offload.cli.runtime import CliState, build_app, run, target_options
 from offload.job import DEFAULT_TENANT, Schedule
+from offload.schedule import upcoming_firings
 
 
 def schedule_dict(s: Schedule, upcoming: list[datetime]) -> dict[str, Any]:
@@ -24,14 +25,6 @@ def schedule_dict(s: Schedule, upcoming: list[datetime]) -> dict[str, Any]:
         "next_run_at": s.next_run_at, "upcoming": upcoming, "last_run_at": s.last_run_at,
         "last_job_id": s.last_job_id,
     }  # fmt: skip
-
-
-def upcoming(s: Schedule, count: int) -> list[datetime]:
-    from offload.schedule import CronRule
-
-    if s.next_run_at is None:
-        return []
-    return [s.next_run_at, *CronRule(s.cron, s.timezone).upcoming(s.next_run_at, count - 1)]
 
 
 @click.group("schedules")
@@ -49,7 +42,7 @@ def schedules() -> None:
 def list_schedules(state: CliState, tenant: str | None, count: int, as_json: bool) -> None:
     """Schedules with their next firings (in UTC)."""
     found = run(build_app(state), lambda a: a.schedules_async(tenant))
-    rows = [(s, upcoming(s, count)) for s in found]
+    rows = [(s, upcoming_firings(s, count)) for s in found]
     if as_json:
         echo_json([schedule_dict(s, up) for s, up in rows])
         return

@@ -14,10 +14,8 @@ next firing.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from offload.errors import NotFoundError
 from offload.job import DEFAULT_TENANT, Schedule
-from offload.schedule import CronRule
+from offload.schedule import InvalidCronError, InvalidTimezoneError, upcoming_firings
 from offload.task import Options
 from offload.web import params as p
 from offload.web.api import JSON, PREFIX, build_job
@@ -46,44 +44,16 @@ def _missing(schedule_id: str, tenant: str) -> Problem:
                    kind="schedule-not-found")  # fmt: skip
 
 
-def _upcoming(schedule: Schedule, count: int) -> list[datetime]:
-    if schedule.next_run_at is None:
-        return []
-    try:
-        rule = CronRule(schedule.cron, schedule.timezone)
-        return [schedule.next_run_at, *rule.upcoming(schedule.next_run_at, count - 1)]
-    except ValueError:
-        # A stored rule the installed zone data no longer knows still lists.
-        return [schedule.next_run_at]
-
-
 def _json(request: Request, schedule: Schedule, count: int) -> dict[str, Any]:
     try:
         args = offload_app(request).serializer.loads(schedule.payload)
     except Exception:  # any serializer may raise anything on bad bytes
         args = None
-    return schedule_json(schedule, _upcoming(schedule, count), args, root(request))
+    return schedule_json(schedule, upcoming_firings(schedule, count), args, root(request))
 
 
 def _bad_rule(field: str, kind: str, detail: str) -> Problem:
     return Problem(422, detail, kind=kind, errors=[{"field": field, "message": detail}])
-
-
-def _check_rule(cron: str, zone: str, now: datetime) -> None:
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise _bad_rule("timezone", "invalid-timezone",
-                        f"unknown time zone {zone!r} (an IANA name such as Europe/Berlin)"
-                        ) from None  # fmt: skip
-    try:
-        rule = CronRule(cron, zone)
-    except ValueError as exc:
-        raise _bad_rule("cron", "invalid-cron", str(exc)) from None
-    try:
-        rule.next_after(now)
-    except ValueError:
-        raise _bad_rule("cron", "invalid-cron", f"cron rule {cron!r} never fires") from None
 
 
 async def list_schedules(request: Request) -> Response:
@@ -111,15 +81,19 @@ async def put_schedule(request: Request) -> Response:
     app = offload_app(request)
     build_job(app, body.task, body.args, Options(tenant=tenant))
     store = await backend(request)
-    _check_rule(body.cron, body.timezone, await store.now())
     args, kwargs = (body.args, {}) if isinstance(body.args, list) else ([], body.args)
     existed = await store.schedule_get(schedule_id, tenant) is not None
     o = body.options
-    stored = await app.schedule_async(
-        schedule_id, body.task, body.cron, args=args, kwargs=kwargs, timezone=body.timezone,
-        unique=body.unique, tenant=tenant, queue=o.queue, priority=o.priority,
-        max_attempts=o.max_attempts, timeout=o.timeout, from_json=True,
-    )  # fmt: skip
+    try:
+        stored = await app.schedule_async(
+            schedule_id, body.task, body.cron, args=args, kwargs=kwargs, timezone=body.timezone,
+            unique=body.unique, tenant=tenant, queue=o.queue, priority=o.priority,
+            max_attempts=o.max_attempts, timeout=o.timeout, from_json=True,
+        )  # fmt: skip
+    except InvalidTimezoneError as exc:
+        raise _bad_rule("timezone", "invalid-timezone", str(exc)) from None
+    except InvalidCronError as exc:
+        raise _bad_rule("cron", "invalid-cron", str(exc)) from None
     shape = _json(request, stored, p.upcoming(request))
     if existed:
         return JSON(shape)

@@ -186,14 +186,11 @@ class Worker:
         if self.running:
             return False
         await self.recorder.drained()
-        if self.scheduler.touched or self._written_batches:
-            # Batches this run may have ended: fire their continuations now, so a
-            # burst run leaves no ended batch behind (the continuation then runs).
-            # The scheduler may be settling some of them at this very moment, out
-            # of its own set: settle them here as well (settling is idempotent),
-            # or the count below could run before their continuation exists.
+        if self._written_batches:
+            # Batches this run may have ended: fire their continuations now (the
+            # scheduler may be at it too; settling is idempotent), so a burst run
+            # leaves no ended batch behind and then runs the continuation.
             written, self._written_batches = self._written_batches, set()
-            await self.scheduler.settle_touched()
             for batch_id in written:
                 await settle(self.app, backend, batch_id)
         counts = await backend.job_counts()
