@@ -18,6 +18,7 @@ from offload.backends import Backend, create_backend
 from offload.errors import (
     BatchFinishedError,
     DuplicateTaskError,
+    JobEndedError,
     JobNotFoundError,
     NotFoundError,
     UnknownTaskError,
@@ -26,6 +27,7 @@ from offload.ids import new_id
 from offload.job import (
     DEFAULT_TENANT,
     Batch,
+    CancelOutcome,
     Event,
     Job,
     JobQuery,
@@ -197,9 +199,17 @@ class App:
         return await (await self.backend()).event_list(job_id, after)
 
     async def cancel_async(self, job_id: str, tenant: str | None = None) -> Job:
-        job = await (await self.backend()).job_cancel(job_id, tenant)
-        if job is None:
+        """Cancel a waiting job now, or ask the worker running it to stop it (the
+        job comes back ``running`` with ``cancel_requested`` set). Raises
+        ``JobEndedError`` when it had already ended, ``JobNotFoundError`` when
+        there is no such job (in that tenant)."""
+        answer = await (await self.backend()).job_cancel(job_id, tenant)
+        if answer is None:
             raise JobNotFoundError(f"no job {job_id!r}")
+        job = answer.job
+        job.serializer = self.serializer
+        if answer.outcome is CancelOutcome.ENDED:
+            raise JobEndedError(f"job {job.id} already ended ({job.state.value})", job)
         if job.batch_id is not None and job.ended:
             await self.settle_batch_async(job.batch_id)
         return job

@@ -13,6 +13,7 @@ Callers catch the narrowest class that lets them act; the tree::
     ├── NotFoundError             no batch or schedule with that id (in that tenant)
     │   └── JobNotFoundError      no job with that id (in that tenant)
     ├── TransitionError           a state change the lifecycle does not allow
+    │   ├── JobEndedError         cancelling a job that had already ended
     │   └── BatchFinishedError    appending to a batch whose continuations ran
     └── BackendError              storage could not do what was asked
 
@@ -21,6 +22,11 @@ value (the task's declared ``error`` type), not offload.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from offload.job import Job
 
 
 class OffloadError(Exception):
@@ -65,6 +71,15 @@ class JobNotFoundError(NotFoundError):
 
 class TransitionError(OffloadError):
     """The job is not in a state the requested transition starts from."""
+
+
+class JobEndedError(TransitionError):
+    """The job had already ended, so the request changed nothing; ``job`` is
+    the job as it ended (a cancel of a job cancelled earlier lands here too)."""
+
+    def __init__(self, message: str, job: Job) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 class BatchFinishedError(TransitionError):

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from offload.lifecycle import EventKind, State
@@ -101,6 +102,10 @@ class Job:
     cancel_requested: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
     serializer: Serializer | None = field(default=None, repr=False, compare=False)
+    # Set on a job an enqueue returned without storing it: the id existed, or a
+    # live job of the tenant held the unique key (River's UniqueSkippedAsDuplicate).
+    # Not stored: a job read back later says False.
+    duplicate: bool = field(default=False, compare=False)
 
     @property
     def ended(self) -> bool:
@@ -141,6 +146,23 @@ class Lease:
 
     job_id: str
     token: str
+
+
+class CancelOutcome(StrEnum):
+    """What a cancel request did, which the job's state alone cannot tell: a job
+    that is ``cancelled`` may have been cancelled now or long before."""
+
+    CANCELLED = "cancelled"  # it was waiting and is cancelled now
+    REQUESTED = "requested"  # it is running: its worker was asked to stop it
+    ENDED = "ended"  # it had already ended; nothing changed
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    """A cancel request's answer: the job as it is now and what happened."""
+
+    job: Job
+    outcome: CancelOutcome
 
 
 @dataclass(frozen=True, slots=True)

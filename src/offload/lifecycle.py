@@ -51,13 +51,69 @@ class EventKind(StrEnum):
     SNOOZED = "snoozed"
 
 
+class Attempts(StrEnum):
+    """What a transition does to the job's attempt counter."""
+
+    KEEP = "keep"
+    COUNT = "count"  # one more: the job starts an attempt
+    GIVE_BACK = "give_back"  # one less (never below 0): the attempt did not really run
+    RESET = "reset"  # back to 0: a re-driven job starts over
+
+
+class RunAt(StrEnum):
+    """What a transition does to the job's due time; ``AFTER`` adds the seconds
+    the caller hands in to the backend's clock, so a skewed worker cannot move it."""
+
+    KEEP = "keep"
+    NOW = "now"
+    AFTER = "after"
+
+
+class LeaseEffect(StrEnum):
+    """``GRANT`` issues a new token, owner and expiry and sets ``started_at``;
+    ``DROP`` clears token, owner and expiry and any pending cancel request."""
+
+    KEEP = "keep"
+    GRANT = "grant"
+    DROP = "drop"
+
+
+class ErrorEffect(StrEnum):
+    """``SET`` stores the error the caller hands in (for ``EXPIRE_DEAD`` that is
+    ``event_data.LEASE_EXPIRED``); ``CLEAR`` forgets the last one."""
+
+    KEEP = "keep"
+    SET = "set"
+    CLEAR = "clear"
+
+
+class Stamp(StrEnum):
+    """A value of the job that only the backend knows inside its atomic step,
+    copied into the data of every event the transition appends.
+
+    ``ATTEMPT`` is the attempt counter after the transition, ``WORKER`` the worker
+    holding the lease the transition grants or takes away, ``RUN_AT`` the due time
+    after it (ISO 8601, UTC). Everything else in an event's data is built by the
+    caller with ``offload.event_data`` and handed to the backend as it is.
+    """
+
+    ATTEMPT = "attempt"
+    WORKER = "worker"
+    RUN_AT = "run_at"
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """One legal move: the states it starts from, where it lands, what it records.
+    """One legal move: the states it starts from, where it lands, what it does
+    to the job and what it records.
 
     ``leased`` means the caller must hold the job's current lease token; a
     transition that fails that guard is refused, which is how a worker that lost
-    its lease is fenced off.
+    its lease is fenced off. The effect fields are the whole of what a backend
+    writes besides ``state``: a backend applies them with the values it is
+    handed and decides none of them itself, so a new backend cannot drift.
+    ``finished_at`` is set when the target has ended and cleared when a job
+    leaves an ended state (``REDRIVE``).
     """
 
     name: str
@@ -65,43 +121,107 @@ class Transition:
     target: State
     events: tuple[EventKind, ...]
     leased: bool = False
+    attempts: Attempts = Attempts.KEEP
+    run_at: RunAt = RunAt.KEEP
+    lease: LeaseEffect = LeaseEffect.KEEP
+    error: ErrorEffect = ErrorEffect.KEEP
+    stamps: tuple[Stamp, ...] = ()
+    stores_result: bool = False
+    stores_checkpoint: bool = False
 
     def allows(self, state: State) -> bool:
         return state in self.sources
 
+    @property
+    def sets_finished(self) -> bool:
+        return self.target.ended
 
-def _t(
-    name: str, sources: set[State], target: State, *events: EventKind, leased: bool = False
-) -> Transition:
-    return Transition(name, frozenset(sources), target, events, leased)
+    @property
+    def clears_finished(self) -> bool:
+        return not self.target.ended and any(s.ended for s in self.sources)
+
+    @property
+    def waits(self) -> bool:
+        """The job lands waiting, so it goes (back) into its queue's ready order."""
+        return self.target in WAITING
 
 
 S = State
 E = EventKind
+A = Attempts
+L = LeaseEffect
+ERR = ErrorEffect
 
-ENQUEUE = _t("enqueue", set(), S.QUEUED, E.ENQUEUED)
-ENQUEUE_LATER = _t("enqueue_later", set(), S.SCHEDULED, E.SCHEDULED)
-START = _t("start", {S.QUEUED, S.SCHEDULED}, S.RUNNING, E.STARTED)
-SUCCEED = _t("succeed", {S.RUNNING}, S.SUCCEEDED, E.SUCCEEDED, leased=True)
-RETRY = _t("retry", {S.RUNNING}, S.SCHEDULED, E.FAILED, E.RETRY_SCHEDULED, leased=True)
-FAIL = _t("fail", {S.RUNNING}, S.DEAD, E.FAILED, E.DEAD, leased=True)
+ENQUEUE = Transition("enqueue", frozenset(), S.QUEUED, (E.ENQUEUED,))
+ENQUEUE_LATER = Transition("enqueue_later", frozenset(), S.SCHEDULED, (E.SCHEDULED,))
+START = Transition(
+    "start", frozenset({S.QUEUED, S.SCHEDULED}), S.RUNNING, (E.STARTED,),
+    attempts=A.COUNT, lease=L.GRANT, stamps=(Stamp.ATTEMPT, Stamp.WORKER),
+)  # fmt: skip
+SUCCEED = Transition(
+    "succeed", frozenset({S.RUNNING}), S.SUCCEEDED, (E.SUCCEEDED,),
+    leased=True, lease=L.DROP, stores_result=True,
+)  # fmt: skip
+RETRY = Transition(
+    "retry", frozenset({S.RUNNING}), S.SCHEDULED, (E.FAILED, E.RETRY_SCHEDULED),
+    leased=True, run_at=RunAt.AFTER, lease=L.DROP, error=ERR.SET,
+    stamps=(Stamp.ATTEMPT, Stamp.RUN_AT),
+)  # fmt: skip
+FAIL = Transition(
+    "fail", frozenset({S.RUNNING}), S.DEAD, (E.FAILED, E.DEAD),
+    leased=True, lease=L.DROP, error=ERR.SET, stamps=(Stamp.ATTEMPT,),
+)  # fmt: skip
 # A job whose payload or task cannot be resolved never ran: it goes straight to
 # the dead letter with the reason, without a "failed" attempt in between.
-REJECT = _t("reject", {S.RUNNING}, S.DEAD, E.DEAD, leased=True)
+REJECT = Transition(
+    "reject", frozenset({S.RUNNING}), S.DEAD, (E.DEAD,),
+    leased=True, lease=L.DROP, error=ERR.SET,
+)  # fmt: skip
 # Shutdown hands the job back with its checkpoint; the attempt is not counted.
-REQUEUE = _t("requeue", {S.RUNNING}, S.QUEUED, E.REQUEUED, leased=True)
+REQUEUE = Transition(
+    "requeue", frozenset({S.RUNNING}), S.QUEUED, (E.REQUEUED,),
+    leased=True, attempts=A.GIVE_BACK, run_at=RunAt.NOW, lease=L.DROP, stores_checkpoint=True,
+)  # fmt: skip
 # A limit (concurrency or rate) refused the start: back to waiting until the
 # given time, the attempt not counted, since the job never ran.
-SNOOZE = _t("snooze", {S.RUNNING}, S.SCHEDULED, E.SNOOZED, leased=True)
-CANCEL_WAITING = _t("cancel", set(WAITING), S.CANCELLED, E.CANCELLED)
+SNOOZE = Transition(
+    "snooze", frozenset({S.RUNNING}), S.SCHEDULED, (E.SNOOZED,),
+    leased=True, attempts=A.GIVE_BACK, run_at=RunAt.AFTER, lease=L.DROP,
+)  # fmt: skip
+CANCEL_WAITING = Transition("cancel", frozenset(WAITING), S.CANCELLED, (E.CANCELLED,))
 # A running job cannot be stopped from outside atomically: the request is recorded
-# and pushed to its worker, which confirms with CANCEL_RUNNING.
-CANCEL_RUNNING = _t("cancel_running", {S.RUNNING}, S.CANCELLED, E.CANCELLED, leased=True)
-EXPIRE = _t("expire", {S.RUNNING}, S.QUEUED, E.LEASE_EXPIRED)
-EXPIRE_DEAD = _t("expire_dead", {S.RUNNING}, S.DEAD, E.LEASE_EXPIRED, E.DEAD)
-REDRIVE = _t("redrive", {S.DEAD, S.CANCELLED}, S.QUEUED, E.RETRIED)
+# (a ``cancel_requested`` event, no state change) and its worker, which checks
+# often, confirms with CANCEL_RUNNING.
+CANCEL_RUNNING = Transition(
+    "cancel_running", frozenset({S.RUNNING}), S.CANCELLED, (E.CANCELLED,),
+    leased=True, lease=L.DROP,
+)  # fmt: skip
+EXPIRE = Transition(
+    "expire", frozenset({S.RUNNING}), S.QUEUED, (E.LEASE_EXPIRED,),
+    run_at=RunAt.NOW, lease=L.DROP, stamps=(Stamp.WORKER, Stamp.ATTEMPT),
+)  # fmt: skip
+EXPIRE_DEAD = Transition(
+    "expire_dead", frozenset({S.RUNNING}), S.DEAD, (E.LEASE_EXPIRED, E.DEAD),
+    lease=L.DROP, error=ERR.SET, stamps=(Stamp.WORKER, Stamp.ATTEMPT),
+)  # fmt: skip
+REDRIVE = Transition(
+    "redrive", frozenset({S.DEAD, S.CANCELLED}), S.QUEUED, (E.RETRIED,),
+    attempts=A.RESET, run_at=RunAt.NOW, lease=L.DROP, error=ERR.CLEAR,
+)  # fmt: skip
 
 ALL: tuple[Transition, ...] = (
     ENQUEUE, ENQUEUE_LATER, START, SUCCEED, RETRY, FAIL, REJECT, REQUEUE, SNOOZE,
     CANCEL_WAITING, CANCEL_RUNNING, EXPIRE, EXPIRE_DEAD, REDRIVE,
 )  # fmt: skip
+
+
+def count_attempts(effect: Attempts, attempts: int) -> int:
+    """The counter after ``effect``: the one rule every Python-side backend uses
+    (SQL and Lua backends write the same arithmetic in their statements)."""
+    if effect is Attempts.COUNT:
+        return attempts + 1
+    if effect is Attempts.GIVE_BACK:
+        return max(0, attempts - 1)
+    if effect is Attempts.RESET:
+        return 0
+    return attempts

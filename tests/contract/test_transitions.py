@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from offload.backends import Backend
-from offload.job import ErrorInfo, Job, Lease
-from offload.lifecycle import State
+from offload.job import Cancellation, CancelOutcome, ErrorInfo, Job, Lease
+from offload.lifecycle import EventKind, State
 
 from .helpers import (
     BOOM,
@@ -145,8 +145,10 @@ async def test_checkpoint_alone_changes_no_progress(backend: Backend) -> None:
 @pytest.mark.parametrize("delay", [0.0, 3600.0], ids=["queued", "scheduled"])
 async def test_cancel_a_waiting_job_ends_it(backend: Backend, delay: float) -> None:
     job = await enqueue(backend, delay=delay)
-    cancelled = await backend.job_cancel(job.id)
-    assert cancelled is not None
+    answer = await backend.job_cancel(job.id)
+    assert answer is not None
+    assert answer.outcome is CancelOutcome.CANCELLED
+    cancelled = answer.job
     assert cancelled.state is State.CANCELLED
     assert cancelled.finished_at is not None
     assert await must_get(backend, job.id) == cancelled
@@ -155,9 +157,15 @@ async def test_cancel_a_waiting_job_ends_it(backend: Backend, delay: float) -> N
 
 async def test_cancel_a_running_job_only_requests_it(backend: Backend) -> None:
     job = await enqueue_and_lease(backend)
-    requested = await backend.job_cancel(job.id)
-    assert requested is not None
+    answer = await backend.job_cancel(job.id)
+    assert answer is not None
+    assert answer.outcome is CancelOutcome.REQUESTED
+    requested = answer.job
     assert (requested.state, requested.cancel_requested) == (State.RUNNING, True)
+    again = await backend.job_cancel(job.id)  # asked twice: still a request, one event
+    assert again is not None
+    assert again.outcome is CancelOutcome.REQUESTED
+    assert (await kinds(backend, job.id)).count(EventKind.CANCEL_REQUESTED) == 1
     assert requested.lease_token == job.lease_token
     confirmed = await backend.job_cancel_confirm(job.lease)
     assert confirmed is not None
@@ -171,7 +179,7 @@ async def test_cancel_an_ended_job_returns_it_unchanged(backend: Backend) -> Non
     assert await backend.job_complete_many([(job.lease, b"1")]) == [True]
     before = await must_get(backend, job.id)
     events = await backend.event_list(job.id)
-    assert await backend.job_cancel(job.id) == before
+    assert await backend.job_cancel(job.id) == Cancellation(before, CancelOutcome.ENDED)
     assert await must_get(backend, job.id) == before
     assert await backend.event_list(job.id) == events
 
@@ -321,3 +329,13 @@ async def test_redrive_is_refused_while_a_live_job_holds_its_unique_key(backend:
     redriven = await backend.job_redrive(old.id)
     assert redriven is not None
     assert redriven.state is State.QUEUED
+
+
+async def test_cancel_a_job_cancelled_before_says_it_had_ended(backend: Backend) -> None:
+    job = await enqueue(backend, delay=3600)
+    first = await backend.job_cancel(job.id)
+    assert first is not None
+    assert first.outcome is CancelOutcome.CANCELLED
+    second = await backend.job_cancel(job.id)
+    assert second is not None
+    assert (second.outcome, second.job.state) == (CancelOutcome.ENDED, State.CANCELLED)

@@ -86,3 +86,18 @@ async def test_concurrent_enqueues_of_one_key_yield_one_job(backend: Backend) ->
         )
     assert len({batch[0].id for batch in jobs}) == 1
     assert await _count(backend) == 1
+
+
+async def test_an_enqueue_says_when_it_returned_an_existing_job(backend: Backend) -> None:
+    first = await enqueue(backend, unique_key="dup")
+    assert first.duplicate is False
+    again = await enqueue(backend, unique_key="dup")
+    assert (again.id, again.duplicate) == (first.id, True)
+    assert (await must_get(backend, first.id)).duplicate is False  # not stored
+
+
+async def test_an_enqueue_of_a_stored_id_is_a_duplicate(backend: Backend) -> None:
+    job = new_job()
+    (stored,) = await backend.job_enqueue_many([job])
+    (again,) = await backend.job_enqueue_many([job])
+    assert (stored.duplicate, again.duplicate, again.id) == (False, True, stored.id)

@@ -8,17 +8,22 @@ rules a method must keep are written once, here and in ``offload.lifecycle``:
   only if the job is in one of the transition's source states and, for a
   ``leased`` transition, only if the caller's lease token is the job's current
   one. A refused transition changes nothing and returns ``None``/``False``.
-* Every transition appends its events in the same atomic step.
+* Every transition appends its events in the same atomic step, and writes what
+  the transition's effect fields say with the values the caller hands in (an
+  error, a delay, a checkpoint, event data built by ``offload.event_data``);
+  a backend decides none of them itself.
 * Time comes from the backend's clock (``now``) so skewed workers cannot expire a
   lease early or start a job before its time.
 * ``job_lease`` increments ``attempts`` and issues a fresh lease token; a lease
   that expires is redelivered by ``job_recover_expired`` with the attempt counted.
 
-Backends import only ``offload.job``, ``offload.lifecycle`` and ``offload.errors``.
+Backends import only ``offload.job``, ``offload.lifecycle``, ``offload.event_data``
+and ``offload.errors``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,6 +31,7 @@ from typing import Any
 
 from offload.job import (
     Batch,
+    Cancellation,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -80,6 +86,7 @@ class Backend(ABC):
         A job whose ``unique_key`` matches a not-ended job of the same tenant is not
         stored; the existing job is returned in its place. Job ids are UUID strings
         (time-ordered, version 7); enqueueing an id that exists returns that job.
+        A job returned in place of the one asked for has ``duplicate`` set.
         """
 
     @abstractmethod
@@ -113,11 +120,12 @@ class Backend(ABC):
         """REQUEUE on shutdown: back to queued, attempt not counted, checkpoint kept."""
 
     @abstractmethod
-    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
-        """CANCEL_WAITING a scheduled/queued job; for a running one set
-        ``cancel_requested`` and append a ``cancel_requested`` event (its worker
-        confirms with ``job_cancel_confirm``). An ended job is returned unchanged;
-        ``None`` when there is no such job (in that tenant)."""
+    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Cancellation | None:
+        """CANCEL_WAITING a scheduled/queued job (outcome ``CANCELLED``); for a
+        running one set ``cancel_requested`` and append a ``cancel_requested``
+        event once (``REQUESTED``; its worker confirms with ``job_cancel_confirm``).
+        An ended job is returned unchanged (``ENDED``); ``None`` when there is no
+        such job (in that tenant)."""
 
     @abstractmethod
     async def job_snooze(self, lease: Lease, delay: float, reason: str) -> Job | None:
@@ -307,6 +315,38 @@ class Backend(ABC):
         """Return when a job may have become leasable in ``queues``, or after
         ``timeout`` seconds. Reactive where the storage can push; a false wake-up
         is allowed, a missed one only costs up to ``timeout``."""
+
+    async def job_lease_on_wake(
+        self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float, timeout: float
+    ) -> list[Job]:
+        """Wait like ``wait_for_jobs``, then lease like ``job_lease``: what an idle
+        worker does. A backend whose wake-up is itself a server round trip (a
+        blocking pop) overrides it to lease in that same trip. The worker never
+        cancels this call half way, since the jobs it leased would be lost with
+        it; ``interrupt_wait`` ends the wait early instead, and then nothing is
+        leased (the worker's next fetch leases as usual)."""
+        interrupted = self._wake_interrupt()
+        waiting = asyncio.ensure_future(self.wait_for_jobs(queues, timeout))
+        stopped = asyncio.ensure_future(interrupted.wait())
+        try:
+            await asyncio.wait((waiting, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+            stopped.cancel()
+        if interrupted.is_set():
+            interrupted.clear()
+            return []
+        return await self.job_lease(worker_id, queues, limit, lease_for)
+
+    async def interrupt_wait(self) -> None:
+        """End a ``job_lease_on_wake`` of this instance that is waiting now."""
+        self._wake_interrupt().set()
+
+    def _wake_interrupt(self) -> asyncio.Event:
+        found: asyncio.Event | None = self.__dict__.get("_wake_interrupted")
+        if found is None:
+            found = self.__dict__["_wake_interrupted"] = asyncio.Event()
+        return found
 
     # maintenance --------------------------------------------------------------
 

@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from offload import event_data as ed
 from offload import lifecycle as lc
 from offload.backends.base import Backend, QueueCounts, pause_order
 from offload.job import (
     Batch,
+    Cancellation,
+    CancelOutcome,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -35,7 +38,7 @@ from offload.job import (
     Schedule,
     WorkerInfo,
 )
-from offload.lifecycle import EventKind, State, Transition
+from offload.lifecycle import ErrorEffect, EventKind, LeaseEffect, RunAt, State, Transition
 
 # heap entry: (-priority, run_at timestamp, job id, version)
 _Entry = tuple[int, float, str, int]
@@ -78,15 +81,15 @@ class MemoryBackend(Backend):
         with self._s.lock:
             out = [self._enqueue_one(new, now) for new in jobs]
         self._notify()
-        return [_snapshot(j) for j in out]
+        return out
 
     def _enqueue_one(self, new: NewJob, now: datetime) -> Job:
         if new.id in self._s.jobs:
-            return self._s.jobs[new.id]
+            return _duplicate(self._s.jobs[new.id])
         if new.unique_key is not None:
             existing = self._live_unique(new.tenant, new.unique_key)
             if existing is not None:
-                return existing
+                return _duplicate(existing)
         run_at = new.run_at or now + timedelta(seconds=new.delay)
         later = run_at > now
         job = Job(
@@ -99,9 +102,8 @@ class MemoryBackend(Backend):
         self._s.jobs[job.id] = job
         if new.unique_key is not None:
             self._s.unique[(new.tenant, new.unique_key)] = job.id
-        self._append(job, lc.ENQUEUE_LATER if later else lc.ENQUEUE, now, {})
-        self._push_ready(job)
-        return job
+        self._apply(job, lc.ENQUEUE_LATER if later else lc.ENQUEUE, now, {})
+        return _snapshot(job)
 
     def _live_unique(self, tenant: str, key: str) -> Job | None:
         job_id = self._s.unique.get((tenant, key))
@@ -147,13 +149,7 @@ class MemoryBackend(Backend):
         return any(p.covers(job.tenant, job.queue) for p in self._s.pauses.values())
 
     def _start(self, job: Job, worker_id: str, now: datetime, lease_for: float) -> None:
-        job.state = State.RUNNING
-        job.attempts += 1
-        job.worker_id = worker_id
-        job.lease_token = uuid.uuid4().hex
-        job.lease_expires_at = now + timedelta(seconds=lease_for)
-        job.started_at = now
-        self._append(job, lc.START, now, {"attempt": job.attempts, "worker": worker_id})
+        self._apply(job, lc.START, now, {}, worker_id=worker_id, seconds=lease_for)
 
     async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
         now = _now()
@@ -179,8 +175,7 @@ class MemoryBackend(Backend):
         job = self._guard(lc.SUCCEED, lease)
         if job is None:
             return False
-        job.result_data = result
-        self._finish(job, lc.SUCCEED, now, {})
+        self._apply(job, lc.SUCCEED, now, {}, result=result)
         return True
 
     async def job_fail(self, lease: Lease, error: ErrorInfo, retry_in: float | None) -> Job | None:
@@ -190,13 +185,7 @@ class MemoryBackend(Backend):
             job = self._guard(transition, lease)
             if job is None:
                 return None
-            job.error = error
-            data = {"error": error.to_dict(), "attempt": job.attempts}
-            if retry_in is None:
-                self._finish(job, transition, now, data)
-            else:
-                job.run_at = now + timedelta(seconds=retry_in)
-                self._release(job, transition, now, data | {"run_at": job.run_at.isoformat()})
+            self._apply(job, transition, now, ed.failure(error), error=error, seconds=retry_in)
             return _snapshot(job)
 
     async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
@@ -205,8 +194,7 @@ class MemoryBackend(Backend):
             job = self._guard(lc.REJECT, lease)
             if job is None:
                 return None
-            job.error = error
-            self._finish(job, lc.REJECT, now, {"error": error.to_dict()})
+            self._apply(job, lc.REJECT, now, ed.failure(error), error=error)
             return _snapshot(job)
 
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
@@ -215,11 +203,7 @@ class MemoryBackend(Backend):
             job = self._guard(lc.REQUEUE, lease)
             if job is None:
                 return None
-            job.attempts = max(0, job.attempts - 1)
-            if checkpoint is not None:
-                job.checkpoint_data = checkpoint
-            job.run_at = now
-            self._release(job, lc.REQUEUE, now, {})
+            self._apply(job, lc.REQUEUE, now, {}, checkpoint=checkpoint)
             out = _snapshot(job)
         self._notify()
         return out
@@ -230,25 +214,28 @@ class MemoryBackend(Backend):
             job = self._guard(lc.SNOOZE, lease)
             if job is None:
                 return None
-            job.attempts = max(0, job.attempts - 1)
-            job.run_at = now + timedelta(seconds=delay)
-            self._release(job, lc.SNOOZE, now, {"delay": delay, "reason": reason})
+            self._apply(job, lc.SNOOZE, now, ed.snoozed(delay, reason), seconds=delay)
             out = _snapshot(job)
         self._notify()
         return out
 
-    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Cancellation | None:
         now = _now()
         with self._s.lock:
             job = self._visible(job_id, tenant)
             if job is None:
                 return None
             if lc.CANCEL_WAITING.allows(job.state):
-                self._finish(job, lc.CANCEL_WAITING, now, {})
-            elif job.state is State.RUNNING and not job.cancel_requested:
-                job.cancel_requested = True
-                self._event(job, EventKind.CANCEL_REQUESTED, now, {})
-            return _snapshot(job)
+                self._apply(job, lc.CANCEL_WAITING, now, {})
+                outcome = CancelOutcome.CANCELLED
+            elif job.state is State.RUNNING:
+                if not job.cancel_requested:
+                    job.cancel_requested = True
+                    self._event(job, EventKind.CANCEL_REQUESTED, now, {})
+                outcome = CancelOutcome.REQUESTED
+            else:
+                outcome = CancelOutcome.ENDED
+            return Cancellation(_snapshot(job), outcome)
 
     async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
         with self._s.lock:
@@ -261,7 +248,7 @@ class MemoryBackend(Backend):
             job = self._guard(lc.CANCEL_RUNNING, lease)
             if job is None:
                 return None
-            self._finish(job, lc.CANCEL_RUNNING, now, {})
+            self._apply(job, lc.CANCEL_RUNNING, now, {})
             return _snapshot(job)
 
     async def job_save_progress(
@@ -276,9 +263,7 @@ class MemoryBackend(Backend):
                 job.checkpoint_data = checkpoint
             if progress is not None:
                 job.progress, job.progress_message = progress, message
-                self._event(
-                    job, EventKind.PROGRESS, now, {"progress": progress, "message": message}
-                )
+                self._event(job, EventKind.PROGRESS, now, ed.progress(progress, message))
             return True
 
     async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -289,14 +274,9 @@ class MemoryBackend(Backend):
                 return None
             if job.unique_key is not None and self._live_unique(job.tenant, job.unique_key):
                 return None
-            job.attempts = 0
-            job.error = None
-            job.finished_at = None
-            job.cancel_requested = False
-            job.run_at = now
             if job.unique_key is not None:
                 self._s.unique[(job.tenant, job.unique_key)] = job.id
-            self._release(job, lc.REDRIVE, now, {})
+            self._apply(job, lc.REDRIVE, now, {})
             out = _snapshot(job)
         self._notify()
         return out
@@ -310,13 +290,10 @@ class MemoryBackend(Backend):
                     continue
                 if job.lease_expires_at > now:
                     continue
-                data = {"worker": job.worker_id, "attempt": job.attempts}
                 if job.attempts >= job.max_attempts:
-                    job.error = ErrorInfo("LeaseExpired", "lease expired on the last attempt")
-                    self._finish(job, lc.EXPIRE_DEAD, now, data)
+                    self._apply(job, lc.EXPIRE_DEAD, now, {}, error=ed.LEASE_EXPIRED)
                 else:
-                    job.run_at = now
-                    self._release(job, lc.EXPIRE, now, data)
+                    self._apply(job, lc.EXPIRE, now, {})
                 out.append(_snapshot(job))
         if out:
             self._notify()
@@ -593,31 +570,56 @@ class MemoryBackend(Backend):
         job = self._leased(lease) if transition.leased else self._s.jobs.get(lease.job_id)
         return job if job is not None and transition.allows(job.state) else None
 
-    def _finish(self, job: Job, t: Transition, now: datetime, data: Mapping[str, Any]) -> None:
-        self._drop_lease(job)
-        job.finished_at = now
-        self._append(job, t, now, data)
+    def _apply(
+        self,
+        job: Job,
+        t: Transition,
+        now: datetime,
+        handed: Mapping[str, Any],
+        *,
+        worker_id: str | None = None,
+        seconds: float | None = None,
+        error: ErrorInfo | None = None,
+        result: bytes | None = None,
+        checkpoint: bytes | None = None,
+    ) -> None:
+        """Write what transition ``t``'s effect fields say, with the values handed
+        in, then append its events: the one place a job changes state here.
+        ``seconds`` is the lease length for GRANT and the delay for ``RunAt.AFTER``."""
+        holder = worker_id if t.lease is LeaseEffect.GRANT else job.worker_id
+        job.state = t.target
+        job.attempts = lc.count_attempts(t.attempts, job.attempts)
+        if t.run_at is RunAt.NOW:
+            job.run_at = now
+        elif t.run_at is RunAt.AFTER:
+            job.run_at = now + timedelta(seconds=seconds or 0.0)
+        self._apply_lease(job, t.lease, now, worker_id, seconds)
+        _apply_outcome(job, t, now, error, result, checkpoint)
+        data = ed.stamped(t, dict(handed), attempts=job.attempts, worker_id=holder,
+                          run_at=job.run_at)  # fmt: skip
+        for kind in t.events:
+            self._event(job, kind, now, data)
+        if t.waits:
+            self._push_ready(job)
 
-    def _release(self, job: Job, t: Transition, now: datetime, data: Mapping[str, Any]) -> None:
-        """Put a job back to waiting (queued or scheduled) under transition ``t``."""
-        self._drop_lease(job)
-        self._append(job, t, now, data)
-        self._push_ready(job)
-
-    def _drop_lease(self, job: Job) -> None:
-        job.lease_token = job.lease_expires_at = job.worker_id = None
-        job.cancel_requested = False
+    def _apply_lease(
+        self, job: Job, effect: LeaseEffect, now: datetime, worker_id: str | None,
+        seconds: float | None,
+    ) -> None:  # fmt: skip
+        if effect is LeaseEffect.GRANT:
+            job.worker_id = worker_id
+            job.lease_token = uuid.uuid4().hex
+            job.lease_expires_at = now + timedelta(seconds=seconds or 0.0)
+            job.started_at = now
+        elif effect is LeaseEffect.DROP:
+            job.lease_token = job.lease_expires_at = job.worker_id = None
+            job.cancel_requested = False
 
     def _push_ready(self, job: Job) -> None:
         version = self._s.versions.get(job.id, 0) + 1
         self._s.versions[job.id] = version
         entry = (-job.priority, job.run_at.timestamp(), job.id, version)
         heapq.heappush(self._s.ready.setdefault(job.queue, []), entry)
-
-    def _append(self, job: Job, t: Transition, now: datetime, data: Mapping[str, Any]) -> None:
-        job.state = t.target
-        for kind in t.events:
-            self._event(job, kind, now, data)
 
     def _event(self, job: Job, kind: EventKind, now: datetime, data: Mapping[str, Any]) -> None:
         self._s.event_seq += 1
@@ -628,6 +630,34 @@ class MemoryBackend(Backend):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _apply_outcome(
+    job: Job,
+    t: Transition,
+    now: datetime,
+    error: ErrorInfo | None,
+    result: bytes | None,
+    checkpoint: bytes | None,
+) -> None:
+    if t.error is ErrorEffect.SET:
+        job.error = error
+    elif t.error is ErrorEffect.CLEAR:
+        job.error = None
+    if t.sets_finished:
+        job.finished_at = now
+    elif t.clears_finished:
+        job.finished_at = None
+    if t.stores_result:
+        job.result_data = result
+    if t.stores_checkpoint and checkpoint is not None:
+        job.checkpoint_data = checkpoint
+
+
+def _duplicate(job: Job) -> Job:
+    snap = _snapshot(job)
+    snap.duplicate = True
+    return snap
 
 
 def _snapshot(job: Job) -> Job:

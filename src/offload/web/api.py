@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from offload.app import App
-from offload.errors import PayloadError, UnknownTaskError
+from offload.errors import JobEndedError, JobNotFoundError, PayloadError, UnknownTaskError
 from offload.job import DEFAULT_TENANT, Job, JobQuery, NewJob
 from offload.lifecycle import State
 from offload.task import Options
@@ -181,13 +181,14 @@ async def event_feed(request: Request) -> Response:
 async def cancel(request: Request) -> Response:
     job_id = p.job_id(request)
     tenant = principal(request).tenant
-    job = await (await backend(request)).job_cancel(job_id, tenant)
-    if job is None:
-        raise Problem(404, f"no job {job_id!r}", kind="job-not-found")
-    job.serializer = offload_app(request).serializer
-    if job.state in (State.SUCCEEDED, State.DEAD):
-        raise Problem(409, f"job {job.id} already ended as {job.state.value}",
-                      kind="already-ended", job_id=job.id, state=job.state.value)  # fmt: skip
+    try:
+        job = await offload_app(request).cancel_async(job_id, tenant)
+    except JobNotFoundError:
+        raise Problem(404, f"no job {job_id!r}", kind="job-not-found") from None
+    except JobEndedError as ended:
+        state = ended.job.state.value
+        raise Problem(409, f"job {job_id} already ended as {state}",
+                      kind="already-ended", job_id=job_id, state=state) from None  # fmt: skip
     # A running job stops when its worker sees the request: accepted, not done.
     code = 202 if job.state is State.RUNNING else 200
     return JSON(job_detail(job, root(request)), code)

@@ -5,11 +5,12 @@ round trip, and when the queues are empty it waits on the backend's wake-up
 signal (LISTEN/NOTIFY, blocking pop, in-process event) with the poll interval as
 the fallback.
 
-A backend that can lease in the same round trip as its wake-up (``LeasesOnWake``,
-Redis) is waited on through that instead: the jobs arrive with the wake-up, which
-saves an idle worker two network hops on every new job. Such a wait is never
-cancelled half way, since the lease it carries would be lost with its reply; a
-stop or a nudge interrupts it, and the jobs it took are started as usual.
+An idle worker waits through the contract's ``job_lease_on_wake``: a backend that
+can lease in the same round trip as its wake-up (Redis) brings the jobs with it,
+which saves two network hops on every new job; the others wait, then lease.
+Such a wait is never cancelled half way, since the lease it carries would be lost
+with its reply; a stop or a nudge interrupts it, and the jobs it took are started
+as usual.
 """
 
 from __future__ import annotations
@@ -17,23 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 from offload.backends.base import Backend
 from offload.job import Job
 
 log = logging.getLogger("offload.worker")
-
-
-@runtime_checkable
-class LeasesOnWake(Protocol):
-    """Optional for a backend: wait for jobs and lease them in one round trip."""
-
-    async def job_lease_on_wake(
-        self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float, timeout: float
-    ) -> list[Job]: ...
-
-    async def interrupt_wait(self) -> None: ...
 
 
 class Fetcher:
@@ -62,7 +52,6 @@ class Fetcher:
         self.slot_freed = asyncio.Event()
         self.stopping = asyncio.Event()
         self.nudged = asyncio.Event()
-        self.on_wake = backend if isinstance(backend, LeasesOnWake) else None
 
     def wake_in(self, seconds: float) -> None:
         """Look again after ``seconds`` instead of the full poll interval: this
@@ -91,8 +80,8 @@ class Fetcher:
     async def wait_for_work(self) -> None:
         self.nudged.clear()
         free = min(self.concurrency - self.busy(), self.batch)
-        if self.on_wake is not None and free > 0:
-            await self._lease_on_wake(self.on_wake, free)
+        if free > 0:
+            await self._lease_on_wake(self.backend, free)
             return
         await _first(
             self.backend.wait_for_jobs(self.queues, self.poll_interval),
@@ -100,7 +89,7 @@ class Fetcher:
             self.nudged.wait(),
         )
 
-    async def _lease_on_wake(self, backend: LeasesOnWake, free: int) -> None:
+    async def _lease_on_wake(self, backend: Backend, free: int) -> None:
         """Wait and lease into ``free`` slots; while this waits no job starts, so
         the slots are still free when the jobs arrive. Awaited in this task, not
         beside it: the jobs start a few loop turns sooner."""
@@ -135,7 +124,7 @@ class Fetcher:
             self.dispatch(job)
 
 
-async def _interrupt(backend: LeasesOnWake) -> None:
+async def _interrupt(backend: Backend) -> None:
     try:
         await backend.interrupt_wait()
     except Exception as exc:  # the wait still ends at its timeout
