@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from offload import lifecycle as lc
 from offload.backends import sqlfiles
-from offload.lifecycle import Attempts, ErrorEffect, LeaseEffect, RunAt, State, Transition
+from offload.lifecycle import Attempts, ErrorEffect, LeaseEffect, RunAt, Stamp, State, Transition
 
 _PACKAGE = "offload.backends.sqlite"
 
@@ -65,6 +65,25 @@ _ERROR = {
     ErrorEffect.SET: ("error = :error",),
     ErrorEffect.CLEAR: ("error = NULL",),
 }
+
+
+# A due time as ``datetime.isoformat()`` writes a UTC one: microseconds only
+# when there are some, and the offset spelled out.
+_ISO_RUN_AT = (
+    "strftime('%Y-%m-%dT%H:%M:%S', run_at / 1000000, 'unixepoch')"
+    " || CASE WHEN run_at % 1000000 = 0 THEN '' ELSE printf('.%06d', run_at % 1000000) END"
+    " || '+00:00'"
+)
+# What each stamp is, read from the row as the statement leaves it; the worker
+# is the ``:worker`` parameter, since a DROP has cleared it from the row.
+_STAMPS = {Stamp.ATTEMPT: "attempts", Stamp.WORKER: ":worker", Stamp.RUN_AT: _ISO_RUN_AT}
+
+
+def stamps(t: Transition) -> str:
+    """The SQL twin of ``event_data.stamped`` for ``t``: a JSON object of ``t``'s
+    stamps, returned by the statement that applies ``t`` (``{}`` when none)."""
+    pairs = ", ".join(f"'{stamp.value}', {_STAMPS[stamp]}" for stamp in t.stamps)
+    return f"json_object({pairs})"
 
 
 def states(members: Iterable[State]) -> str:
@@ -122,6 +141,7 @@ def _render(text: str) -> str:
         "{RUNNING}": states(lc.CANCEL_RUNNING.sources),
         "{ENDED}": states(lc.ENDED),
         "{START_EFFECTS}": effects(lc.START),
+        "{START_STAMPS}": stamps(lc.START),
         "{ENQUEUE_KINDS}": _enqueue_kinds((lc.ENQUEUE, lc.ENQUEUE_LATER)),
     }
     text = _strip(text)
@@ -189,13 +209,15 @@ KEY_FREE = TENANT + _KEY_FREE
 @functools.cache
 def transition(t: Transition, guard: str = "", returning: str = JOB_COLUMNS) -> str:
     """The one statement that applies ``t``: its effects, guarded by its sources,
-    the caller's lease token when ``t.leased``, and ``guard``."""
+    the caller's lease token when ``t.leased``, and ``guard``; it returns
+    ``returning`` and then the JSON of ``t``'s stamps."""
     parts = {
         "{effects}": effects(t),
         "{sources}": states(t.sources),
         "{fence}": " AND lease_token = :token" if t.leased else "",
         "{guard}": guard,
         "{returning}": returning,
+        "{stamps}": stamps(t),
     }
     text = Q["job_transition"]
     for token, value in parts.items():
@@ -236,7 +258,7 @@ def batch_list(present: tuple[bool, ...]) -> str:
 _TOKEN = re.compile(r"\{\w+\}")
 for _name, _text in Q.items():  # pragma: no cover - guards a future edit of the file
     _left = set(_TOKEN.findall(_text)) - {
-        "{effects}", "{sources}", "{fence}", "{guard}", "{returning}", "{where}",
+        "{effects}", "{sources}", "{fence}", "{guard}", "{returning}", "{stamps}", "{where}",
     }  # fmt: skip
     if _left:
         raise RuntimeError(f"queries.sql {_name}: unknown tokens {sorted(_left)}")

@@ -9,7 +9,8 @@
 --                      state lists from offload.lifecycle: the states START
 --                      leaves, the running state, the ended states
 --   {START_EFFECTS}    the SET list of START, rendered from its effect fields
---   {effects}, {sources}, {fence}, {guard}, {returning}
+--   {START_STAMPS}     the JSON object of START's stamps (see _sql.stamps)
+--   {effects}, {sources}, {fence}, {guard}, {returning}, {stamps}
 --                      job_transition's parts, rendered per Transition from its
 --                      fields (see _sql.transition)
 --   {ENQUEUE_KINDS}    per job inserted, the kinds of the events its enqueue
@@ -17,7 +18,7 @@
 --   {where}            the filters in use of a listing
 -- Named parameters are bound by the backend: :now is the backend's clock and
 -- :span the seconds it was handed (a lease's length, a delay), both as integer
--- microseconds.
+-- microseconds; :worker the worker whose lease a transition grants or takes away.
 
 -- jobs ---------------------------------------------------------------------------
 
@@ -59,7 +60,7 @@ WHERE rowid IN (
     WHERE queue = :queue AND state IN {LEASABLE} AND run_at <= :now
     ORDER BY priority DESC, run_at, id LIMIT :limit
 )
-RETURNING {job_columns}
+RETURNING {job_columns}, {START_STAMPS}
 
 -- name: job_lease_skipping
 -- job_lease while tenants of the queue are paused: the filter sits in the scan
@@ -72,14 +73,14 @@ WHERE rowid IN (
       AND tenant NOT IN (SELECT value FROM json_each(:paused))
     ORDER BY priority DESC, run_at, id LIMIT :limit
 )
-RETURNING {job_columns}
+RETURNING {job_columns}, {START_STAMPS}
 
 -- name: job_transition
 -- One guarded UPDATE per Transition: it matches only from the transition's
 -- sources and, for a leased one, only under the caller's lease token.
 UPDATE jobs SET {effects}
 WHERE id = :id AND state IN {sources}{fence}{guard}
-RETURNING {returning}
+RETURNING {returning}, {stamps}
 
 -- name: job_heartbeat
 UPDATE jobs SET lease_expires_at = ?
