@@ -22,8 +22,8 @@ from uuid_utils import uuid7
 
 from offload import lifecycle as lc
 from offload.backends import create_backend
-from offload.backends.sqlite import SCHEMA_VERSION, SQLiteBackend
-from offload.errors import ConfigurationError
+from offload.backends.sqlite import SCHEMA_VERSION, SQLiteBackend, _sql
+from offload.errors import BackendError, ConfigurationError
 from offload.job import JobQuery, NewJob
 from offload.lifecycle import State
 
@@ -272,3 +272,87 @@ async def test_a_commit_of_another_process_wakes_a_waiter(sqlite_url: str) -> No
             proc.kill()
             await proc.wait()
         await backend.close()
+
+
+async def test_a_file_that_is_not_a_database_is_a_backend_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are not the pages of a database\n" * 200)
+    backend = SQLiteBackend(f"sqlite:///{path}")
+    with pytest.raises(BackendError, match=r"notes\.db") as raised:
+        await backend.open()
+    assert isinstance(raised.value.__cause__, sqlite3.DatabaseError)
+    await backend.close()
+
+
+async def test_a_directory_that_cannot_be_made_is_a_backend_error(tmp_path: Path) -> None:
+    (tmp_path / "plain-file").write_text("not a directory")
+    backend = SQLiteBackend(f"sqlite:///{tmp_path / 'plain-file' / 'offload.db'}")
+    with pytest.raises(BackendError, match="cannot open the SQLite file") as raised:
+        await backend.open()
+    assert isinstance(raised.value.__cause__, OSError)
+    await backend.close()
+
+
+async def test_a_failing_statement_is_a_backend_error_naming_the_call(sqlite_url: str) -> None:
+    backend = SQLiteBackend(sqlite_url)
+    await backend.open()
+    try:
+        with sqlite3.connect(backend.path) as other:
+            other.execute("DROP TABLE events")
+        failed = r"SQLite events on .* failed: no such table"
+        with pytest.raises(BackendError, match=failed) as raised:
+            await backend.event_list(str(uuid7()))
+        assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+        assert await backend.job_counts() == {}  # the connection itself still works
+    finally:
+        await backend.close()
+
+
+def _tables(path: str) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {r[0] for r in rows}
+
+
+async def test_a_file_of_an_older_schema_version_is_brought_up_to_date(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.db")
+    [first, *_] = _sql.migrations()
+    with sqlite3.connect(path) as conn:
+        for statement in first.statements:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {first.version}")
+        conn.execute(
+            "INSERT INTO jobs (id, task, queue, tenant, state, payload, priority, attempts, "
+            "max_attempts, created_at, run_at) "
+            "VALUES ('01890000-0000-7000-8000-000000000000', 't', 'default', 'default', "
+            "'queued', x'7b7d', 0, 0, 3, 0, 0)"
+        )
+    assert "workers" not in _tables(path)
+    backend = SQLiteBackend(f"sqlite:///{path}")
+    await backend.open()
+    try:
+        [leased] = await backend.job_lease("w", ["default"], 5, 30.0)
+        assert leased.id == "01890000-0000-7000-8000-000000000000"
+    finally:
+        await backend.close()
+    assert {"pauses", "schedules", "batches", "limit_slots", "workers"} <= _tables(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+async def test_tables_made_without_a_recorded_version_are_completed(tmp_path: Path) -> None:
+    """A file whose tables exist but whose version was never recorded opens:
+    every migration says IF NOT EXISTS, so it completes the schema."""
+    path = str(tmp_path / "unversioned.db")
+    with sqlite3.connect(path) as conn:
+        for migration in _sql.migrations()[:2]:
+            for statement in migration.statements:
+                conn.execute(statement)
+    backend = SQLiteBackend(f"sqlite:///{path}")
+    await backend.open()
+    try:
+        assert await backend.job_enqueue_many([_new()])
+    finally:
+        await backend.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)

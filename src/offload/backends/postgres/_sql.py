@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from importlib import resources
 
 from offload import lifecycle as lc
+from offload.backends import sqlfiles
 from offload.errors import ConfigurationError
 from offload.lifecycle import State
 
@@ -40,8 +40,6 @@ BATCH_COLUMNS = (
 
 _PACKAGE = "offload.backends.postgres"
 _SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,54}")
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
-_MIGRATION = re.compile(r"(\d{4})_(\w+)\.sql")
 
 # The partial indexes of 0001_initial.sql hard-code these sets; if the lifecycle
 # moves, a new migration must move the indexes with it.
@@ -97,14 +95,8 @@ def _render(text: str, schema: str) -> str:
     return text
 
 
-def _read(name: str) -> str:
-    return (resources.files(_PACKAGE) / "sql" / name).read_text(encoding="utf-8")
-
-
-@functools.cache
 def _query_texts() -> dict[str, str]:
-    parts = _NAME.split(_read("queries.sql"))
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return sqlfiles.named_queries(_PACKAGE)
 
 
 @functools.cache
@@ -113,15 +105,8 @@ def queries(schema: str) -> dict[str, bytes]:
     return {name: _render(text, schema).encode() for name, text in _query_texts().items()}
 
 
-@functools.cache
-def _migration_texts() -> tuple[tuple[int, str, str], ...]:
-    folder = resources.files(_PACKAGE) / "sql" / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        match = _MIGRATION.fullmatch(entry.name)
-        if match:
-            found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
-    return tuple(sorted(found))
+def _migration_texts() -> tuple[sqlfiles.MigrationText, ...]:
+    return sqlfiles.migrations(_PACKAGE)
 
 
 def migrations(schema: str) -> list[Migration]:
