@@ -3,9 +3,12 @@
 Each method runs one named statement from ``sql/queries.sql``: a transition is
 a single UPDATE guarded by its source states (and lease token), with its events
 inserted by the same statement, so it is atomic without explicit transactions
-and a refused transition changes nothing. Limits shared by workers are upserts
-on one row per key, which the statement locks and decides on. Every timestamp
-comes from the server's clock.
+and a refused transition changes nothing. What a transition writes and stamps
+on its events is rendered into its statement from ``offload.lifecycle`` when
+the SQL file is loaded (``_effects``); a method hands in only the values the
+caller gave it and the event data ``offload.event_data`` built. Limits shared
+by workers are upserts on one row per key, which the statement locks and
+decides on. Every timestamp comes from the server's clock.
 
 Connection loss. Connections are pooled; a connection whose socket shows the
 server hung up is found before use, and the whole pool is then swept so the
