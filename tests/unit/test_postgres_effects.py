@@ -71,5 +71,5 @@ def test_every_leased_transition_has_its_statement() -> None:
 
 def test_no_token_is_left_in_any_statement() -> None:
     for name, text in _sql.queries("offload").items():
-        for kind in ("{set:", "{stamps:", "{sources:", "{events:"):
+        for kind in ("{set:", "{stamps:", "{sources:", "{target:", "{events:"):
             assert kind.encode() not in text, name

@@ -16,9 +16,9 @@ lifecycle and cost nothing extra at run time. The tokens:
     ``alias``; ``'{}'::jsonb`` when it has none. The caller's own part of the
     event data (``offload.event_data``) travels as a parameter and is joined
     to it with ``||`` in the statement.
-``{sources:NAME}``, ``{events:NAME}``
-    the source states as literals (for ``IN (...)``), the event kinds as a
-    ``text[]`` literal.
+``{sources:NAME}``, ``{target:NAME}``, ``{events:NAME}``
+    the source states as literals (for ``IN (...)``), the target state as a
+    literal, the event kinds as a ``text[]`` literal.
 
 The values a transition is handed are parameters with fixed names (``INPUTS``),
 which a token may replace by another expression (``result=g.result`` where a
@@ -45,7 +45,7 @@ INPUTS = {
 }
 """The parameters a SET list reads the handed values from, by default."""
 
-_TOKEN = re.compile(r"\{(set|stamps|sources|events):([^{}]+)\}")
+_TOKEN = re.compile(r"\{(set|stamps|sources|target|events):([^{}]+)\}")
 _CHOICE = re.compile(r"(\w+) if (\S+) else (\w+)(.*)", re.DOTALL)
 
 Assignments = dict[str, str]
@@ -232,5 +232,6 @@ _RENDERERS: dict[str, Callable[[str], str]] = {
     "set": _render_set,
     "stamps": _render_stamps,
     "sources": lambda body: sources(_transition(body)),
+    "target": lambda body: f"'{_transition(body).target.value}'",
     "events": lambda body: events(_transition(body)),
 }

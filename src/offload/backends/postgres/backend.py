@@ -176,6 +176,7 @@ class PostgresBackend(Backend):
             "ids": [lease.job_id for _, lease, _ in valid],
             "tokens": [lease.token for _, lease, _ in valid],
             "results": [result for _, _, result in valid],
+            "sources": _states(lc.SUCCEED.sources),
         }
         applied = {valid[ord_ - 1][0] for (ord_,) in await self._rows("job_complete_many", params)}
         return [i in applied for i in range(len(items))]
@@ -237,7 +238,8 @@ class PostgresBackend(Backend):
         key, since two live jobs with one key is what unique keys rule out."""
         if not _rows.is_uuid(job_id):
             return None
-        params = {"id": job_id, "tenant": tenant, "channel": self._channel}
+        params = {"id": job_id, "tenant": tenant, "channel": self._channel,
+                  "sources": _states(lc.REDRIVE.sources)}  # fmt: skip
         try:
             return await self._one("job_redrive", params, False)
         except BackendError as exc:
@@ -439,8 +441,8 @@ class PostgresBackend(Backend):
         assert t.leased, f"{t.name} is not fenced by a lease"
         if not _rows.is_uuid(lease.job_id):
             return None
-        params = {"id": lease.job_id, "token": lease.token, **extra}
-        return await self._one(f"job_{t.name}", params, False)
+        params = {"id": lease.job_id, "token": lease.token, "sources": _states(t.sources)}
+        return await self._one(f"job_{t.name}", params | dict(extra), False)
 
     async def _one(self, name: str, params: Mapping[str, Any], retry: bool) -> Job | None:
         rows = await self._rows(name, params, retry=retry)

@@ -31,13 +31,7 @@ to end between two statements, so more than a couple means something is wrong.""
 
 
 def insert_params(jobs: Sequence[NewJob], schema: str) -> dict[str, Any]:
-    return _rows.enqueue_params(jobs) | {
-        "now_target": lc.ENQUEUE.target.value,
-        "later_target": lc.ENQUEUE_LATER.target.value,
-        "now_events": [e.value for e in lc.ENQUEUE.events],
-        "later_events": [e.value for e in lc.ENQUEUE_LATER.events],
-        "channel": _sql.channel(schema),
-    }
+    return _rows.enqueue_params(jobs) | {"channel": _sql.channel(schema)}
 
 
 def conflict_params(jobs: Sequence[NewJob]) -> dict[str, Any]:

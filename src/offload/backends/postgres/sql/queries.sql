@@ -7,12 +7,16 @@
 --   {schedule_columns}, {batch_columns}
 --                     the same for a schedule (alias `s`) and a batch (alias `b`)
 --   {RUNNING}         the running state
---   {set:T}, {stamps:T alias}, {sources:T}, {events:T}
+--   {set:T}, {stamps:T alias}, {sources:T}, {target:T}, {events:T}
 --                     what lifecycle transition T writes to row `j`, the stamps
 --                     of its events read from row `alias`, the states it leaves
---                     and the events it records (see _effects.py for the forms)
--- Source states are rendered as literals so the planner can match scans with
--- the partial indexes. What a transition writes is never spelled out here: the
+--                     and the one it lands in, and the events it records (see
+--                     _effects.py for the forms)
+-- Source states of scans are rendered as literals ({sources:T}) so the planner
+-- can match them with the partial indexes; updates by id receive theirs as the
+-- `sources` parameter from the same Transition, since a literal there can lure
+-- the planner from the primary key to a partial index of every running job
+-- (dead rows included). What a transition writes is never spelled out here: the
 -- values it is handed (an error, a delay, a result, a checkpoint, the caller's
 -- part of the event data) are parameters, everything else comes from T.
 --
@@ -48,24 +52,24 @@ WITH given AS (
         run_at, timeout, unique_key, batch_id, meta
     )
     SELECT g.id, g.task, g.queue, g.tenant,
-           CASE WHEN g.due > now() THEN %(later_target)s ELSE %(now_target)s END,
+           CASE WHEN g.due > now() THEN {target:ENQUEUE_LATER} ELSE {target:ENQUEUE} END,
            g.payload, g.priority, g.max_attempts, now(), g.due, g.timeout, g.unique_key,
            g.batch_id, COALESCE(g.meta, '{}'::jsonb)
     FROM given AS g
     ORDER BY g.ord
     ON CONFLICT DO NOTHING
-    RETURNING j.id, j.tenant, j.queue, j.state, j.created_at, j.run_at
+    RETURNING j.id, j.tenant, j.queue, j.state, j.created_at, j.run_at,
+              j.state <> {target:ENQUEUE} AS later
 ), recorded AS (
-    INSERT INTO {schema}.events (job_id, tenant, kind, at)
-    SELECT s.id, s.tenant, k.kind, now()
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT s.id, s.tenant, k.kind, now(), {stamps:ENQUEUE_LATER if s.later else ENQUEUE s}
     FROM stored AS s
     CROSS JOIN LATERAL unnest(
-        CASE WHEN s.state = %(now_target)s THEN %(now_events)s::text[]
-             ELSE %(later_events)s::text[] END
+        CASE WHEN s.later THEN {events:ENQUEUE_LATER} ELSE {events:ENQUEUE} END
     ) WITH ORDINALITY AS k(kind, n)
 ), woken AS (
     SELECT count(pg_notify(%(channel)s, q.queue)) AS n
-    FROM (SELECT DISTINCT s.queue FROM stored AS s WHERE s.state = %(now_target)s) AS q
+    FROM (SELECT DISTINCT s.queue FROM stored AS s WHERE NOT s.later) AS q
 )
 SELECT s.id::text, s.state, s.created_at, s.run_at FROM stored AS s, woken;
 
@@ -141,8 +145,8 @@ WITH given AS (
     UPDATE {schema}.jobs AS j
     SET {set:SUCCEED result=g.result}
     FROM given AS g
-    WHERE j.id = g.id AND j.lease_token = g.token AND j.state IN ({sources:SUCCEED})
-    RETURNING g.ord, j.id, j.tenant, j.attempts, j.run_at
+    WHERE j.id = g.id AND j.lease_token = g.token AND j.state = ANY(%(sources)s::text[])
+    RETURNING g.ord, j.id, j.tenant
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
     SELECT d.id, d.tenant, k.kind, now(), {stamps:SUCCEED d}
@@ -155,7 +159,7 @@ SELECT d.ord FROM done AS d;
 WITH done AS (
     UPDATE {schema}.jobs AS j
     SET {set:FAIL}
-    WHERE j.id = %(id)s AND j.state IN ({sources:FAIL}) AND j.lease_token = %(token)s
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
@@ -170,7 +174,7 @@ SELECT * FROM done;
 WITH done AS (
     UPDATE {schema}.jobs AS j
     SET {set:REJECT}
-    WHERE j.id = %(id)s AND j.state IN ({sources:REJECT}) AND j.lease_token = %(token)s
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
@@ -185,7 +189,7 @@ SELECT * FROM done;
 WITH done AS (
     UPDATE {schema}.jobs AS j
     SET {set:CANCEL_RUNNING}
-    WHERE j.id = %(id)s AND j.state IN ({sources:CANCEL_RUNNING}) AND j.lease_token = %(token)s
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
@@ -201,7 +205,7 @@ SELECT * FROM done;
 WITH done AS (
     UPDATE {schema}.jobs AS j
     SET {set:RETRY}
-    WHERE j.id = %(id)s AND j.state IN ({sources:RETRY}) AND j.lease_token = %(token)s
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
@@ -218,7 +222,7 @@ SELECT done.* FROM done, woken;
 WITH done AS (
     UPDATE {schema}.jobs AS j
     SET {set:REQUEUE}
-    WHERE j.id = %(id)s AND j.state IN ({sources:REQUEUE}) AND j.lease_token = %(token)s
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
@@ -236,7 +240,7 @@ SELECT done.* FROM done, woken;
 WITH done AS (
     UPDATE {schema}.jobs AS j
     SET {set:SNOOZE}
-    WHERE j.id = %(id)s AND j.state IN ({sources:SNOOZE}) AND j.lease_token = %(token)s
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
@@ -316,7 +320,7 @@ WITH done AS (
     UPDATE {schema}.jobs AS j
     SET {set:REDRIVE}
     WHERE j.id = %(id)s AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
-      AND j.state IN ({sources:REDRIVE})
+      AND j.state = ANY(%(sources)s::text[])
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
