@@ -7,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import psycopg
@@ -16,13 +17,16 @@ from uuid_utils import uuid7
 from offload import App, JobContext, State
 from offload.backends.postgres import (
     PostgresBackend,
+    _effects,
+    _sql,
     enqueue_in,
     enqueue_in_sync,
     migrate,
 )
 from offload.backends.postgres._url import parse_url
 from offload.errors import BackendError
-from offload.job import ErrorInfo, JobQuery, NewJob
+from offload.job import CancelOutcome, ErrorInfo, JobQuery, NewJob
+from offload.lifecycle import EventKind
 from offload.worker import Worker
 from tests.servers import unavailable
 from tests.servers.postgres import Cluster, bin_dir, postgres_url
@@ -181,6 +185,7 @@ async def test_enqueue_in_returns_the_live_job_holding_the_unique_key(
     async with await psycopg.AsyncConnection.connect(libpq(url), autocommit=True) as conn:
         [again] = await enqueue_in(conn, [new_job(unique_key="k")], parse_url(url).schema)
     assert again == first
+    assert (first.duplicate, again.duplicate) == (False, True)
 
 
 async def test_enqueue_is_idempotent_by_job_id(backend: PostgresBackend) -> None:
@@ -189,7 +194,78 @@ async def test_enqueue_is_idempotent_by_job_id(backend: PostgresBackend) -> None
     [first] = await backend.job_enqueue_many([new])
     [again] = await backend.job_enqueue_many([new])
     assert again == first
+    assert (first.duplicate, again.duplicate) == (False, True)
     assert len(await backend.job_list(JobQuery())) == 1
+
+
+async def test_a_bulk_enqueue_marks_only_the_rows_it_did_not_insert(
+    backend: PostgresBackend,
+) -> None:
+    [held] = await backend.job_enqueue_many([new_job(unique_key="k")])
+    fresh, keyed, again = await backend.job_enqueue_many(
+        [new_job(), new_job(unique_key="k"), new_job(unique_key="k")]
+    )
+    assert [j.duplicate for j in (fresh, keyed, again)] == [False, True, True]
+    assert keyed.id == again.id == held.id
+
+
+# transitions rendered from the lifecycle ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 1, 12, 0, 0, 120000, tzinfo=UTC),
+        datetime(2026, 3, 1, 23, 59, 59, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 18, 30, 5, 999999, tzinfo=timezone(timedelta(hours=-5))),
+    ],
+    ids=["whole-second", "trailing-zeros", "one-microsecond", "other-zone"],
+)
+async def test_a_stamped_due_time_reads_like_python_isoformat(url: str, moment: datetime) -> None:
+    # The session zone is not UTC on purpose: to_jsonb would follow it.
+    async with await psycopg.AsyncConnection.connect(libpq(url)) as conn:
+        await conn.execute("SET TIME ZONE 'Asia/Kolkata'")
+        query = f"SELECT {_effects.iso_utc('%(t)s::timestamptz')}"
+        cur = await conn.execute(query.encode(), {"t": moment})
+        [(text,)] = await cur.fetchall()
+    assert text == moment.astimezone(UTC).isoformat()
+
+
+async def test_a_cancel_waiting_on_a_lease_answers_with_what_the_lease_left(
+    backend: PostgresBackend, url: str
+) -> None:
+    # job_cancel locks the job's latest version before it chooses a branch, so a
+    # lease committed while it waits turns it into a request, not a lost cancel.
+    [job] = await backend.job_enqueue_many([new_job("race")])
+    lease = _sql.queries(parse_url(url).schema)["job_lease"]
+    params = {"queues": ["race"], "limit": 1, "worker": "w", "lease_for": 60.0}
+    async with await psycopg.AsyncConnection.connect(libpq(url)) as conn:
+        cur = await conn.execute(lease, params)
+        assert len(await cur.fetchall()) == 1
+        cancel = asyncio.create_task(backend.job_cancel(job.id))
+        await within(lambda: _waits_on_a_lock(url), "the cancel never waited on the lease")
+        assert not cancel.done()
+        await conn.commit()
+    answer = await cancel
+    assert answer is not None
+    assert answer.outcome is CancelOutcome.REQUESTED
+    assert (answer.job.state, answer.job.cancel_requested) == (State.RUNNING, True)
+    kinds = [e.kind for e in await backend.event_list(job.id)]
+    assert kinds.count(EventKind.CANCEL_REQUESTED) == 1
+
+
+async def _waits_on_a_lock(url: str) -> None:
+    name = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))["application_name"]
+    async with await psycopg.AsyncConnection.connect(libpq(url), autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = %s AND wait_event_type = 'Lock'",
+            (name,),
+        )
+        [(count,)] = await cur.fetchall()
+    if not count:
+        raise BackendError("no session waits on a lock yet")
 
 
 # LISTEN / NOTIFY ---------------------------------------------------------------------

@@ -17,6 +17,8 @@ from psycopg.types.json import Jsonb
 
 from offload.job import (
     Batch,
+    Cancellation,
+    CancelOutcome,
     ErrorInfo,
     Event,
     Job,
@@ -51,6 +53,19 @@ def job(row: Row) -> Job:
 
 
 _STATES = {state.value: state for state in State}
+
+_CANCEL_BRANCHES = {"cancelled": CancelOutcome.CANCELLED, "requested": CancelOutcome.REQUESTED}
+
+
+def cancellation(row: Row) -> Cancellation:
+    """A ``job_cancel`` row: the branch that answered, then the job. The job was
+    only read (``found``) when it had ended, or was running with its cancel
+    already requested."""
+    job_ = job(row[1:])
+    outcome = _CANCEL_BRANCHES.get(row[0])
+    if outcome is None:
+        outcome = CancelOutcome.REQUESTED if job_.state is State.RUNNING else CancelOutcome.ENDED
+    return Cancellation(job_, outcome)
 
 
 def stored(new: NewJob, row: Row) -> Job:
@@ -167,10 +182,6 @@ def enqueue_params(jobs: Sequence[NewJob]) -> dict[str, Any]:
 
 def _column(values: list[Any]) -> list[Any] | None:
     return None if all(v is None for v in values) else values
-
-
-def error_json(error: ErrorInfo | None) -> Jsonb | None:
-    return None if error is None else Jsonb(error.to_dict())
 
 
 def is_uuid(value: str) -> bool:

@@ -2,8 +2,8 @@
 
 The files are read once per process and rendered once per schema, so a backend
 never builds SQL at run time; the only values spliced in are the quoted schema
-name, the column lists of jobs, schedules and batches, and state literals taken
-from ``offload.lifecycle``.
+name, the column lists of jobs, schedules and batches, and state literals and
+transition effects (``_effects``) taken from ``offload.lifecycle``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from offload import lifecycle as lc
 from offload.backends import sqlfiles
+from offload.backends.postgres import _effects
 from offload.errors import ConfigurationError
 from offload.lifecycle import State
 
@@ -76,23 +77,17 @@ def channel(schema: str) -> str:
     return f"offload_{check_schema(schema)}"
 
 
-def _literals(states: frozenset[State]) -> str:
-    return ", ".join(f"'{s.value}'" for s in sorted(states))
-
-
 def _render(text: str, schema: str) -> str:
     tokens = {
         "{schema}": f'"{check_schema(schema)}"',
         "{job_columns}": ", ".join("j.id::text AS id" if c == "id" else f"j.{c}" for c in COLUMNS),
         "{schedule_columns}": ", ".join(f"s.{c}" for c in SCHEDULE_COLUMNS),
         "{batch_columns}": ", ".join(f"b.{c}" for c in BATCH_COLUMNS),
-        "{START_SOURCES}": _literals(lc.START.sources),
-        "{EXPIRE_SOURCES}": _literals(lc.EXPIRE.sources),
         "{RUNNING}": State.RUNNING.value,
     }
     for token, value in tokens.items():
         text = text.replace(token, value)
-    return text
+    return _effects.render(text)
 
 
 def _query_texts() -> dict[str, str]:

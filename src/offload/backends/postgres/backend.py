@@ -3,9 +3,12 @@
 Each method runs one named statement from ``sql/queries.sql``: a transition is
 a single UPDATE guarded by its source states (and lease token), with its events
 inserted by the same statement, so it is atomic without explicit transactions
-and a refused transition changes nothing. Limits shared by workers are upserts
-on one row per key, which the statement locks and decides on. Every timestamp
-comes from the server's clock.
+and a refused transition changes nothing. What a transition writes and stamps
+on its events is rendered into its statement from ``offload.lifecycle`` when
+the SQL file is loaded (``_effects``); a method hands in only the values the
+caller gave it and the event data ``offload.event_data`` built. Limits shared
+by workers are upserts on one row per key, which the statement locks and
+decides on. Every timestamp comes from the server's clock.
 
 Connection loss. Connections are pooled; a connection whose socket shows the
 server hung up is found before use, and the whole pool is then swept so the
@@ -32,6 +35,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from offload import event_data as ed
 from offload import lifecycle as lc
 from offload.backends.base import Backend, QueueCounts, pause_order
 from offload.backends.postgres import _rows, _sql
@@ -42,6 +46,7 @@ from offload.backends.postgres.migrate import migrate_connection
 from offload.errors import BackendError
 from offload.job import (
     Batch,
+    Cancellation,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -59,8 +64,6 @@ from offload.lifecycle import EventKind, State, Transition
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[Any]
 Rows = list[_rows.Row]
-
-_EXPIRED = ErrorInfo("LeaseExpired", "lease expired on the last attempt")
 
 
 class PostgresBackend(Backend):
@@ -145,11 +148,8 @@ class PostgresBackend(Backend):
     ) -> list[Job]:
         if limit <= 0 or not queues:
             return []
-        params = {
-            "queues": list(queues), "limit": limit, "worker": worker_id,
-            "lease_for": float(lease_for), "target": lc.START.target.value,
-            "events": _kinds(lc.START.events),
-        }  # fmt: skip
+        params = {"queues": list(queues), "limit": limit, "worker": worker_id,
+                  "lease_for": float(lease_for)}  # fmt: skip
         return [_rows.job(row) for row in await self._rows("job_lease", params)]
 
     async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
@@ -176,42 +176,40 @@ class PostgresBackend(Backend):
             "ids": [lease.job_id for _, lease, _ in valid],
             "tokens": [lease.token for _, lease, _ in valid],
             "results": [result for _, _, result in valid],
-        } | _moves(lc.SUCCEED)
+            "sources": _states(lc.SUCCEED.sources),
+        }
         applied = {valid[ord_ - 1][0] for (ord_,) in await self._rows("job_complete_many", params)}
         return [i in applied for i in range(len(items))]
 
     async def job_fail(self, lease: Lease, error: ErrorInfo, retry_in: float | None) -> Job | None:
         if retry_in is None:
-            return await self._finish(lc.FAIL, lease, error, with_attempt=True)
-        extra = {"error": Jsonb(error.to_dict()), "retry_in": float(retry_in),
-                 "data": Jsonb({"error": error.to_dict()}), "channel": self._channel}  # fmt: skip
-        return await self._leased("job_retry", lc.RETRY, lease, extra)
+            return await self._leased(lc.FAIL, lease, _failure(error))
+        extra = _failure(error) | {"delay": float(retry_in), "channel": self._channel}
+        return await self._leased(lc.RETRY, lease, extra)
 
     async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
-        return await self._finish(lc.REJECT, lease, error, with_attempt=False)
+        return await self._leased(lc.REJECT, lease, _failure(error))
 
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
         extra = {"checkpoint": checkpoint, "channel": self._channel}
-        return await self._leased("job_requeue", lc.REQUEUE, lease, extra)
+        return await self._leased(lc.REQUEUE, lease, extra)
 
-    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Cancellation | None:
+        """One statement whatever the job's state. Retried after a lost connection,
+        which changes nothing twice; but when the first try did cancel a waiting
+        job, the repeat finds it ended and answers ``ENDED``."""
         if not _rows.is_uuid(job_id):
             return None
-        by_id = {"id": job_id, "tenant": tenant}
-        cancelled = await self._one("job_cancel_waiting", by_id | _moves(lc.CANCEL_WAITING), True)
-        if cancelled is not None:
-            return cancelled
-        asked = {"sources": _states(lc.CANCEL_RUNNING.sources),
-                 "kind": EventKind.CANCEL_REQUESTED.value}  # fmt: skip
-        requested = await self._one("job_cancel_request", by_id | asked, True)
-        return requested or await self.job_get(job_id, tenant)
+        params = {"id": job_id, "tenant": tenant, "kind": EventKind.CANCEL_REQUESTED.value}
+        rows = await self._rows("job_cancel", params, retry=True)
+        return _rows.cancellation(rows[0]) if rows else None
 
     async def job_snooze(self, lease: Lease, delay: float, reason: str) -> Job | None:
         """Not retried, like every leased transition: a repeat after a lost reply
         would find the lease gone and report the job as lost."""
-        extra = {"delay": float(delay), "data": Jsonb({"delay": delay, "reason": reason}),
+        extra = {"delay": float(delay), "data": Jsonb(ed.snoozed(delay, reason)),
                  "channel": self._channel}  # fmt: skip
-        return await self._leased("job_snooze", lc.SNOOZE, lease, extra)
+        return await self._leased(lc.SNOOZE, lease, extra)
 
     async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
         ids = [job_id for job_id in job_ids if _rows.is_uuid(job_id)]
@@ -221,7 +219,7 @@ class PostgresBackend(Backend):
         return frozenset(job_id for (job_id,) in rows)
 
     async def job_cancel_confirm(self, lease: Lease) -> Job | None:
-        return await self._finish(lc.CANCEL_RUNNING, lease, None, with_attempt=False)
+        return await self._leased(lc.CANCEL_RUNNING, lease, {})
 
     async def job_save_progress(
         self, lease: Lease, checkpoint: bytes | None, progress: float | None, message: str | None
@@ -231,6 +229,7 @@ class PostgresBackend(Backend):
         params = {
             "id": lease.job_id, "token": lease.token, "checkpoint": checkpoint,
             "progress": progress, "message": message, "kind": EventKind.PROGRESS.value,
+            "data": None if progress is None else Jsonb(ed.progress(progress, message)),
         }  # fmt: skip
         return bool(await self._rows("job_save_progress", params))
 
@@ -239,20 +238,17 @@ class PostgresBackend(Backend):
         key, since two live jobs with one key is what unique keys rule out."""
         if not _rows.is_uuid(job_id):
             return None
-        params = {"id": job_id, "tenant": tenant, "channel": self._channel}
+        params = {"id": job_id, "tenant": tenant, "channel": self._channel,
+                  "sources": _states(lc.REDRIVE.sources)}  # fmt: skip
         try:
-            return await self._one("job_redrive", params | _moves(lc.REDRIVE), False)
+            return await self._one("job_redrive", params, False)
         except BackendError as exc:
             if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
                 return None
             raise
 
     async def job_recover_expired(self) -> list[Job]:
-        params = {
-            "dead_target": lc.EXPIRE_DEAD.target.value,
-            "dead_events": _kinds(lc.EXPIRE_DEAD.events),
-            "dead_error": Jsonb(_EXPIRED.to_dict()), "channel": self._channel,
-        } | _moves(lc.EXPIRE)  # fmt: skip
+        params = {"error": Jsonb(ed.LEASE_EXPIRED.to_dict()), "channel": self._channel}
         return [_rows.job(row) for row in await self._rows("job_recover_expired", params)]
 
     async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -439,23 +435,14 @@ class PostgresBackend(Backend):
 
     # transitions -------------------------------------------------------------------
 
-    async def _finish(
-        self, t: Transition, lease: Lease, error: ErrorInfo | None, *, with_attempt: bool
-    ) -> Job | None:
-        data = {} if error is None else {"error": error.to_dict()}
-        extra = {"error": _rows.error_json(error), "data": Jsonb(data),
-                 "with_attempt": with_attempt}  # fmt: skip
-        return await self._leased("job_finish", t, lease, extra)
-
-    async def _leased(
-        self, name: str, t: Transition, lease: Lease, extra: Mapping[str, Any]
-    ) -> Job | None:
-        """Apply a leased transition: refused unless the lease token is current."""
+    async def _leased(self, t: Transition, lease: Lease, extra: Mapping[str, Any]) -> Job | None:
+        """Apply leased transition ``t`` with statement ``job_<t.name>``, which the
+        lifecycle renders (``_effects``): refused unless the lease token is current."""
         assert t.leased, f"{t.name} is not fenced by a lease"
         if not _rows.is_uuid(lease.job_id):
             return None
-        params = {"id": lease.job_id, "token": lease.token, **extra} | _moves(t)
-        return await self._one(name, params, False)
+        params = {"id": lease.job_id, "token": lease.token, "sources": _states(t.sources)}
+        return await self._one(f"job_{t.name}", params | dict(extra), False)
 
     async def _one(self, name: str, params: Mapping[str, Any], retry: bool) -> Job | None:
         rows = await self._rows(name, params, retry=retry)
@@ -542,14 +529,11 @@ def _has_input(conn: Conn) -> bool:
     return bool(readable)
 
 
-def _kinds(events: Sequence[EventKind]) -> list[str]:
-    return [e.value for e in events]
-
-
 def _states(states: frozenset[State] | set[State]) -> list[str]:
     return sorted(s.value for s in states)
 
 
-def _moves(t: Transition) -> dict[str, Any]:
-    """The parameters every transition statement takes from its Transition."""
-    return {"target": t.target.value, "sources": _states(t.sources), "events": _kinds(t.events)}
+def _failure(error: ErrorInfo) -> dict[str, Any]:
+    """What RETRY, FAIL and REJECT are handed: the error to store, and the
+    event data ``offload.event_data`` builds from it."""
+    return {"error": Jsonb(error.to_dict()), "data": Jsonb(ed.failure(error))}

@@ -7,13 +7,15 @@ the business change that asked for it exists.
 
 Both spellings share one algorithm: insert the batch with ``ON CONFLICT DO
 NOTHING``, then fetch the jobs that made rows skip (a live job with the same
-unique key, or the same id sent again by a retried call). A conflicting job that
-ended in between frees its key, so the rows still unresolved are inserted again.
+unique key, or the same id sent again by a retried call), which are returned in
+place of the jobs asked for, marked ``duplicate``. A conflicting job that ended
+in between frees its key, so the rows still unresolved are inserted again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -29,13 +31,7 @@ to end between two statements, so more than a couple means something is wrong.""
 
 
 def insert_params(jobs: Sequence[NewJob], schema: str) -> dict[str, Any]:
-    return _rows.enqueue_params(jobs) | {
-        "now_target": lc.ENQUEUE.target.value,
-        "later_target": lc.ENQUEUE_LATER.target.value,
-        "now_events": [e.value for e in lc.ENQUEUE.events],
-        "later_events": [e.value for e in lc.ENQUEUE_LATER.events],
-        "channel": _sql.channel(schema),
-    }
+    return _rows.enqueue_params(jobs) | {"channel": _sql.channel(schema)}
 
 
 def conflict_params(jobs: Sequence[NewJob]) -> dict[str, Any]:
@@ -76,7 +72,9 @@ class _Resolver:
                 by_key[(job.tenant, job.unique_key)] = job
         for i in self.pending:
             new = self.jobs[i]
-            self.found[i] = by_id.get(new.id) or by_key.get((new.tenant, new.unique_key))
+            existing = by_id.get(new.id) or by_key.get((new.tenant, new.unique_key))
+            if existing is not None:
+                self.found[i] = replace(existing, duplicate=True)
         self._settle()
 
     def _settle(self) -> None:

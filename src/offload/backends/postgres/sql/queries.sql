@@ -6,16 +6,24 @@
 --                     order the backend reads them
 --   {schedule_columns}, {batch_columns}
 --                     the same for a schedule (alias `s`) and a batch (alias `b`)
---   {START_SOURCES}   the states START leaves, from offload.lifecycle
---   {EXPIRE_SOURCES}  the states EXPIRE leaves, from offload.lifecycle
 --   {RUNNING}         the running state
--- Source states of scans are rendered as literals so the planner can match them
--- with the partial indexes; point updates by id receive theirs as parameters
--- from the lifecycle Transition they apply (`sources`, `target`, `events`).
+--   {set:T}, {stamps:T alias}, {sources:T}, {target:T}, {events:T}
+--                     what lifecycle transition T writes to row `j`, the stamps
+--                     of its events read from row `alias`, the states it leaves
+--                     and the one it lands in, and the events it records (see
+--                     _effects.py for the forms)
+-- Source states of scans are rendered as literals ({sources:T}) so the planner
+-- can match them with the partial indexes; updates by id receive theirs as the
+-- `sources` parameter from the same Transition, since a literal there can lure
+-- the planner from the primary key to a partial index of every running job
+-- (dead rows included). What a transition writes is never spelled out here: the
+-- values it is handed (an error, a delay, a result, a checkpoint, the caller's
+-- part of the event data) are parameters, everything else comes from T.
 --
 -- A transition is one statement: a guarded UPDATE, the INSERT of its events in a
 -- data-modifying CTE, and where a job becomes leasable a pg_notify that the
--- final SELECT joins so that it runs (NOTIFY is delivered at commit).
+-- final SELECT joins so that it runs (NOTIFY is delivered at commit). A leased
+-- transition T is applied by the statement named `job_<T.name>`.
 
 -- name: now
 SELECT now();
@@ -44,24 +52,24 @@ WITH given AS (
         run_at, timeout, unique_key, batch_id, meta
     )
     SELECT g.id, g.task, g.queue, g.tenant,
-           CASE WHEN g.due > now() THEN %(later_target)s ELSE %(now_target)s END,
+           CASE WHEN g.due > now() THEN {target:ENQUEUE_LATER} ELSE {target:ENQUEUE} END,
            g.payload, g.priority, g.max_attempts, now(), g.due, g.timeout, g.unique_key,
            g.batch_id, COALESCE(g.meta, '{}'::jsonb)
     FROM given AS g
     ORDER BY g.ord
     ON CONFLICT DO NOTHING
-    RETURNING j.id, j.tenant, j.queue, j.state, j.created_at, j.run_at
+    RETURNING j.id, j.tenant, j.queue, j.state, j.created_at, j.run_at,
+              j.state <> {target:ENQUEUE} AS later
 ), recorded AS (
-    INSERT INTO {schema}.events (job_id, tenant, kind, at)
-    SELECT s.id, s.tenant, k.kind, now()
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT s.id, s.tenant, k.kind, now(), {stamps:ENQUEUE_LATER if s.later else ENQUEUE s}
     FROM stored AS s
     CROSS JOIN LATERAL unnest(
-        CASE WHEN s.state = %(now_target)s THEN %(now_events)s::text[]
-             ELSE %(later_events)s::text[] END
+        CASE WHEN s.later THEN {events:ENQUEUE_LATER} ELSE {events:ENQUEUE} END
     ) WITH ORDINALITY AS k(kind, n)
 ), woken AS (
     SELECT count(pg_notify(%(channel)s, q.queue)) AS n
-    FROM (SELECT DISTINCT s.queue FROM stored AS s WHERE s.state = %(now_target)s) AS q
+    FROM (SELECT DISTINCT s.queue FROM stored AS s WHERE NOT s.later) AS q
 )
 SELECT s.id::text, s.state, s.created_at, s.run_at FROM stored AS s, woken;
 
@@ -100,7 +108,7 @@ WITH picked AS (
         SELECT j.id
         FROM {schema}.jobs AS j
         WHERE NOT paused.whole
-          AND j.queue = q.name AND j.state IN ({START_SOURCES}) AND j.run_at <= now()
+          AND j.queue = q.name AND j.state IN ({sources:START}) AND j.run_at <= now()
           AND j.tenant <> ALL(paused.tenants)
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT %(limit)s
@@ -109,20 +117,14 @@ WITH picked AS (
     LIMIT %(limit)s
 ), started AS (
     UPDATE {schema}.jobs AS j
-    SET state = %(target)s,
-        attempts = j.attempts + 1,
-        worker_id = %(worker)s,
-        lease_token = replace(gen_random_uuid()::text, '-', ''),
-        lease_expires_at = now() + make_interval(secs => %(lease_for)s),
-        started_at = now()
+    SET {set:START}
     FROM picked AS p
     WHERE j.id = p.id
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
-    SELECT s.id::uuid, s.tenant, k.kind, now(),
-           jsonb_build_object('attempt', s.attempts, 'worker', s.worker_id)
-    FROM started AS s CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    SELECT s.id::uuid, s.tenant, k.kind, now(), {stamps:START s}
+    FROM started AS s CROSS JOIN LATERAL unnest({events:START}) WITH ORDINALITY AS k(kind, n)
 )
 SELECT * FROM started AS s
 ORDER BY array_position(%(queues)s::text[], s.queue), s.priority DESC, s.run_at, s.id;
@@ -141,53 +143,74 @@ WITH given AS (
         WITH ORDINALITY AS g(id, token, result, ord)
 ), done AS (
     UPDATE {schema}.jobs AS j
-    SET state = %(target)s, result = g.result, finished_at = now(),
-        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
-        cancel_requested = false
+    SET {set:SUCCEED result=g.result}
     FROM given AS g
     WHERE j.id = g.id AND j.lease_token = g.token AND j.state = ANY(%(sources)s::text[])
     RETURNING g.ord, j.id, j.tenant
 ), recorded AS (
-    INSERT INTO {schema}.events (job_id, tenant, kind, at)
-    SELECT d.id, d.tenant, k.kind, now()
-    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id, d.tenant, k.kind, now(), {stamps:SUCCEED d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:SUCCEED}) WITH ORDINALITY AS k(kind, n)
 )
 SELECT d.ord FROM done AS d;
 
--- name: job_finish
--- A leased transition that ends the job (FAIL, REJECT, CANCEL_RUNNING); a NULL
--- error keeps the one a previous attempt left.
+-- name: job_fail
+-- FAIL: out of attempts, the job dies with the error it raised.
 WITH done AS (
     UPDATE {schema}.jobs AS j
-    SET state = %(target)s, finished_at = now(), error = COALESCE(%(error)s::jsonb, j.error),
-        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
-        cancel_requested = false
+    SET {set:FAIL}
     WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
-    SELECT d.id::uuid, d.tenant, k.kind, now(),
-           CASE WHEN %(with_attempt)s THEN %(data)s::jsonb || jsonb_build_object('attempt', d.attempts)
-                ELSE %(data)s::jsonb END
-    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb || {stamps:FAIL d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:FAIL}) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+)
+SELECT * FROM done;
+
+-- name: job_reject
+-- REJECT: a job that cannot be run goes to the dead letter with the reason.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET {set:REJECT}
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb || {stamps:REJECT d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:REJECT}) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+)
+SELECT * FROM done;
+
+-- name: job_cancel_running
+-- CANCEL_RUNNING: the worker confirms the cancel request it was sent.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET {set:CANCEL_RUNNING}
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), {stamps:CANCEL_RUNNING d}
+    FROM done AS d
+    CROSS JOIN LATERAL unnest({events:CANCEL_RUNNING}) WITH ORDINALITY AS k(kind, n)
     ORDER BY k.n
 )
 SELECT * FROM done;
 
 -- name: job_retry
+-- RETRY: due again after `delay`; woken at once when that is already past.
 WITH done AS (
     UPDATE {schema}.jobs AS j
-    SET state = %(target)s, error = %(error)s::jsonb,
-        run_at = now() + make_interval(secs => %(retry_in)s),
-        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
-        cancel_requested = false
+    SET {set:RETRY}
     WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
-    SELECT d.id::uuid, d.tenant, k.kind, now(),
-           %(data)s::jsonb || jsonb_build_object('attempt', d.attempts, 'run_at', d.run_at)
-    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb || {stamps:RETRY d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:RETRY}) WITH ORDINALITY AS k(kind, n)
     ORDER BY k.n
 ), woken AS (
     SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d WHERE d.run_at <= now()
@@ -195,19 +218,16 @@ WITH done AS (
 SELECT done.* FROM done, woken;
 
 -- name: job_requeue
--- Shutdown hands the job back: the attempt it used is given back too.
+-- REQUEUE: shutdown hands the job back, and the attempt it used with it.
 WITH done AS (
     UPDATE {schema}.jobs AS j
-    SET state = %(target)s, attempts = GREATEST(j.attempts - 1, 0),
-        checkpoint = COALESCE(%(checkpoint)s::bytea, j.checkpoint), run_at = now(),
-        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
-        cancel_requested = false
+    SET {set:REQUEUE}
     WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
-    INSERT INTO {schema}.events (job_id, tenant, kind, at)
-    SELECT d.id::uuid, d.tenant, k.kind, now()
-    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), {stamps:REQUEUE d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:REQUEUE}) WITH ORDINALITY AS k(kind, n)
     ORDER BY k.n
 ), woken AS (
     SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d
@@ -215,55 +235,60 @@ WITH done AS (
 SELECT done.* FROM done, woken;
 
 -- name: job_snooze
--- A limit refused the start: the job waits again, due after `delay`, and gives
--- back the attempt it never used; woken at once like a retry when already due.
+-- SNOOZE: a limit refused the start, so the job waits again, due after `delay`,
+-- and gives back the attempt it never used; woken at once like a retry when due.
 WITH done AS (
     UPDATE {schema}.jobs AS j
-    SET state = %(target)s, attempts = GREATEST(j.attempts - 1, 0),
-        run_at = now() + make_interval(secs => %(delay)s),
-        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
-        cancel_requested = false
+    SET {set:SNOOZE}
     WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
     RETURNING {job_columns}
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
-    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb
-    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb || {stamps:SNOOZE d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:SNOOZE}) WITH ORDINALITY AS k(kind, n)
     ORDER BY k.n
 ), woken AS (
     SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d WHERE d.run_at <= now()
 )
 SELECT done.* FROM done, woken;
 
--- name: job_cancel_waiting
-WITH done AS (
-    UPDATE {schema}.jobs AS j
-    SET state = %(target)s, finished_at = now(), cancel_requested = false
+-- name: job_cancel
+-- One round trip whatever the job's state. `found` locks the job's latest
+-- version, so exactly one branch applies even while a worker leases or ends
+-- it: CANCEL_WAITING for a waiting job, a cancel request recorded once for a
+-- running one (its worker learns of it from its next heartbeat), or nothing
+-- for an ended one. The first column says which branch answered.
+WITH found AS (
+    SELECT {job_columns}
+    FROM {schema}.jobs AS j
     WHERE j.id = %(id)s AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
-      AND j.state = ANY(%(sources)s::text[])
+    FOR UPDATE OF j
+), cancelled AS (
+    UPDATE {schema}.jobs AS j
+    SET {set:CANCEL_WAITING}
+    FROM found AS f
+    WHERE j.id = f.id::uuid AND f.state IN ({sources:CANCEL_WAITING})
     RETURNING {job_columns}
-), recorded AS (
-    INSERT INTO {schema}.events (job_id, tenant, kind, at)
-    SELECT d.id::uuid, d.tenant, k.kind, now()
-    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
-    ORDER BY k.n
-)
-SELECT * FROM done;
-
--- name: job_cancel_request
--- A running job cannot be stopped from here: the request is recorded once and
--- its worker learns of it from its next heartbeat.
-WITH asked AS (
+), asked AS (
     UPDATE {schema}.jobs AS j
     SET cancel_requested = true
-    WHERE j.id = %(id)s AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
-      AND j.state = ANY(%(sources)s::text[]) AND NOT j.cancel_requested
+    FROM found AS f
+    WHERE j.id = f.id::uuid AND f.state IN ({sources:CANCEL_RUNNING}) AND NOT f.cancel_requested
     RETURNING {job_columns}
 ), recorded AS (
-    INSERT INTO {schema}.events (job_id, tenant, kind, at)
-    SELECT a.id::uuid, a.tenant, %(kind)s, now() FROM asked AS a
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT c.id::uuid, c.tenant, k.kind, now(), {stamps:CANCEL_WAITING c}
+    FROM cancelled AS c
+    CROSS JOIN LATERAL unnest({events:CANCEL_WAITING}) WITH ORDINALITY AS k(kind, n)
+    UNION ALL
+    SELECT a.id::uuid, a.tenant, %(kind)s, now(), '{}'::jsonb FROM asked AS a
 )
-SELECT * FROM asked;
+SELECT 'cancelled', c.* FROM cancelled AS c
+UNION ALL
+SELECT 'requested', a.* FROM asked AS a
+UNION ALL
+SELECT 'found', f.* FROM found AS f
+WHERE NOT EXISTS (SELECT FROM cancelled) AND NOT EXISTS (SELECT FROM asked);
 
 -- name: job_cancels
 -- Read only: the worker asks this often, so it writes nothing and takes no lock.
@@ -271,7 +296,9 @@ SELECT j.id::text
 FROM {schema}.jobs AS j
 WHERE j.id = ANY(%(ids)s::uuid[]) AND j.cancel_requested;
 
+
 -- name: job_save_progress
+-- The event (only for a progress report) carries the data the caller built.
 WITH saved AS (
     UPDATE {schema}.jobs AS j
     SET checkpoint = COALESCE(%(checkpoint)s::bytea, j.checkpoint),
@@ -282,8 +309,7 @@ WITH saved AS (
     RETURNING j.id, j.tenant
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
-    SELECT s.id, s.tenant, %(kind)s, now(),
-           jsonb_build_object('progress', %(progress)s::float8, 'message', %(message)s::text)
+    SELECT s.id, s.tenant, %(kind)s, now(), %(data)s::jsonb
     FROM saved AS s
     WHERE %(progress)s::float8 IS NOT NULL
 )
@@ -292,15 +318,14 @@ SELECT s.id::text FROM saved AS s;
 -- name: job_redrive
 WITH done AS (
     UPDATE {schema}.jobs AS j
-    SET state = %(target)s, attempts = 0, error = NULL, finished_at = NULL,
-        cancel_requested = false, run_at = now()
+    SET {set:REDRIVE}
     WHERE j.id = %(id)s AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
       AND j.state = ANY(%(sources)s::text[])
     RETURNING {job_columns}
 ), recorded AS (
-    INSERT INTO {schema}.events (job_id, tenant, kind, at)
-    SELECT d.id::uuid, d.tenant, k.kind, now()
-    FROM done AS d CROSS JOIN LATERAL unnest(%(events)s::text[]) WITH ORDINALITY AS k(kind, n)
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), {stamps:REDRIVE d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:REDRIVE}) WITH ORDINALITY AS k(kind, n)
     ORDER BY k.n
 ), woken AS (
     SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d
@@ -309,30 +334,26 @@ SELECT done.* FROM done, woken;
 
 -- name: job_recover_expired
 -- EXPIRE, or EXPIRE_DEAD for a job on its last attempt, in one statement; rows a
--- concurrent recoverer (or a late completion) holds are left to it.
+-- concurrent recoverer (or a late completion) holds are left to it. The worker
+-- whose lease ran out is read before the update takes it away, for the stamps.
 WITH expired AS (
     SELECT j.id, j.worker_id, j.attempts >= j.max_attempts AS last
     FROM {schema}.jobs AS j
-    WHERE j.state IN ({EXPIRE_SOURCES}) AND j.lease_expires_at <= now()
+    WHERE j.state IN ({sources:EXPIRE}) AND j.lease_expires_at <= now()
     FOR UPDATE OF j SKIP LOCKED
 ), moved AS (
     UPDATE {schema}.jobs AS j
-    SET state = CASE WHEN e.last THEN %(dead_target)s ELSE %(target)s END,
-        finished_at = CASE WHEN e.last THEN now() END,
-        error = CASE WHEN e.last THEN %(dead_error)s::jsonb ELSE j.error END,
-        run_at = CASE WHEN e.last THEN j.run_at ELSE now() END,
-        lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
-        cancel_requested = false
+    SET {set:EXPIRE_DEAD if e.last else EXPIRE}
     FROM expired AS e
     WHERE j.id = e.id
     RETURNING {job_columns}, e.worker_id AS prior_worker, e.last
 ), recorded AS (
     INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
     SELECT m.id::uuid, m.tenant, k.kind, now(),
-           jsonb_build_object('worker', m.prior_worker, 'attempt', m.attempts)
+           {stamps:EXPIRE_DEAD if m.last else EXPIRE m worker=m.prior_worker}
     FROM moved AS m
     CROSS JOIN LATERAL unnest(
-        CASE WHEN m.last THEN %(dead_events)s::text[] ELSE %(events)s::text[] END
+        CASE WHEN m.last THEN {events:EXPIRE_DEAD} ELSE {events:EXPIRE} END
     ) WITH ORDINALITY AS k(kind, n)
     ORDER BY m.id, k.n
 ), woken AS (
