@@ -146,8 +146,7 @@ async def test_two_schedulers_across_a_dst_change_fire_each_time_once(app: App) 
         s = await app.get_schedule_async(sid)
         s.next_run_at = CronRule(cron, "Europe/Berlin").next_after(start)
         await backend.schedule_upsert(s)
-    stop = asyncio.Event()
-    schedulers = [Scheduler(app, backend, 1, 60, stop) for _ in range(2)]
+    schedulers = [Scheduler(app, backend, 1) for _ in range(2)]
     now = start
     end = start + timedelta(hours=2, minutes=5)  # past both passes of 02:00-03:00
     while now < end:
@@ -327,8 +326,8 @@ async def test_retention_purges_succeeded_and_cancelled_but_keeps_the_dead(app: 
         return await backend.now() > finished
 
     await eventually(clock_past)
-    purge = Purge(backend, retention=0.001, every=60, stop=asyncio.Event())
-    assert await purge.once() == 2
+    purge = Purge(backend, retention=0.001, every=60)
+    assert await purge.purge() == 2
     assert (await app.get_job_async(doomed.id)).state is State.DEAD
     for gone in (ok, dropped):
         with pytest.raises(JobNotFoundError):
