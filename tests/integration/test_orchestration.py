@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -70,7 +69,7 @@ async def test_a_paused_tenant_waits_while_other_tenants_run(app: App) -> None:
     assert [(p.tenant, p.queue) for p in await app.pauses_async()] == []
 
 
-async def test_a_cancelled_running_async_job_stops_within_one_second(app: App) -> None:
+async def test_a_cancelled_running_async_job_is_stopped_by_the_cancel_check(app: App) -> None:
     started = asyncio.Event()
 
     @app.task
@@ -78,16 +77,15 @@ async def test_a_cancelled_running_async_job_stops_within_one_second(app: App) -
         started.set()
         await asyncio.Event().wait()
 
-    # Long lease: the heartbeat (a third of it) cannot be what notices the cancel.
+    # A 60 s lease puts the heartbeat 20 s apart and the cancel check 0.2 s apart:
+    # a job cancelled well inside the first heartbeat period was stopped by the
+    # check. The 5 s bound is that margin, not a latency target (bench/ has those).
     job = await forever.enqueue_async()
     async with running(app, lease_seconds=60):
         await asyncio.wait_for(started.wait(), 10)
-        asked = time.monotonic()
         await app.cancel_async(job.id)
         done = await wait_for_job(app, job.id, timeout=5)
-        took = time.monotonic() - asked
     assert done.state is State.CANCELLED
-    assert took < 1.0, f"cancel took {took:.2f}s"
 
 
 async def test_a_sync_job_sees_the_cancel_and_is_marked_cancelled(app: App) -> None:
