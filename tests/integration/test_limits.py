@@ -15,13 +15,16 @@ from .test_orchestration import running
 async def test_a_concurrency_limit_holds_across_two_workers(app: App) -> None:
     now_running = 0
     most = 0
+    # Jobs run in pairs: the limit's two slots must both be usable at once, and
+    # a third job let in beside a pair would show in ``most``.
+    pair = asyncio.Barrier(2)
 
     @app.task(concurrency_limit=2)
     async def limited(n: int) -> int:
         nonlocal now_running, most
         now_running += 1
         most = max(most, now_running)
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(pair.wait(), 10)
         now_running -= 1
         return n
 

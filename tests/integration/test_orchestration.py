@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -70,7 +69,7 @@ async def test_a_paused_tenant_waits_while_other_tenants_run(app: App) -> None:
     assert [(p.tenant, p.queue) for p in await app.pauses_async()] == []
 
 
-async def test_a_cancelled_running_async_job_stops_within_one_second(app: App) -> None:
+async def test_a_cancelled_running_async_job_is_stopped_by_the_cancel_check(app: App) -> None:
     started = asyncio.Event()
 
     @app.task
@@ -78,16 +77,15 @@ async def test_a_cancelled_running_async_job_stops_within_one_second(app: App) -
         started.set()
         await asyncio.Event().wait()
 
-    # Long lease: the heartbeat (a third of it) cannot be what notices the cancel.
+    # A 60 s lease puts the heartbeat 20 s apart and the cancel check 0.2 s apart:
+    # a job cancelled well inside the first heartbeat period was stopped by the
+    # check. The 5 s bound is that margin, not a latency target (bench/ has those).
     job = await forever.enqueue_async()
     async with running(app, lease_seconds=60):
         await asyncio.wait_for(started.wait(), 10)
-        asked = time.monotonic()
         await app.cancel_async(job.id)
         done = await wait_for_job(app, job.id, timeout=5)
-        took = time.monotonic() - asked
     assert done.state is State.CANCELLED
-    assert took < 1.0, f"cancel took {took:.2f}s"
 
 
 async def test_a_sync_job_sees_the_cancel_and_is_marked_cancelled(app: App) -> None:
@@ -146,8 +144,7 @@ async def test_two_schedulers_across_a_dst_change_fire_each_time_once(app: App) 
         s = await app.get_schedule_async(sid)
         s.next_run_at = CronRule(cron, "Europe/Berlin").next_after(start)
         await backend.schedule_upsert(s)
-    stop = asyncio.Event()
-    schedulers = [Scheduler(app, backend, 1, 60, stop) for _ in range(2)]
+    schedulers = [Scheduler(app, backend, 1) for _ in range(2)]
     now = start
     end = start + timedelta(hours=2, minutes=5)  # past both passes of 02:00-03:00
     while now < end:
@@ -327,8 +324,8 @@ async def test_retention_purges_succeeded_and_cancelled_but_keeps_the_dead(app: 
         return await backend.now() > finished
 
     await eventually(clock_past)
-    purge = Purge(backend, retention=0.001, every=60, stop=asyncio.Event())
-    assert await purge.once() == 2
+    purge = Purge(backend, retention=0.001, every=60)
+    assert await purge.purge() == 2
     assert (await app.get_job_async(doomed.id)).state is State.DEAD
     for gone in (ok, dropped):
         with pytest.raises(JobNotFoundError):

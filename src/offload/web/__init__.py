@@ -14,16 +14,19 @@ from collections.abc import AsyncIterator, Mapping
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from offload.app import App
 from offload.web import api, batches, control, schedules, stream
 from offload.web.auth import TokenAuth
 from offload.web.dashboard import routes as dashboard_routes
 from offload.web.encoding import dumps
-from offload.web.openapi import document
+from offload.web.openapi import Operation, body, document, route
 from offload.web.problems import EXCEPTION_HANDLERS
 from offload.web.stream import StreamSettings
+
+OPENAPI = Operation("This document", {"200": body("OpenAPI 3.1", {"type": "object"})},
+                    public=True)  # fmt: skip
 
 
 def create_app(
@@ -38,16 +41,16 @@ def create_app(
     """The web app for ``app``. ``tokens`` maps bearer tokens to a tenant, or to
     ``None``/``"*"`` for an admin; without tokens the API is open (local use)."""
     auth = TokenAuth(tokens)
-    spec = dumps(document(secured=auth.enabled))
 
     async def openapi(request: Request) -> Response:
         return Response(spec, media_type="application/json")
 
     routes: list[BaseRoute] = [*api.routes(), *batches.routes(), *schedules.routes(),
                                *control.routes(), *stream.routes()]  # fmt: skip
-    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    routes.append(route("/openapi.json", openapi, "GET", OPENAPI))
     if dashboard:
         routes.extend(dashboard_routes())
+    spec = dumps(document(routes, secured=auth.enabled))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

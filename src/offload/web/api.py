@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from offload.app import App
 from offload.errors import JobEndedError, JobNotFoundError, PayloadError, UnknownTaskError
@@ -28,8 +28,34 @@ from offload.web import inventory
 from offload.web import params as p
 from offload.web.context import backend, offload_app, principal, root
 from offload.web.encoding import dumps
+from offload.web.inventory import QUEUES, TASKS, TENANTS, WORKERS
+from offload.web.openapi import (
+    ANY,
+    BAD,
+    BODY_PROBLEMS,
+    INT,
+    MISSING,
+    NSTR,
+    PAGE_PARAMS,
+    Component,
+    Operation,
+    array,
+    body,
+    header,
+    obj,
+    problem,
+    route,
+)
 from offload.web.problems import Problem
-from offload.web.resources import event_json, job_detail, job_summary
+from offload.web.resources import (
+    EVENT,
+    JOB,
+    JOB_PAGE,
+    JOB_WITH_EVENTS,
+    event_json,
+    job_detail,
+    job_summary,
+)
 
 PREFIX = "/api/v1"
 
@@ -252,22 +278,105 @@ async def me(request: Request) -> Response:
     return JSON({"tenant": who.tenant, "admin": who.admin})
 
 
+# the document ----------------------------------------------------------------------
+
+EVENT_LIST = Component("EventList", obj({"events": array(EVENT)}))
+EVENT_FEED = Component("EventFeed", obj({"events": array(EVENT), "cursor": INT}))
+PURGE_RESULT = Component("PurgeResult", obj({"purged": INT}))
+ME = Component("Me", obj({"tenant": NSTR, "admin": {"type": "boolean"}}))
+ONE_JOB = {"200": body("The job", JOB), **MISSING}
+
+ENQUEUE = Operation(
+    "Enqueue a job (202, Location of its status)",
+    {
+        "202": body("Accepted", JOB, {"Location": header("Where to poll the job's status")}),
+        **BODY_PROBLEMS,
+        "422": problem("Unknown task, invalid arguments or options"),
+    },
+    request=p.EnqueueBody,
+)
+STATUS = Operation(
+    "Poll a job",
+    {
+        "204": {
+            "description": "Not ended yet; poll again after Retry-After seconds",
+            "headers": {"Retry-After": header("Seconds", INT)},
+        },
+        "303": {
+            "description": "Succeeded; see its output",
+            "headers": {"Location": header("The output")},
+        },
+        "409": problem("The job is dead or cancelled (state and error in the body)"),
+        **MISSING,
+    },
+    ["job_id"],
+)
+OUTPUT = Operation(
+    "The result of a succeeded job",
+    {
+        "200": body("The task's return value, as JSON", ANY),
+        "409": problem("The job has not succeeded"),
+        **MISSING,
+    },
+    ["job_id"],
+)
+CANCEL = Operation(
+    "Cancel a job",
+    {
+        **ONE_JOB,
+        "202": body("Running: its worker was asked to stop", JOB),
+        "409": problem("The job already succeeded or is dead"),
+    },
+    ["job_id"],
+)
+PURGE = Operation(
+    "Delete dead jobs (admin)",
+    {
+        "200": body("How many went", PURGE_RESULT),
+        **BODY_PROBLEMS,
+        "403": problem("Not an admin token"),
+        "422": problem("Invalid body"),
+    },
+    request=p.PurgeBody,
+    request_required=False,
+)
+WORKERS_OP = Operation(
+    "Workers: live ones from the registry (an admin sees idle ones too), and any "
+    "whose running jobs the caller may see",
+    {"200": body("Workers", WORKERS), **BAD},
+    ["tenant"],
+)
+
+
 def routes() -> list[BaseRoute]:
+    jobs, one = f"{PREFIX}/jobs", f"{PREFIX}/jobs/{{job_id}}"
     return [
-        Route(f"{PREFIX}/jobs", enqueue, methods=["POST"]),
-        Route(f"{PREFIX}/jobs", list_jobs, methods=["GET"]),
-        Route(f"{PREFIX}/jobs/{{job_id}}", get_job, methods=["GET"]),
-        Route(f"{PREFIX}/jobs/{{job_id}}/status", status, methods=["GET"]),
-        Route(f"{PREFIX}/jobs/{{job_id}}/output", output, methods=["GET"]),
-        Route(f"{PREFIX}/jobs/{{job_id}}/events", job_events, methods=["GET"]),
-        Route(f"{PREFIX}/jobs/{{job_id}}/cancel", cancel, methods=["POST"]),
-        Route(f"{PREFIX}/jobs/{{job_id}}/retry", retry, methods=["POST"]),
-        Route(f"{PREFIX}/events", event_feed, methods=["GET"]),
-        Route(f"{PREFIX}/queues", queues, methods=["GET"]),
-        Route(f"{PREFIX}/workers", workers, methods=["GET"]),
-        Route(f"{PREFIX}/tenants", tenants, methods=["GET"]),
-        Route(f"{PREFIX}/tasks", tasks, methods=["GET"]),
-        Route(f"{PREFIX}/dead", list_dead, methods=["GET"]),
-        Route(f"{PREFIX}/dead/purge", purge_dead, methods=["POST"]),
-        Route(f"{PREFIX}/me", me, methods=["GET"]),
-    ]
+        route(jobs, enqueue, "POST", ENQUEUE),
+        route(jobs, list_jobs, "GET", Operation("List jobs, newest first",
+              {"200": body("A page of jobs", JOB_PAGE), **BAD}, PAGE_PARAMS)),
+        route(one, get_job, "GET", Operation("A job with its events",
+              {"200": body("The job and its events", JOB_WITH_EVENTS), **MISSING}, ["job_id"])),
+        route(f"{one}/status", status, "GET", STATUS),
+        route(f"{one}/output", output, "GET", OUTPUT),
+        route(f"{one}/events", job_events, "GET", Operation("Events of a job, oldest first",
+              {"200": body("Events", EVENT_LIST), **BAD, **MISSING},
+              ["job_id", "after", "limit"])),
+        route(f"{one}/cancel", cancel, "POST", CANCEL),
+        route(f"{one}/retry", retry, "POST", Operation("Run a dead or cancelled job again",
+              {**ONE_JOB, "409": problem("The job is not dead or cancelled")}, ["job_id"])),
+        route(f"{PREFIX}/events", event_feed, "GET", Operation(
+              "Events of every visible job after a cursor",
+              {"200": body("Events", EVENT_FEED), **BAD}, ["after", "limit", "tenant"])),
+        route(f"{PREFIX}/queues", queues, "GET", Operation("Jobs per queue and state",
+              {"200": body("Queues", QUEUES), **BAD}, ["tenant"])),
+        route(f"{PREFIX}/workers", workers, "GET", WORKERS_OP),
+        route(f"{PREFIX}/tenants", tenants, "GET",
+              Operation("Tenants that own jobs", {"200": body("Tenants", TENANTS)})),
+        route(f"{PREFIX}/tasks", tasks, "GET",
+              Operation("Registered tasks", {"200": body("Tasks", TASKS)})),
+        route(f"{PREFIX}/dead", list_dead, "GET", Operation("The dead letter, newest first",
+              {"200": body("Dead jobs", JOB_PAGE), **BAD}, PAGE_PARAMS[1:])),
+        route(f"{PREFIX}/dead/purge", purge_dead, "POST", PURGE),
+        route(f"{PREFIX}/me", me, "GET", Operation(
+              "Who the token is: its tenant, or an admin", {"200": body("", ME)})),
+    ]  # fmt: skip

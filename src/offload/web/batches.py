@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from offload.app import App
 from offload.errors import BatchFinishedError, NotFoundError
@@ -21,8 +21,24 @@ from offload.task import Options
 from offload.web import params as p
 from offload.web.api import JSON, PREFIX, build_job
 from offload.web.context import offload_app, principal, root
+from offload.web.openapi import (
+    BAD,
+    BATCH_MISSING,
+    BODY_PROBLEMS,
+    NSTR,
+    Component,
+    Operation,
+    Schema,
+    array,
+    body,
+    header,
+    obj,
+    param,
+    problem,
+    route,
+)
 from offload.web.problems import Problem
-from offload.web.resources import batch_json, job_summary
+from offload.web.resources import BATCH, JOB_PAGE, JOB_SUMMARY, batch_json, job_summary
 
 
 def _missing(batch_id: str) -> Problem:
@@ -127,12 +143,62 @@ async def cancel(request: Request) -> Response:
     return JSON(batch_json(batch, root(request)), code)
 
 
+# the document ----------------------------------------------------------------------
+
+BATCH_PAGE = Component("BatchPage", obj({"batches": array(BATCH), "next_before": NSTR}))
+APPENDED = Component("BatchAppended", obj({"batch": BATCH, "jobs": array(JOB_SUMMARY)}))
+INVALID_JOBS = {"422": problem("Unknown task, invalid arguments or options (named)")}
+ONE_BATCH = {"200": body("The batch", BATCH), **BATCH_MISSING}
+LIST_PARAMS: list[str | Schema] = [
+    "tenant",
+    param(
+        "unfinished",
+        {"type": "string", "enum": ["true", "false", "1", "0"]},
+        "Only batches whose continuations have not fired yet",
+    ),
+    param("before", {"type": "string"}, "Page: batches older than this id (a UUID)"),
+    "limit",
+]
+
+CREATE = Operation(
+    "Create a batch of jobs, with jobs to run once they have all ended",
+    {
+        "201": body("Created", BATCH, {"Location": header("The batch")}),
+        **BODY_PROBLEMS,
+        **INVALID_JOBS,
+    },
+    request=p.BatchBody,
+)
+APPEND = Operation(
+    "Add jobs to a batch that has not finished",
+    {
+        "201": body("The jobs added and the batch", APPENDED),
+        **BODY_PROBLEMS,
+        **BATCH_MISSING,
+        "409": problem("The batch has finished"),
+        **INVALID_JOBS,
+    },
+    ["batch_id"],
+    request=p.AppendBody,
+)
+CANCEL = Operation(
+    "Cancel every job of the batch that has not ended",
+    {**ONE_BATCH, "202": body("Some were running; their workers were asked to stop", BATCH)},
+    ["batch_id"],
+)
+
+
 def routes() -> list[BaseRoute]:
+    batches, one = f"{PREFIX}/batches", f"{PREFIX}/batches/{{batch_id}}"
     return [
-        Route(f"{PREFIX}/batches", create, methods=["POST"]),
-        Route(f"{PREFIX}/batches", list_batches, methods=["GET"]),
-        Route(f"{PREFIX}/batches/{{batch_id}}", get_batch, methods=["GET"]),
-        Route(f"{PREFIX}/batches/{{batch_id}}/jobs", batch_jobs, methods=["GET"]),
-        Route(f"{PREFIX}/batches/{{batch_id}}/jobs", append, methods=["POST"]),
-        Route(f"{PREFIX}/batches/{{batch_id}}/cancel", cancel, methods=["POST"]),
-    ]
+        route(batches, create, "POST", CREATE),
+        route(batches, list_batches, "GET", Operation("List batches, newest first",
+              {"200": body("A page of batches", BATCH_PAGE), **BAD}, LIST_PARAMS)),
+        route(one, get_batch, "GET",
+              Operation("A batch with its counts and progress", ONE_BATCH, ["batch_id"])),
+        route(f"{one}/jobs", batch_jobs, "GET", Operation("The batch's jobs, newest first",
+              {"200": body("A page of jobs", JOB_PAGE), **BAD, **BATCH_MISSING},
+              ["batch_id", "state", "before", "limit"])),
+        route(f"{one}/jobs", append, "POST", APPEND),
+        route(f"{one}/cancel", cancel, "POST", CANCEL),
+    ]  # fmt: skip

@@ -14,14 +14,25 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from offload.web import params as p
 from offload.web.api import JSON, PREFIX
 from offload.web.auth import Principal
 from offload.web.context import offload_app, principal
+from offload.web.openapi import (
+    BAD,
+    BODY_PROBLEMS,
+    Component,
+    Operation,
+    array,
+    body,
+    obj,
+    problem,
+    route,
+)
 from offload.web.problems import Problem
-from offload.web.resources import pause_json
+from offload.web.resources import PAUSE, pause_json
 
 
 async def _scope(request: Request) -> tuple[str | None, str | None]:
@@ -71,9 +82,33 @@ async def resume(request: Request) -> Response:
     return Response(status_code=204)
 
 
+# the document ----------------------------------------------------------------------
+
+PAUSES = Component("Pauses", obj({"pauses": array(PAUSE)}))
+NOT_YOURS = {"403": problem("Not a scope of the token's own tenant")}
+INVALID = {"422": problem("Invalid scope")}
+PAUSE_OP = Operation(
+    "Stop leasing in a scope ({} is everything); idempotent",
+    {"200": body("The pause", PAUSE), **BODY_PROBLEMS, **NOT_YOURS, **INVALID},
+    request=p.PauseBody,
+)
+RESUME = Operation(
+    "Lift the pause of exactly this scope",
+    {
+        "204": {"description": "Resumed"},
+        **BODY_PROBLEMS,
+        **NOT_YOURS,
+        "409": problem("The scope is not paused"),
+        **INVALID,
+    },
+    request=p.PauseBody,
+)
+
+
 def routes() -> list[BaseRoute]:
     return [
-        Route(f"{PREFIX}/pauses", pauses, methods=["GET"]),
-        Route(f"{PREFIX}/pause", pause, methods=["POST"]),
-        Route(f"{PREFIX}/resume", resume, methods=["POST"]),
-    ]
+        route(f"{PREFIX}/pauses", pauses, "GET", Operation("Pauses holding back the caller's "
+              "jobs", {"200": body("Pauses", PAUSES), **BAD}, ["tenant"])),
+        route(f"{PREFIX}/pause", pause, "POST", PAUSE_OP),
+        route(f"{PREFIX}/resume", resume, "POST", RESUME),
+    ]  # fmt: skip

@@ -17,6 +17,7 @@ from offload.backends.base import QueueCounts
 from offload.job import Job, JobQuery, WorkerInfo
 from offload.lifecycle import State
 from offload.task import CommandPayload, SignaturePayload, Task
+from offload.web.openapi import BOOL, COUNTS, INT, STR, TIME, Component, array, obj
 
 SCAN_CAP = 10_000
 PAGE = 500
@@ -110,3 +111,37 @@ def _args_schema(task: Task[Any]) -> dict[str, Any] | None:
     except Exception:
         return None
     return None
+
+
+# schemas ---------------------------------------------------------------------------
+
+QUEUES = Component("Queues", obj({"queues": array(obj({"name": STR, "counts": COUNTS,
+                                                        "total": INT}))}))  # fmt: skip
+WORKER_ROW = obj(
+    {
+        "id": STR,
+        "running": INT,
+        "queues": array(STR),
+        "jobs": array(STR),
+        "alive": BOOL,
+        "hostname": {"type": ["string", "null"]},
+        "pid": {"type": ["integer", "null"]},
+        "concurrency": {"type": ["integer", "null"]},
+        "started_at": TIME,
+        "last_seen_at": TIME,
+    }
+)
+WORKERS = Component("Workers", obj({"complete": BOOL, "workers": array(WORKER_ROW)}))
+TENANT_ROW = obj({"name": STR, "jobs": INT, "counts": COUNTS})
+TENANTS = Component("Tenants", obj({"complete": BOOL, "tenants": array(TENANT_ROW)}))
+TASK_ROW = obj(
+    {
+        "name": STR,
+        "queue": STR,
+        "priority": INT,
+        "max_attempts": INT,
+        "timeout": {"type": ["number", "null"]},
+        "args_schema": {"type": ["object", "null"]},
+    }
+)
+TASKS = Component("Tasks", obj({"tasks": array(TASK_ROW)}))

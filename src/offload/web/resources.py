@@ -1,5 +1,6 @@
 """The JSON shapes of jobs, events, batches, schedules and pauses, written once
-for the API and the stream.
+for the API and the stream, with their schemas for the OpenAPI document at the
+end, beside the functions whose output they describe.
 
 Payloads, results and checkpoints are decoded with the app's serializer; a value
 that cannot be decoded is shown as ``null`` with a note instead of failing the
@@ -15,7 +16,21 @@ from urllib.parse import quote
 
 from offload.batch import decode_then
 from offload.job import Batch, Event, Job, Pause, Schedule
-from offload.lifecycle import State
+from offload.lifecycle import EventKind, State
+from offload.web.openapi import (
+    ANY,
+    BOOL,
+    COUNTS,
+    INT,
+    NSTR,
+    NUM_OR_NULL,
+    STATES,
+    STR,
+    TIME,
+    Component,
+    array,
+    obj,
+)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -165,3 +180,103 @@ def schedule_json(
 
 def pause_json(pause: Pause) -> dict[str, Any]:
     return {"tenant": pause.tenant, "queue": pause.queue, "at": iso(pause.at)}
+
+
+# schemas ---------------------------------------------------------------------------
+
+SNAPSHOT = {
+    "id": STR,
+    "task": STR,
+    "queue": STR,
+    "tenant": STR,
+    "state": STATES,
+    "attempts": INT,
+    "progress": NUM_OR_NULL,
+    "progress_message": NSTR,
+    "cancel_requested": BOOL,
+    "batch_id": NSTR,
+    "created_at": TIME,
+    "started_at": TIME,
+    "finished_at": TIME,
+}
+ERROR = {"oneOf": [{"type": "null"}, obj({"type": STR, "message": STR, "traceback": NSTR})]}
+SUMMARY = SNAPSHOT | {
+    "priority": INT,
+    "max_attempts": INT,
+    "timeout": NUM_OR_NULL,
+    "run_at": TIME,
+    "unique_key": NSTR,
+    "worker_id": NSTR,
+    "error": ERROR,
+    "links": obj({k: STR for k in ("self", "status", "output", "events", "stream")}),
+}
+DETAIL = SUMMARY | {
+    "args": ANY,
+    "result": ANY,
+    "checkpoint": ANY,
+    "decode_errors": {"type": "object", "additionalProperties": STR},
+}
+JOB_SNAPSHOT = Component("JobSnapshot", obj(SNAPSHOT))
+JOB_SUMMARY = Component("JobSummary", obj(SUMMARY))
+JOB = Component("Job", obj(DETAIL))
+EVENT = Component(
+    "Event",
+    obj(
+        {
+            "id": INT,
+            "job_id": STR,
+            "tenant": STR,
+            "kind": {"type": "string", "enum": [k.value for k in EventKind]},
+            "at": {"type": "string", "format": "date-time"},
+            "data": {"type": "object"},
+        }
+    ),
+)
+JOB_WITH_EVENTS = Component("JobWithEvents", obj(DETAIL | {"events": array(EVENT)}))
+JOB_PAGE = Component("JobPage", obj({"jobs": array(JOB_SUMMARY), "next_before": NSTR}))
+BATCH = Component(
+    "Batch",
+    obj(
+        {
+            "id": STR,
+            "tenant": STR,
+            "name": NSTR,
+            "created_at": {"type": "string", "format": "date-time"},
+            "finished_at": TIME,
+            "total": INT,
+            "ended": INT,
+            "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "done": BOOL,
+            "counts": COUNTS,
+            "then": array(obj({"task": STR, "queue": STR})),
+            "continuation_ids": array(STR),
+            "links": obj({k: STR for k in ("self", "jobs", "cancel", "stream")}),
+        }
+    ),
+)
+SCHEDULE = Component(
+    "Schedule",
+    obj(
+        {
+            "id": STR,
+            "tenant": STR,
+            "task": STR,
+            "cron": STR,
+            "timezone": STR,
+            "args": ANY,
+            "queue": STR,
+            "priority": INT,
+            "max_attempts": INT,
+            "timeout": NUM_OR_NULL,
+            "unique": BOOL,
+            "next_run_at": TIME,
+            "upcoming": array({"type": "string", "format": "date-time"}),
+            "last_run_at": TIME,
+            "last_job_id": NSTR,
+            "created_at": TIME,
+            "updated_at": TIME,
+            "links": obj({"self": STR, "last_job": NSTR}),
+        }
+    ),
+)
+PAUSE = Component("Pause", obj({"tenant": NSTR, "queue": NSTR, "at": TIME}))

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from offload.errors import NotFoundError
 from offload.job import DEFAULT_TENANT, Schedule
@@ -28,8 +28,21 @@ from offload.task import Options
 from offload.web import params as p
 from offload.web.api import JSON, PREFIX, build_job
 from offload.web.context import backend, offload_app, principal, root
+from offload.web.openapi import (
+    BAD,
+    STR,
+    Component,
+    Operation,
+    array,
+    body,
+    header,
+    obj,
+    param,
+    problem,
+    route,
+)
 from offload.web.problems import Problem
-from offload.web.resources import schedule_json
+from offload.web.resources import SCHEDULE, schedule_json
 
 
 def _tenant(request: Request) -> str:
@@ -109,10 +122,45 @@ async def delete_schedule(request: Request) -> Response:
     return Response(status_code=204)
 
 
+# the document ----------------------------------------------------------------------
+
+SCHEDULES = Component("Schedules", obj({"schedules": array(SCHEDULE)}))
+MISSING = {"404": problem("No such schedule in that tenant, or the id is malformed")}
+NEXT = param("next", {"type": "integer", "minimum": 1, "maximum": 50},
+             "How many next firings to list (default 5)")  # fmt: skip
+ONE_PARAMS = [
+    param("schedule_id", STR, "The schedule's id, unique within its tenant", "path"),
+    param(
+        "tenant",
+        STR,
+        "The schedule's tenant (admins; default `default`; a tenant token always uses its own)",
+    ),
+]
+
+PUT = Operation(
+    "Create or replace a schedule",
+    {
+        "200": body("Replaced", SCHEDULE),
+        "201": body("Created", SCHEDULE, {"Location": header("It")}),
+        "400": problem("The body is not JSON, or the id or a parameter is not valid"),
+        "404": problem("The path does not name a schedule"),
+        "413": problem("The body is too large"),
+        "422": problem("Bad cron rule, time zone, task or arguments (named)"),
+    },
+    [*ONE_PARAMS, NEXT],
+    request=p.ScheduleBody,
+)
+
+
 def routes() -> list[BaseRoute]:
+    schedules, one = f"{PREFIX}/schedules", f"{PREFIX}/schedules/{{schedule_id}}"
     return [
-        Route(f"{PREFIX}/schedules", list_schedules, methods=["GET"]),
-        Route(f"{PREFIX}/schedules/{{schedule_id}}", get_schedule, methods=["GET"]),
-        Route(f"{PREFIX}/schedules/{{schedule_id}}", put_schedule, methods=["PUT"]),
-        Route(f"{PREFIX}/schedules/{{schedule_id}}", delete_schedule, methods=["DELETE"]),
-    ]
+        route(schedules, list_schedules, "GET", Operation("Schedules with their next firings",
+              {"200": body("Schedules", SCHEDULES), **BAD}, ["tenant", NEXT])),
+        route(one, get_schedule, "GET", Operation("A schedule",
+              {"200": body("The schedule", SCHEDULE), **BAD, **MISSING}, [*ONE_PARAMS, NEXT])),
+        route(one, put_schedule, "PUT", PUT),
+        route(one, delete_schedule, "DELETE", Operation(
+              "Delete a schedule (the jobs it enqueued stay)",
+              {"204": {"description": "Deleted"}, **BAD, **MISSING}, ONE_PARAMS)),
+    ]  # fmt: skip

@@ -29,13 +29,14 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from offload.backends.base import Backend
 from offload.job import Event, Job
 from offload.web import params as p
 from offload.web.context import backend, principal, root
 from offload.web.encoding import dumps
+from offload.web.openapi import BAD, BATCH_MISSING, MISSING, SSE, Operation, route
 from offload.web.problems import Problem
 from offload.web.resources import batch_json, event_json, snapshot
 
@@ -200,7 +201,14 @@ class StreamSettings:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/api/v1/stream", stream_all, methods=["GET"]),
-        Route("/api/v1/jobs/{job_id}/stream", stream_job, methods=["GET"]),
-        Route("/api/v1/batches/{batch_id}/stream", stream_batch, methods=["GET"]),
-    ]
+        route("/api/v1/stream", stream_all, "GET", Operation(
+              "Live events of every visible job (SSE)",
+              {"200": SSE, **BAD}, ["tenant", "after", "token"])),
+        route("/api/v1/jobs/{job_id}/stream", stream_job, "GET", Operation(
+              "Live events of one job (SSE)",
+              {"200": SSE, **BAD, **MISSING}, ["job_id", "after", "token"])),
+        route("/api/v1/batches/{batch_id}/stream", stream_batch, "GET", Operation(
+              "Live counts of one batch (SSE: `ready` {cursor, batch}, then `batch` "
+              "{event, job, batch})",
+              {"200": SSE, **BAD, **BATCH_MISSING}, ["batch_id", "after", "token"])),
+    ]  # fmt: skip

@@ -1,5 +1,6 @@
 """The asyncio worker; see ``worker.py`` for how its parts fit."""
 
-from offload.worker.worker import ServiceDied, Worker
+from offload.worker.supervisor import ServiceDied
+from offload.worker.worker import Worker
 
 __all__ = ["ServiceDied", "Worker"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -35,6 +36,10 @@ T = TypeVar("T")
 
 
 class Recorder:
+    # A service of the worker, woken by each success it queues; no timer.
+    name = "recorder"
+    interval = math.inf
+
     def __init__(
         self,
         backend: Backend,
@@ -49,7 +54,7 @@ class Recorder:
         self.lease_seconds = lease_seconds
         self.max_batch = max_batch
         self._pending: list[tuple[Lease, bytes | None]] = []
-        self._wake = asyncio.Event()
+        self.woken = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         # One batch write at a time: a flush at shutdown must wait for the one the
@@ -70,7 +75,7 @@ class Recorder:
                 self._batch_of[job.id] = job.batch_id
             self._pending.append((lease, outcome.result))
             self._idle.clear()
-            self._wake.set()
+            self.woken.set()
             return
         try:
             await self._retrying(lambda: self._apply(lease, outcome))
@@ -96,12 +101,9 @@ class Recorder:
                 return await b.job_snooze(lease, delay, reason)
         raise TypeError(f"unknown outcome {outcome!r}")
 
-    async def run(self) -> None:
-        """The group-commit loop; a supervised service of the worker."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self.flush()
+    async def once(self) -> None:
+        """One group commit: everything queued since the last one."""
+        await self.flush()
 
     async def flush(self) -> None:
         async with self._writing:

@@ -2,8 +2,9 @@
 
 It is three parts and a few side loops. The fetcher leases into free slots, the
 executor turns each job into an ``Outcome`` without touching storage, the recorder
-applies outcomes through the lifecycle; heartbeat, lease recovery and the
-group-commit loop run as supervised services. Shutdown is two-phase: stop leasing
+applies outcomes through the lifecycle; the recorder's group-commit loop and the
+side loops (heartbeat, lease recovery, cancel checks, cron firing, batch settling,
+purge, registry) are services run by one ``Supervisor``. Shutdown is two-phase: stop leasing
 and let running jobs finish within the grace period, then cancel what is left,
 which hands each job back to the queue with its checkpoint, attempt not counted.
 """
@@ -16,11 +17,10 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from offload.app import App
 from offload.backends.base import Backend
@@ -41,17 +41,18 @@ from offload.worker.executor import CANCEL, LEASE_LOST, SHUTDOWN, JobExecutor
 from offload.worker.fetcher import Fetcher
 from offload.worker.limits import LimitGate
 from offload.worker.recorder import Recorder
+from offload.worker.services import Service
+from offload.worker.services.batches import BatchSettler
 from offload.worker.services.cancels import CancelWatch
 from offload.worker.services.heartbeat import Heartbeat
 from offload.worker.services.purge import Purge
 from offload.worker.services.recover import Recover
 from offload.worker.services.registry import Registry
 from offload.worker.services.scheduler import Scheduler
+from offload.worker.supervisor import ServiceDied as ServiceDied  # its old home
+from offload.worker.supervisor import Supervisor
 
 log = logging.getLogger("offload.worker")
-
-# How long shutdown waits for the side loops after telling them to stop.
-SERVICE_STOP_TIMEOUT = 5.0
 
 
 @dataclass(slots=True)
@@ -60,10 +61,6 @@ class Running:
     ctx: JobContext
     task: asyncio.Task[None]
     sync: bool
-
-
-class ServiceDied(RuntimeError):
-    """A side loop of the worker failed; the worker stopped because of it."""
 
 
 class Worker:
@@ -97,7 +94,6 @@ class Worker:
         self.processed = 0
         self._stop_requested = asyncio.Event()
         self._forced = asyncio.Event()
-        self._services_stop = asyncio.Event()
         self._threads = ThreadPoolExecutor(
             s.thread_pool_size or self.concurrency, thread_name_prefix="offload-job"
         )
@@ -130,11 +126,8 @@ class Worker:
         backend = await self.app.backend()
         self._loop = asyncio.get_running_loop()
         settings = self.app.settings
-        self._services_stop.clear()
-        self.scheduler = Scheduler(
-            self.app, backend, settings.scheduler_interval, settings.batch_sweep_interval,
-            self._services_stop,
-        )  # fmt: skip
+        self.scheduler = Scheduler(self.app, backend, settings.scheduler_interval)
+        self.settler = BatchSettler(self.app, backend, settings.batch_sweep_interval)
         self._written_batches: set[str] = set()
         self.recorder = Recorder(
             backend, self.lease_seconds, on_batch_job_written=self._batch_job_written
@@ -147,25 +140,24 @@ class Worker:
             lease_seconds=self.lease_seconds, poll_interval=self.poll_interval,
             dispatch=self._start, busy=lambda: len(self.running),
         )  # fmt: skip
-        services = self._start_services(backend)
+        self.supervisor = Supervisor(self._services(backend), self._service_died)
+        self.supervisor.start()
         self._install_signals()
         log.info("worker %s: queues %s, concurrency %d", self.id, self.queues, self.concurrency)
         try:
-            await self._fetch_until_stopped(backend, services)
+            await self._fetch_until_stopped(backend)
             await self._shutdown()
         finally:
-            await self._stop_services(services)
-            await self._leave_registry(backend)
+            await self.supervisor.stop()
             self._remove_signals()
             self._threads.shutdown(wait=False, cancel_futures=True)
-        self._raise_if_a_service_died(services)
+        self.supervisor.raise_if_died()
 
-    async def _fetch_until_stopped(
-        self, backend: Backend, services: list[asyncio.Task[Any]]
-    ) -> None:
+    async def _fetch_until_stopped(self, backend: Backend) -> None:
         fetcher = self.fetcher
+        supervisor = self.supervisor
         while not self._stop_requested.is_set():
-            if any(s.done() for s in services):
+            if supervisor.broken:
                 break
             if len(self.running) >= self.concurrency:
                 await fetcher.wait_for_slot()
@@ -221,55 +213,29 @@ class Worker:
     def _batch_job_written(self, batch_id: str) -> None:
         if self.burst:  # only a burst run looks at them again (in _drained)
             self._written_batches.add(batch_id)
-        self.scheduler.touch(batch_id)
+        self.settler.touch(batch_id)
 
-    def _start_services(self, backend: Backend) -> list[asyncio.Task[Any]]:
-        stop = self._services_stop
+    def _services(self, backend: Backend) -> list[Service]:
+        settings = self.app.settings
         heartbeat = Heartbeat(
             backend, self._live_leases, self._on_heartbeat, self.heartbeat_every,
-            self.lease_seconds, stop, renew=self.gate.renew,
+            self.lease_seconds, renew=self.gate.renew,
         )  # fmt: skip
-        settings = self.app.settings
-        recover = Recover(backend, settings.recover_interval, stop)
         cancels = CancelWatch(
             backend, lambda: list(self.running), self._on_heartbeat,
-            settings.cancel_check_interval, stop,
+            settings.cancel_check_interval,
         )  # fmt: skip
-        purge = Purge(backend, settings.retention_seconds, settings.purge_interval, stop)
-        registry = Registry(backend, self.info, min(self.heartbeat_every, 2.0), stop)
-        loops: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
-            ("recorder", self.recorder.run),
-            ("heartbeat", heartbeat.run),
-            ("recover", recover.run),
-            ("cancels", cancels.run),
-            ("purge", purge.run),
-            ("registry", registry.run),
+        services: list[Service] = [
+            self.recorder,
+            heartbeat,
+            Recover(backend, settings.recover_interval),
+            cancels,
+            Purge(backend, settings.retention_seconds, settings.purge_interval),
+            Registry(backend, self.info, min(self.heartbeat_every, 2.0)),
         ]
         if settings.scheduler:
-            loops.append(("scheduler", self.scheduler.run))
-        tasks: list[asyncio.Task[Any]] = []
-        for name, loop in loops:
-            task = asyncio.create_task(loop(), name=f"offload-{name}")
-            task.add_done_callback(self._service_done)
-            tasks.append(task)
-        return tasks
-
-    async def _leave_registry(self, backend: Backend) -> None:
-        try:
-            await asyncio.wait_for(backend.worker_remove(self.id), SERVICE_STOP_TIMEOUT)
-        except Exception as exc:  # the entry runs out by itself
-            log.warning("could not leave the worker registry: %s", exc)
-
-    async def _stop_services(self, services: list[asyncio.Task[Any]]) -> None:
-        # Signal first, cancel second, and never wait unbounded: a loop stuck in a
-        # client call that ate its cancellation must not keep the worker from exiting.
-        self._services_stop.set()
-        for service in services:
-            service.cancel()
-        _, stuck = await asyncio.wait(services, timeout=SERVICE_STOP_TIMEOUT)
-        for service in stuck:
-            log.warning("service %s did not stop within %ss; leaving it",
-                        service.get_name(), SERVICE_STOP_TIMEOUT)  # fmt: skip
+            services += [self.scheduler, self.settler]
+        return services
 
     def info(self) -> WorkerInfo:
         """How this worker describes itself in the registry."""
@@ -279,18 +245,8 @@ class Worker:
             job_ids=list(self.running), meta={"processed": self.processed, "burst": self.burst},
         )  # fmt: skip
 
-    def _service_done(self, task: asyncio.Task[Any]) -> None:
-        if task.cancelled() or self._services_stop.is_set():
-            return
-        exc = task.exception()
-        log.critical("service %s died: %r; stopping the worker", task.get_name(), exc)
+    def _service_died(self, name: str, error: BaseException) -> None:
         self.stop()
-        self.fetcher.stopping.set()
-
-    def _raise_if_a_service_died(self, services: list[asyncio.Task[Any]]) -> None:
-        for service in services:
-            if service.done() and not service.cancelled() and service.exception() is not None:
-                raise ServiceDied(f"{service.get_name()} died") from service.exception()
 
     # one job ------------------------------------------------------------------------
 

@@ -8,18 +8,20 @@ so the dashboard sees exactly what the API lets that token see.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from offload.lifecycle import State
 from offload.web.auth import auth_of
 from offload.web.context import root
+from offload.web.openapi import BATCH_MISSING, HTML, MISSING, Operation, route
 from offload.web.problems import Problem
 
 HERE = Path(__file__).parent
@@ -78,16 +80,23 @@ async def widget_demo(request: Request) -> Response:
     return _render(request, "widget_demo", "Widget demo")
 
 
+def _page(name: str, one: str | None = None, missing: Mapping[str, Any] = {}) -> Operation:
+    """Pages need no token: each calls the API, which checks the caller's.
+    ``one`` names the path parameter of a page about one record."""
+    return Operation(f"Dashboard: {name}", {"200": HTML, **missing}, [one] if one else [],
+                     public=True, tags=["dashboard"])  # fmt: skip
+
+
 def routes() -> list[BaseRoute]:
     return [
-        Route("/", overview, methods=["GET"]),
-        Route("/jobs", jobs, methods=["GET"]),
-        Route("/jobs/{job_id}", job, methods=["GET"]),
-        Route("/dead", dead, methods=["GET"]),
-        Route("/batches", batches, methods=["GET"]),
-        Route("/batches/{batch_id}", batch, methods=["GET"]),
-        Route("/schedules", schedules, methods=["GET"]),
-        Route("/queues", queues, methods=["GET"]),
-        Route("/widget-demo", widget_demo, methods=["GET"]),
+        route("/", overview, "GET", _page("Overview")),
+        route("/jobs", jobs, "GET", _page("Jobs")),
+        route("/jobs/{job_id}", job, "GET", _page("a job", "job_id", MISSING)),
+        route("/dead", dead, "GET", _page("Dead letter")),
+        route("/batches", batches, "GET", _page("Batches")),
+        route("/batches/{batch_id}", batch, "GET", _page("a batch", "batch_id", BATCH_MISSING)),
+        route("/schedules", schedules, "GET", _page("Schedules")),
+        route("/queues", queues, "GET", _page("Queues, pause and resume")),
+        route("/widget-demo", widget_demo, "GET", _page("The end-user widget")),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -1,19 +1,43 @@
-"""Side loops of a worker, one per file; each is supervised by the worker, so a
-loop that dies stops the worker loudly instead of leaving it half-alive.
+"""Side loops of a worker, one per file, all of one shape.
 
-Each loop also watches a stop event rather than relying on cancellation alone:
-a client library that swallows ``CancelledError`` mid-call (seen with network
-clients during reconnects) would otherwise keep a loop alive after shutdown.
+A service is a name, an interval and one round of work (``once``); the worker's
+``Supervisor`` owns the loop around it: the timing, waking it early, backing off
+after a failure, and stopping the worker loudly if a service keeps failing. Each
+service therefore holds only what it does, never how it is scheduled or
+how its errors are survived.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from typing import Protocol, runtime_checkable
 
 
-async def pause(stop: asyncio.Event, seconds: float) -> bool:
-    """Wait ``seconds`` or until ``stop`` is set; True when the loop should end."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
+class Service(Protocol):
+    """One side loop: ``once`` runs every ``interval`` seconds, first at start."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def interval(self) -> float: ...
+
+    async def once(self) -> None: ...
+
+
+@runtime_checkable
+class Wakeable(Protocol):
+    """A service that has work to do before its interval is up sets ``woken``;
+    the supervisor then runs it at once instead of at the next tick."""
+
+    woken: asyncio.Event
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A service with something to undo when the worker stops (leave a registry)."""
+
+    async def close(self) -> None: ...
+
+
+__all__ = ["Closable", "Service", "Wakeable"]

@@ -4,13 +4,11 @@ until someone retries or purges it: those jobs still need a human."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
 from offload.backends.base import Backend
 from offload.lifecycle import State
-from offload.worker.services import pause
 
 log = logging.getLogger("offload.worker")
 
@@ -18,25 +16,20 @@ PURGED_STATES = (State.SUCCEEDED, State.CANCELLED)
 
 
 class Purge:
-    def __init__(
-        self, backend: Backend, retention: float, every: float, stop: asyncio.Event
-    ) -> None:
+    name = "purge"
+
+    def __init__(self, backend: Backend, retention: float, every: float) -> None:
         self.backend = backend
         self.retention = timedelta(seconds=retention)
-        self.every = every
-        self.stop = stop
+        self.interval = every
 
-    async def run(self) -> None:
-        while not await pause(self.stop, self.every):
-            await self.once()
+    async def once(self) -> None:
+        await self.purge()
 
-    async def once(self) -> int:
-        try:
-            cutoff = await self.backend.now() - self.retention
-            gone = await self.backend.job_purge(cutoff, PURGED_STATES)
-        except Exception as exc:
-            log.warning("purge failed: %s", exc)
-            return 0
+    async def purge(self) -> int:
+        """One pass; returns how many jobs went."""
+        cutoff = await self.backend.now() - self.retention
+        gone = await self.backend.job_purge(cutoff, PURGED_STATES)
         if gone:
             log.info("purged %d job(s) finished before %s", gone, cutoff.isoformat())
         return gone

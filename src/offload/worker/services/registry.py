@@ -1,44 +1,32 @@
 """Tells the backend this worker is alive and what it runs, so dashboards and
-``offload workers`` can list live workers; an entry not renewed runs out."""
+``offload workers`` can list live workers; an entry not renewed runs out, and a
+worker that stops cleanly removes its own at once."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
 from offload.backends.base import Backend
 from offload.job import WorkerInfo
-from offload.worker.services import pause
 
 log = logging.getLogger("offload.worker")
 
 
 class Registry:
-    def __init__(
-        self,
-        backend: Backend,
-        info: Callable[[], WorkerInfo],
-        every: float,
-        stop: asyncio.Event,
-    ) -> None:
+    name = "registry"
+
+    def __init__(self, backend: Backend, info: Callable[[], WorkerInfo], every: float) -> None:
         self.backend = backend
         self.info = info
-        self.every = every
-        self.stop = stop
+        self.interval = every
 
     @property
     def ttl(self) -> float:
-        return self.every * 3
+        return self.interval * 3
 
-    async def run(self) -> None:
-        while True:
-            await self.beat()
-            if await pause(self.stop, self.every):
-                return
+    async def once(self) -> None:
+        await self.backend.worker_beat(self.info(), self.ttl)
 
-    async def beat(self) -> None:
-        try:
-            await self.backend.worker_beat(self.info(), self.ttl)
-        except Exception as exc:
-            log.warning("worker registry beat failed: %s", exc)
+    async def close(self) -> None:
+        await self.backend.worker_remove(self.info().id)
