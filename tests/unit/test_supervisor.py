@@ -11,6 +11,7 @@ import math
 import pytest
 
 from offload import App
+from offload.errors import BackendError
 from offload.worker import Worker
 from offload.worker import worker as worker_module
 from offload.worker.supervisor import ServiceDied, Supervisor
@@ -24,9 +25,15 @@ class Counting:
 
     name = "counting"
 
-    def __init__(self, interval: float = math.inf, failures: int = 0) -> None:
+    def __init__(
+        self,
+        interval: float = math.inf,
+        failures: int = 0,
+        error: type[Exception] = ConnectionError,
+    ) -> None:
         self.interval = interval
         self.failures = failures
+        self.error = error
         self.rounds = 0
         self.closed = False
         self.woken = asyncio.Event()
@@ -37,7 +44,7 @@ class Counting:
             self.rounds += 1
             self._round.notify_all()
         if self.rounds <= self.failures:
-            raise ConnectionError(f"round {self.rounds}: server restarting")
+            raise self.error(f"round {self.rounds}: server restarting")
 
     async def close(self) -> None:
         self.closed = True
@@ -100,6 +107,20 @@ async def test_a_service_failing_past_its_budget_is_reported_dead() -> None:
     assert supervisor.broken
     with pytest.raises(ServiceDied, match="counting failed for"):
         supervisor.raise_if_died()
+
+
+async def test_a_storage_outage_is_waited_out_however_long_it_lasts() -> None:
+    # Far more failing rounds than the give-up budget allows for other errors:
+    # the backend coming back is what the worker waits for.
+    service = Counting(interval=math.inf, failures=40, error=BackendError)
+    supervisor = Supervisor(
+        [service], never_dies, give_up_after=0.0, backoff_first=0.001, backoff_cap=0.001
+    )
+    supervisor.start()
+    await service.reached(41)
+    await supervisor.stop()
+    assert not supervisor.broken
+    supervisor.raise_if_died()
 
 
 async def test_stop_closes_each_service_and_ends_its_loop() -> None:

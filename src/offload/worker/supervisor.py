@@ -3,11 +3,13 @@ when one of them cannot recover.
 
 One loop shape for every service keeps timing and failure handling in one place:
 ``once`` runs at start and then every ``interval`` seconds (sooner when the
-service is woken). An exception from ``once`` is taken as transient (a server
-restarting, a connection dropped): it is logged and the round is retried after a
-short, doubling delay. A service that has not had one good round for
-``give_up_after`` seconds is dead; by then every lease this worker holds has
-expired (two default lease periods), so carrying on would only hide the fault.
+service is woken). An exception from ``once`` is logged and the round is retried
+after a short, doubling delay. A ``BackendError`` (a server restarting, a
+connection dropped) is retried for as long as it lasts: the storage coming back
+is what the worker waits for, as it did before services shared one loop. Any
+other exception is a fault in offload or its set-up; a service that has not had
+one good round for ``give_up_after`` seconds of those is dead, since carrying on
+would only hide the fault.
 The worker's fetch loop sees the death, stops, and ``Worker.run`` raises
 ``ServiceDied``.
 
@@ -24,6 +26,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 
+from offload.errors import BackendError
 from offload.worker.services import Closable, Service, Wakeable
 
 log = logging.getLogger("offload.worker")
@@ -114,7 +117,8 @@ class Supervisor:
                 if failures == 0:
                     failing_since = loop.time()
                 failures += 1
-                self._check_alive(service, exc, loop.time() - failing_since)
+                if not isinstance(exc, BackendError):
+                    self._check_alive(service, exc, loop.time() - failing_since)
                 delay = min(self.backoff_first * 2 ** (failures - 1), self.backoff_cap)
                 log.warning("%s failed: %r; retrying in %.1fs", service.name, exc, delay)
                 await self._wait(self.stopping, delay)
