@@ -94,8 +94,8 @@ def _plan(n: int, start: int) -> list[tuple[Task[Any], list[Any]]]:
     for i in range(start, start + n):
         kind = pattern[i % len(pattern)]
         items[kind].append(_item(kind, i))
-    tasks = {"fast": fast, "resize": resize_image, "slow": slow, "flaky": flaky,
-             "always_fails": always_fails}  # fmt: skip
+    tasks: dict[str, Task[Any]] = {"fast": fast, "resize": resize_image, "slow": slow,
+                                   "flaky": flaky, "always_fails": always_fails}  # fmt: skip
     return [(tasks[kind], batch) for kind, batch in sorted(items.items()) if batch]
 
 
