@@ -34,7 +34,7 @@ def fast(n: int) -> int:
 
 
 @app.task(name="demo.slow", queue="low", timeout=60)
-async def slow(seconds: float, ctx: JobContext) -> str:
+async def slow(ctx: JobContext, seconds: float) -> str:
     steps = 5
     for step in range(1, steps + 1):
         await asyncio.sleep(seconds / steps)
@@ -75,7 +75,7 @@ async def thumbnail(index: int) -> str:
 
 
 @app.task(name="demo.batch_report")
-def batch_report(label: str, ctx: JobContext) -> dict[str, Any]:
+def batch_report(ctx: JobContext, label: str) -> dict[str, Any]:
     """A batch continuation: runs once, after every thumbnail has ended."""
     return {"label": label, **(ctx.batch or {})}
 
@@ -94,8 +94,8 @@ def _plan(n: int, start: int) -> list[tuple[Task[Any], list[Any]]]:
     for i in range(start, start + n):
         kind = pattern[i % len(pattern)]
         items[kind].append(_item(kind, i))
-    tasks = {"fast": fast, "resize": resize_image, "slow": slow, "flaky": flaky,
-             "always_fails": always_fails}  # fmt: skip
+    tasks: dict[str, Task[Any]] = {"fast": fast, "resize": resize_image, "slow": slow,
+                                   "flaky": flaky, "always_fails": always_fails}  # fmt: skip
     return [(tasks[kind], batch) for kind, batch in sorted(items.items()) if batch]
 
 

@@ -9,7 +9,7 @@ app = App("sqlite:///quickstart.db")
 
 
 @app.task(name="send_welcome", max_attempts=5)
-async def send_welcome(email: str, ctx: JobContext) -> str:
+async def send_welcome(ctx: JobContext, email: str) -> str:
     await ctx.progress_async(0.5, "rendering")
     return f"welcome mail sent to {email} (attempt {ctx.attempt})"
 

@@ -2,36 +2,62 @@
 
 from offload.app import App
 from offload.errors import (
+    BackendError,
     BatchFinishedError,
     ConfigurationError,
+    DuplicateTaskError,
+    InvalidCronError,
+    InvalidTimezoneError,
+    JobEndedError,
     JobNotFoundError,
     NotFoundError,
     OffloadError,
     PayloadError,
     PayloadTooLargeError,
+    ScheduleError,
     SerializationError,
+    TaskError,
     TaskFailure,
+    TransitionError,
     UnknownTaskError,
+    UsageError,
 )
-from offload.job import Batch, ErrorInfo, Event, Job, JobContext, NewJob, Pause, Schedule
+from offload.job import (
+    Batch,
+    ErrorInfo,
+    Event,
+    Job,
+    JobContext,
+    JobQuery,
+    NewJob,
+    Pause,
+    Schedule,
+)
 from offload.lifecycle import EventKind, State
 from offload.middleware import Middleware
 from offload.retry import RetryPolicy
 from offload.serializer import JsonSerializer, Serializer
 from offload.settings import Settings
-from offload.task import Task
+from offload.task import BoundTask, Task
 
 __all__ = [
     "App",
+    "BackendError",
     "Batch",
     "BatchFinishedError",
+    "BoundTask",
     "ConfigurationError",
+    "DuplicateTaskError",
     "ErrorInfo",
     "Event",
     "EventKind",
+    "InvalidCronError",
+    "InvalidTimezoneError",
     "Job",
     "JobContext",
+    "JobEndedError",
     "JobNotFoundError",
+    "JobQuery",
     "JsonSerializer",
     "Middleware",
     "NewJob",
@@ -42,11 +68,15 @@ __all__ = [
     "PayloadTooLargeError",
     "RetryPolicy",
     "Schedule",
+    "ScheduleError",
     "SerializationError",
     "Serializer",
     "Settings",
     "State",
     "Task",
+    "TaskError",
     "TaskFailure",
+    "TransitionError",
     "UnknownTaskError",
+    "UsageError",
 ]

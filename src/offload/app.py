@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, overload
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from typing_extensions import Unpack
 
 from offload._sync import run_sync
 from offload.backends import Backend, create_backend
+from offload.decorators import HandlerDecorator, TaskDecorator, TaskSettings
 from offload.errors import (
     BatchFinishedError,
     DuplicateTaskError,
@@ -22,6 +25,7 @@ from offload.errors import (
     JobNotFoundError,
     NotFoundError,
     UnknownTaskError,
+    UsageError,
 )
 from offload.ids import new_id
 from offload.job import (
@@ -37,13 +41,11 @@ from offload.job import (
     Schedule,
     WorkerInfo,
 )
-from offload.limits import RateSpec
 from offload.middleware import Middleware, MiddlewareChain
 from offload.serializer import JSON, Serializer
 from offload.settings import Settings, load_settings
-from offload.task import CommandPayload, Options, RetrySpec, SignaturePayload, Task
+from offload.task import CommandPayload, EnqueueOptions, Options, Task
 
-F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
 
 
@@ -75,37 +77,19 @@ class App:
 
     # registry -------------------------------------------------------------------
 
-    @overload
-    def task(self, fn: F, /) -> Task[Any]: ...
-
-    @overload
-    def task(
-        self, fn: None = None, /, *, name: str | None = None, queue: str = "default",
-        max_attempts: int = 3, timeout: float | None = None, priority: int = 0,
-        retry: RetrySpec = None, concurrency_limit: int | None = None,
-        rate_limit: RateSpec = None, limit_key: str | None = None, error: Any = None,
-    ) -> Callable[[F], Task[Any]]: ...  # fmt: skip
-
-    def task(self, fn: Any = None, /, **options: Any) -> Any:
-        """Register a sync or async function as a task."""
-
-        def register(func: Callable[..., Any]) -> Task[Any]:
-            name = options.pop("name", None) or f"{func.__module__}.{func.__qualname__}"
-            return self._register(Task(self, func, name, SignaturePayload(func, name), **options))
-
-        return register(fn) if fn is not None else register
+    @property
+    def task(self) -> TaskDecorator:
+        """Register a sync or async function as a task: ``@app.task`` or
+        ``@app.task(queue="high", max_attempts=5, ...)``. The task is typed by the
+        function; put ``ctx: JobContext`` first for checked enqueue arguments
+        (``offload.decorators`` says why)."""
+        return TaskDecorator(self, None, {})
 
     def handler(
-        self, command_type: type[C], *, name: str | None = None, **options: Any
-    ) -> Callable[[F], Task[Any]]:
+        self, command_type: type[C], /, *, name: str | None = None, **settings: Unpack[TaskSettings]
+    ) -> HandlerDecorator[C]:
         """Register the handler of a command class (pydantic model or dataclass)."""
-
-        def register(func: F) -> Task[Any]:
-            task_name = name or f"{command_type.__module__}.{command_type.__qualname__}"
-            task: Task[Any] = Task(self, func, task_name, CommandPayload(command_type), **options)
-            return self._register(task)
-
-        return register
+        return HandlerDecorator(self, command_type, name, settings)
 
     def _register(self, task: Task[Any]) -> Task[Any]:
         existing = self.tasks.get(task.name)
@@ -120,7 +104,7 @@ class App:
         except KeyError:
             raise UnknownTaskError(f"no task is registered as {name!r}") from None
 
-    def _command_task(self, command: Any) -> Task[Any]:
+    def _command_task(self, command: object) -> Task[Any]:
         for task in self.tasks.values():
             payload = task.payload
             if isinstance(payload, CommandPayload) and type(command) is payload.command_type:
@@ -148,11 +132,15 @@ class App:
         if backend is not None:
             await backend.close()
 
+    def close(self) -> None:
+        """Close the backend instance that sync calls use."""
+        run_sync(self.close_async())
+
     def use_backend(self, url: str) -> None:
         """Point the app at another backend (``--backend`` on the CLI); only
         before it has been used, since open instances would keep the old one."""
         if self._backends:
-            raise RuntimeError("use_backend() must be called before the app is used")
+            raise UsageError("use_backend() must be called before the app is used")
         self.backend_url = url
         self._prototype = create_backend(url)
 
@@ -170,13 +158,16 @@ class App:
                 await self.middleware.after_enqueue(job)
         return stored
 
-    async def dispatch_async(self, command: Any, **options: Any) -> Job:
+    def enqueue_new(self, jobs: Sequence[NewJob]) -> list[Job]:
+        return run_sync(self.enqueue_new_async(jobs))
+
+    async def dispatch_async(self, command: object, **options: Unpack[EnqueueOptions]) -> Job:
         """Enqueue a command object for its registered handler."""
         task = self._command_task(command)
         new = task.new_job((command,), {}, Options(**options))
         return (await self.enqueue_new_async([new]))[0]
 
-    def dispatch(self, command: Any, **options: Any) -> Job:
+    def dispatch(self, command: object, **options: Unpack[EnqueueOptions]) -> Job:
         return run_sync(self.dispatch_async(command, **options))
 
     async def get_job_async(self, job_id: str, tenant: str | None = None) -> Job:
@@ -195,8 +186,14 @@ class App:
             job.serializer = self.serializer
         return jobs
 
+    def list_jobs(self, query: JobQuery) -> list[Job]:
+        return run_sync(self.list_jobs_async(query))
+
     async def events_async(self, job_id: str, after: int = 0) -> list[Event]:
         return await (await self.backend()).event_list(job_id, after)
+
+    def events(self, job_id: str, after: int = 0) -> list[Event]:
+        return run_sync(self.events_async(job_id, after))
 
     async def cancel_async(self, job_id: str, tenant: str | None = None) -> Job:
         """Cancel a waiting job now, or ask the worker running it to stop it (the
@@ -247,6 +244,9 @@ class App:
     async def pauses_async(self, tenant: str | None = None) -> list[Pause]:
         return await (await self.backend()).control_pauses(tenant)
 
+    def pauses(self, tenant: str | None = None) -> list[Pause]:
+        return run_sync(self.pauses_async(tenant))
+
     # schedules ----------------------------------------------------------------------
 
     async def schedule_async(
@@ -288,9 +288,39 @@ class App:
         return await backend.schedule_upsert(schedule)
 
     def schedule(
-        self, schedule_id: str, task: Task[Any] | str, cron: str, **options: Any
+        self,
+        schedule_id: str,
+        task: Task[Any] | str,
+        cron: str,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        timezone: str = "UTC",
+        unique: bool = False,
+        tenant: str = DEFAULT_TENANT,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        from_json: bool = False,
     ) -> Schedule:
-        return run_sync(self.schedule_async(schedule_id, task, cron, **options))
+        return run_sync(
+            self.schedule_async(
+                schedule_id,
+                task,
+                cron,
+                args=args,
+                kwargs=kwargs,
+                timezone=timezone,
+                unique=unique,
+                tenant=tenant,
+                queue=queue,
+                priority=priority,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                from_json=from_json,
+            )
+        )
 
     async def get_schedule_async(self, schedule_id: str, tenant: str = DEFAULT_TENANT) -> Schedule:
         found = await (await self.backend()).schedule_get(schedule_id, tenant)
@@ -298,8 +328,14 @@ class App:
             raise NotFoundError(f"no schedule {schedule_id!r} in tenant {tenant!r}")
         return found
 
+    def get_schedule(self, schedule_id: str, tenant: str = DEFAULT_TENANT) -> Schedule:
+        return run_sync(self.get_schedule_async(schedule_id, tenant))
+
     async def schedules_async(self, tenant: str | None = None) -> list[Schedule]:
         return await (await self.backend()).schedule_list(tenant)
+
+    def schedules(self, tenant: str | None = None) -> list[Schedule]:
+        return run_sync(self.schedules_async(tenant))
 
     async def unschedule_async(self, schedule_id: str, tenant: str = DEFAULT_TENANT) -> bool:
         """Delete the schedule; jobs it already enqueued stay."""
@@ -334,8 +370,18 @@ class App:
             await batches.settle(self, backend, stored.id, empty_ok=True)
         return await self.get_batch_async(stored.id)
 
-    def batch(self, jobs: Sequence[NewJob], **options: Any) -> Batch:
-        return run_sync(self.batch_async(jobs, **options))
+    def batch(
+        self,
+        jobs: Sequence[NewJob],
+        *,
+        then: Sequence[NewJob] = (),
+        tenant: str = DEFAULT_TENANT,
+        name: str | None = None,
+        batch_id: str | None = None,
+    ) -> Batch:
+        return run_sync(
+            self.batch_async(jobs, then=then, tenant=tenant, name=name, batch_id=batch_id)
+        )
 
     async def batch_append_async(
         self, batch_id: str, jobs: Sequence[NewJob], tenant: str | None = None
@@ -347,6 +393,11 @@ class App:
         if found.finished_at is not None:
             raise BatchFinishedError(f"batch {batch_id!r} has finished; it takes no more jobs")
         return await self.enqueue_new_async(batches.with_batch(jobs, found.id, found.tenant))
+
+    def batch_append(
+        self, batch_id: str, jobs: Sequence[NewJob], tenant: str | None = None
+    ) -> list[Job]:
+        return run_sync(self.batch_append_async(batch_id, jobs, tenant))
 
     async def get_batch_async(self, batch_id: str, tenant: str | None = None) -> Batch:
         found = await (await self.backend()).batch_get(batch_id, tenant)
@@ -367,6 +418,18 @@ class App:
     ) -> list[Batch]:
         return await (await self.backend()).batch_list(
             tenant, unfinished=unfinished, before_id=before_id, limit=limit
+        )
+
+    def batches(
+        self,
+        tenant: str | None = None,
+        *,
+        unfinished: bool = False,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[Batch]:
+        return run_sync(
+            self.batches_async(tenant, unfinished=unfinished, before_id=before_id, limit=limit)
         )
 
     async def cancel_batch_async(self, batch_id: str, tenant: str | None = None) -> Batch:
@@ -390,12 +453,18 @@ class App:
         await self.settle_batch_async(found.id)
         return await self.get_batch_async(found.id)
 
+    def cancel_batch(self, batch_id: str, tenant: str | None = None) -> Batch:
+        return run_sync(self.cancel_batch_async(batch_id, tenant))
+
     async def settle_batch_async(self, batch_id: str) -> list[Job]:
         """Fire the batch's continuations if it has just ended; safe to call from
         any number of processes at once (workers do it for you)."""
         from offload import batch as batches
 
         return await batches.settle(self, await self.backend(), batch_id)
+
+    def settle_batch(self, batch_id: str) -> list[Job]:
+        return run_sync(self.settle_batch_async(batch_id))
 
     # runtime --------------------------------------------------------------------------
 

@@ -4,6 +4,10 @@ Callers catch the narrowest class that lets them act; the tree::
 
     OffloadError
     ├── ConfigurationError        bad URL, missing extra, bad settings
+    ├── UsageError                a call made where it cannot work (also a RuntimeError)
+    ├── ScheduleError             a schedule that can never fire (also a ValueError)
+    │   ├── InvalidCronError      a cron rule that does not parse or never fires
+    │   └── InvalidTimezoneError  a zone the IANA database does not know
     ├── TaskError
     │   ├── UnknownTaskError      a name nobody registered
     │   └── DuplicateTaskError    two tasks claim one name
@@ -12,7 +16,8 @@ Callers catch the narrowest class that lets them act; the tree::
     ├── SerializationError        bytes that cannot be decoded
     ├── NotFoundError             no batch or schedule with that id (in that tenant)
     │   └── JobNotFoundError      no job with that id (in that tenant)
-    ├── TransitionError           a state change the lifecycle does not allow
+    ├── TransitionError           a state change the lifecycle does not allow, or
+    │   │                         a lease asked of a job that holds none
     │   ├── JobEndedError         cancelling a job that had already ended
     │   └── BatchFinishedError    appending to a batch whose continuations ran
     └── BackendError              storage could not do what was asked
@@ -35,6 +40,26 @@ class OffloadError(Exception):
 
 class ConfigurationError(OffloadError):
     """The app or a backend was set up in a way that cannot work."""
+
+
+class UsageError(OffloadError, RuntimeError):
+    """A call made where it cannot work: a sync call on the loop it would wait
+    for, ``JobContext.save`` outside a worker, ``use_backend`` after first use.
+    Also a ``RuntimeError``, which these calls raised before, so old handlers
+    keep catching it."""
+
+
+class ScheduleError(OffloadError, ValueError):
+    """A schedule that can never fire. Also a ``ValueError``, which the cron
+    errors were before, so old handlers keep catching them."""
+
+
+class InvalidCronError(ScheduleError):
+    """A rule that does not parse, or that never fires."""
+
+
+class InvalidTimezoneError(ScheduleError):
+    """A zone name the IANA database does not know."""
 
 
 class TaskError(OffloadError):

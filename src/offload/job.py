@@ -16,6 +16,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from offload._sync import run_or_schedule
+from offload.errors import TransitionError, UsageError
 from offload.lifecycle import EventKind, State
 
 if TYPE_CHECKING:
@@ -114,7 +116,7 @@ class Job:
     @property
     def lease(self) -> Lease:
         if self.lease_token is None:
-            raise ValueError(f"job {self.id} is not leased")
+            raise TransitionError(f"job {self.id} is not leased")
         return Lease(self.id, self.lease_token)
 
     @property
@@ -416,22 +418,7 @@ class JobContext:
         self._call(self.progress_async(fraction, message))
 
     def _call(self, coro: Coroutine[Any, Any, None]) -> None:
-        # On the worker's own loop (an async task calling the sync spelling) we
-        # cannot block, so the write is scheduled; from a worker thread we wait
-        # for it, so a checkpoint is durable before the task goes on.
-        loop = self._loop
-        if loop is None:
+        if self._loop is None:
             coro.close()
-            raise RuntimeError("JobContext.save/progress needs a running worker")
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            _pending.add(task := loop.create_task(coro))
-            task.add_done_callback(_pending.discard)
-        else:
-            asyncio.run_coroutine_threadsafe(coro, loop).result()
-
-
-_pending: set[asyncio.Task[None]] = set()
+            raise UsageError("JobContext.save/progress needs a running worker")
+        run_or_schedule(self._loop, coro)

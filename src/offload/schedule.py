@@ -22,15 +22,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from offload.errors import ConfigurationError
+
+# Defined with the rest of the tree; still importable from here, where they began.
+from offload.errors import InvalidCronError as InvalidCronError
+from offload.errors import InvalidTimezoneError as InvalidTimezoneError
 from offload.job import Schedule
-
-
-class InvalidCronError(ValueError):
-    """A rule that does not parse, or that never fires."""
-
-
-class InvalidTimezoneError(ValueError):
-    """A zone name the IANA database does not know."""
 
 
 def _croniter() -> Any:

@@ -14,10 +14,11 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_type_hints
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, get_args, get_type_hints
 
 import pydantic
 import pydantic_core
+from typing_extensions import ParamSpec, Unpack
 from uuid_utils import uuid7
 
 from offload._sync import run_sync
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     from offload.app import App
 
 R = TypeVar("R")
+# The arguments a caller passes at enqueue (the job context excluded). It
+# defaults to "any arguments", so ``Task[Any]`` and ``Task[str]`` stay valid
+# spellings for a task whose arguments are not tracked.
+P = ParamSpec("P", default=...)
 
 RetrySpec = RetryPolicy | Sequence[float] | DelayFunction | None
 
@@ -58,6 +63,21 @@ class Options:
     tenant: str = DEFAULT_TENANT
     unique_key: str | None = None
     batch_id: str | None = None
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """The keywords of ``task.options(...)`` and ``app.dispatch(...)``; omitted
+    ones keep the task's default (or the value bound before)."""
+
+    queue: str | None
+    priority: int | None
+    max_attempts: int | None
+    timeout: float | None
+    delay: float
+    run_at: datetime | None
+    tenant: str
+    unique_key: str | None
+    batch_id: str | None
 
 
 class Payload:
@@ -206,8 +226,13 @@ def _describe(exc: pydantic.ValidationError) -> str:
     return f"invalid arguments for {exc.title}: " + "; ".join(parts)
 
 
-class Task(Generic[R]):
-    """A registered function or command handler, known by a stable ``name``."""
+class Task(Generic[R, P]):
+    """A registered function or command handler, known by a stable ``name``.
+
+    ``R`` is what ``result_of`` returns, ``P`` the arguments ``enqueue`` takes;
+    ``@app.task`` and ``@app.handler`` infer both from the function (see
+    ``offload.decorators`` for how the job context is left out of ``P``).
+    """
 
     def __init__(
         self,
@@ -326,23 +351,25 @@ class Task(Generic[R]):
 
     # enqueueing ------------------------------------------------------------------
 
-    def options(self, **options: Any) -> BoundTask[R]:
+    def options(self, **options: Unpack[EnqueueOptions]) -> BoundTask[R, P]:
         """Enqueue with other settings: queue, priority, delay, run_at, tenant,
-        unique_key, max_attempts, timeout."""
+        unique_key, max_attempts, timeout, batch_id."""
         return BoundTask(self, Options(**options))
 
-    async def enqueue_async(self, *args: Any, **kwargs: Any) -> Job:
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return await BoundTask(self, _DEFAULT_OPTIONS).enqueue_async(*args, **kwargs)
 
-    def prepare(self, *args: Any, **kwargs: Any) -> NewJob:
+    def prepare(self, *args: P.args, **kwargs: P.kwargs) -> NewJob:
         """A validated job not yet stored: a member or continuation of a batch
         (``app.batch_async([send.prepare("a@b.c")], then=[report.prepare()])``)."""
         return self.new_job(args, kwargs)
 
-    def enqueue(self, *args: Any, **kwargs: Any) -> Job:
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return run_sync(self.enqueue_async(*args, **kwargs))
 
     async def enqueue_many_async(self, items: Iterable[Any]) -> list[Job]:
+        """Many jobs in one round trip; items are not checked by the type
+        checker (see ``BoundTask.enqueue_many_async``), only at run time."""
         return await BoundTask(self, _DEFAULT_OPTIONS).enqueue_many_async(items)
 
     def enqueue_many(self, items: Iterable[Any]) -> list[Job]:
@@ -350,29 +377,31 @@ class Task(Generic[R]):
 
 
 @dataclass(frozen=True, slots=True)
-class BoundTask(Generic[R]):
+class BoundTask(Generic[R, P]):
     """A task with enqueue options bound: ``task.options(queue="high")``."""
 
-    task: Task[R]
+    task: Task[R, P]
     opts: Options
 
-    def options(self, **options: Any) -> BoundTask[R]:
+    def options(self, **options: Unpack[EnqueueOptions]) -> BoundTask[R, P]:
         return BoundTask(self.task, replace(self.opts, **options))
 
-    def prepare(self, *args: Any, **kwargs: Any) -> NewJob:
+    def prepare(self, *args: P.args, **kwargs: P.kwargs) -> NewJob:
         """A validated job not yet stored: a member or continuation of a batch."""
         return self.task.new_job(args, kwargs, self.opts)
 
-    async def enqueue_async(self, *args: Any, **kwargs: Any) -> Job:
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         new = self.task.new_job(args, kwargs, self.opts)
         return (await self.task.app.enqueue_new_async([new]))[0]
 
-    def enqueue(self, *args: Any, **kwargs: Any) -> Job:
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return run_sync(self.enqueue_async(*args, **kwargs))
 
     async def enqueue_many_async(self, items: Iterable[Any]) -> list[Job]:
         """Each item is a tuple of positional arguments, a mapping of keyword
-        arguments, or (for a command handler) the command itself; one round trip."""
+        arguments, or (for a command handler) the command itself; one round trip.
+        A ParamSpec cannot describe such items, so they are typed ``Any`` and
+        checked at run time, item by item, before anything is stored."""
         new = [self.task.new_job(*_split(item), self.opts) for item in items]
         return await self.task.app.enqueue_new_async(new)
 
@@ -417,4 +446,12 @@ def _is_context(hint: Any) -> bool:
 
 _DEFAULT_OPTIONS = Options()
 
-__all__ = ["JSON", "BoundTask", "CommandPayload", "Options", "SignaturePayload", "Task"]
+__all__ = [
+    "JSON",
+    "BoundTask",
+    "CommandPayload",
+    "EnqueueOptions",
+    "Options",
+    "SignaturePayload",
+    "Task",
+]

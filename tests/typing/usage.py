@@ -1,15 +1,36 @@
 """Code as a user writes it, type-checked with ``mypy --strict`` by the suite
 (``files`` in pyproject.toml): the public surface must stay usable without
-casts or ignores. It is never run."""
+casts. It is never run.
+
+``assert_type`` pins what the checker infers. Each ``# type: ignore[code]``
+marks a call that MUST be rejected: strict mode warns about an ignore that is
+not needed, so if ``enqueue`` ever accepted the wrong argument again, mypy
+would fail on that line.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any, assert_type
 
 from pydantic import BaseModel
 
-from offload import App, Batch, Job, JobContext, Schedule, State, TaskFailure
-from offload.job import JobQuery
+from offload import (
+    App,
+    Batch,
+    BoundTask,
+    Event,
+    Job,
+    JobContext,
+    JobQuery,
+    NewJob,
+    Pause,
+    Schedule,
+    State,
+    Task,
+    TaskFailure,
+)
 
 app = App("memory://")
 
@@ -22,6 +43,12 @@ class OverQuota(BaseModel):
     limit: int
 
 
+class Resize(BaseModel):
+    path: str
+    width: int
+
+
+# ctx last: the result is typed, the arguments are checked at run time only.
 @app.task(queue="billing", max_attempts=5, concurrency_limit=2, rate_limit="10/s",
           error=OverQuota)  # fmt: skip
 async def charge(customer: str, cents: int, ctx: JobContext) -> Receipt:
@@ -31,13 +58,83 @@ async def charge(customer: str, cents: int, ctx: JobContext) -> Receipt:
     return Receipt(total=cents)
 
 
+# ctx first: the arguments are checked too.
+@app.task(queue="mail")
+async def send(ctx: JobContext, to: str, retries: int = 1) -> str:
+    ctx.progress(1.0)
+    return to
+
+
 @app.task
 def report(label: str) -> str:
     return label
 
 
-async def main() -> None:
+@app.task()
+def tick() -> None:
+    return None
+
+
+@app.handler(Resize, queue="images")
+async def resize(command: Resize) -> int:
+    return command.width
+
+
+@app.handler(Resize, name="resize.sync")
+def resize_sync(command: Resize, ctx: JobContext) -> list[str]:
+    return [command.path, str(ctx.attempt)]
+
+
+def typed_tasks(done: Job) -> None:
+    assert_type(charge, Task[Receipt])
+    assert_type(charge.result_of(done), Receipt)
+    assert_type(send.result_of(done), str)
+    assert_type(report.result_of(done), str)
+    assert_type(tick.result_of(done), None)
+    assert_type(resize.result_of(done), int)
+    assert_type(resize_sync.result_of(done), list[str])
+    assert_type(resize, Task[int, [Resize | Mapping[str, Any]]])
+
+
+def checked_arguments() -> None:
+    assert_type(send.enqueue("a@b.c"), Job)
+    assert_type(send.enqueue(to="a@b.c", retries=2), Job)
+    assert_type(report.enqueue("x"), Job)
+    assert_type(tick.enqueue(), Job)
+    assert_type(resize.enqueue(Resize(path="a.png", width=3)), Job)
+    assert_type(resize.enqueue({"path": "a.png", "width": 3}), Job)
+    assert_type(report.prepare("x"), NewJob)
+
+    send.enqueue(42)  # type: ignore[arg-type]
+    send.enqueue("a@b.c", retries="2")  # type: ignore[arg-type]
+    send.enqueue()  # type: ignore[call-arg]
+    send.enqueue("a@b.c", ctx=None)  # type: ignore[call-arg]
+    report.enqueue(1)  # type: ignore[arg-type]
+    report.enqueue("x", "y")  # type: ignore[call-arg]
+    report.prepare(1)  # type: ignore[arg-type]
+    tick.enqueue(1)  # type: ignore[call-arg]
+    resize.enqueue("a.png")  # type: ignore[arg-type]
+    resize_sync.enqueue(Receipt(total=1))  # type: ignore[arg-type]
+
+
+def options_keep_the_types(done: Job) -> None:
+    urgent = send.options(queue="urgent", delay=5, tenant="acme")
+    high: BoundTask[str, [str]] = report.options(queue="high")
+    assert_type(high.enqueue("x"), Job)
+    assert_type(urgent.enqueue("a@b.c"), Job)
+    assert_type(urgent.options(priority=3).task.result_of(done), str)
+    urgent.enqueue(42)  # type: ignore[arg-type]
+    urgent.prepare(42)  # type: ignore[arg-type]
+    send.options(queue=1)  # type: ignore[arg-type]
+    send.options(queu="urgent")  # type: ignore[call-arg]
+    app.dispatch(Resize(path="a.png", width=1), tenant="acme", priority=2)
+    app.dispatch(Resize(path="a.png", width=1), tenant=3)  # type: ignore[arg-type]
+
+
+async def async_surface() -> None:
     job: Job = await charge.enqueue_async("acme", 500)
+    assert_type(await send.enqueue_async("a@b.c"), Job)
+    await send.enqueue_async(b"a@b.c")  # type: ignore[arg-type]
     again: Job = charge.options(queue="urgent", delay=5, tenant="acme").enqueue("acme", 1)
     done = await app.get_job_async(job.id, tenant="acme")
     receipt: Receipt = charge.result_of(done)
@@ -54,3 +151,22 @@ async def main() -> None:
     resumed: bool = await app.resume_async(queue="billing")
     jobs: list[Job] = await app.list_jobs_async(JobQuery(batch_id=batch.id))
     print(receipt, failure, state, due, resumed, len(jobs))
+
+
+def sync_twins(job: Job) -> None:
+    assert_type(app.get_job(job.id), Job)
+    assert_type(app.list_jobs(JobQuery(limit=5)), list[Job])
+    assert_type(app.events(job.id), list[Event])
+    assert_type(app.pause(queue="mail"), Pause)
+    assert_type(app.pauses(), list[Pause])
+    assert_type(app.resume(queue="mail"), bool)
+    assert_type(app.batch([report.prepare("a")], then=[tick.prepare()], name="b"), Batch)
+    assert_type(app.batches(unfinished=True), list[Batch])
+    assert_type(app.cancel_batch("b"), Batch)
+    assert_type(app.batch_append("b", [report.prepare("c")]), list[Job])
+    assert_type(app.schedule("s", tick, "* * * * *", unique=True), Schedule)
+    assert_type(app.schedules(), list[Schedule])
+    assert_type(app.get_schedule("s"), Schedule)
+    app.schedule("s", tick, "* * * * *", timezon="UTC")  # type: ignore[call-arg]
+    app.batch([report.prepare("a")], tenant=None)  # type: ignore[arg-type]
+    app.close()

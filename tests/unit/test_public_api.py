@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import pytest
 
 import offload
+from offload import errors
 
 PUBLIC = [
     "App",
+    "BackendError",
     "Batch",
     "BatchFinishedError",
+    "BoundTask",
     "ConfigurationError",
+    "DuplicateTaskError",
     "ErrorInfo",
     "Event",
     "EventKind",
+    "InvalidCronError",
+    "InvalidTimezoneError",
     "Job",
     "JobContext",
+    "JobEndedError",
     "JobNotFoundError",
+    "JobQuery",
     "JsonSerializer",
     "Middleware",
     "NewJob",
@@ -29,13 +38,17 @@ PUBLIC = [
     "PayloadTooLargeError",
     "RetryPolicy",
     "Schedule",
+    "ScheduleError",
     "SerializationError",
     "Serializer",
     "Settings",
     "State",
     "Task",
+    "TaskError",
     "TaskFailure",
+    "TransitionError",
     "UnknownTaskError",
+    "UsageError",
 ]
 
 
@@ -55,3 +68,20 @@ def test_each_name_imports(name: str) -> None:
 def test_errors_share_one_root() -> None:
     errors = [getattr(offload, n) for n in PUBLIC if n.endswith("Error")]
     assert all(issubclass(e, offload.OffloadError) for e in errors)
+
+
+def test_every_error_of_the_tree_is_exported() -> None:
+    tree = {
+        name
+        for name, value in vars(errors).items()
+        if inspect.isclass(value) and issubclass(value, Exception) and not name.startswith("_")
+    }
+    assert tree <= set(offload.__all__)
+
+
+def test_errors_raised_where_builtins_were_are_still_those_builtins() -> None:
+    """Code that caught RuntimeError / ValueError before these classes existed
+    still catches them."""
+    assert issubclass(offload.UsageError, RuntimeError)
+    assert issubclass(offload.InvalidCronError, ValueError)
+    assert issubclass(offload.InvalidTimezoneError, ValueError)
