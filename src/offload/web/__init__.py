@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from offload.app import App
-from offload.web import api, batches, control, schedules, stream
+from offload.web import api, batches, control, observability, schedules, stream
 from offload.web.auth import TokenAuth
 from offload.web.dashboard import routes as dashboard_routes
 from offload.web.encoding import dumps
@@ -38,13 +38,16 @@ def create_app(
     """The web app for ``app``. ``tokens`` maps bearer tokens to a tenant, or to
     ``None``/``"*"`` for an admin; without tokens the API is open (local use)."""
     auth = TokenAuth(tokens)
-    spec = dumps(document(secured=auth.enabled))
+    doc = document(secured=auth.enabled)
+    doc["paths"].update(observability.OPENAPI_PATHS)
+    spec = dumps(doc)
 
     async def openapi(request: Request) -> Response:
         return Response(spec, media_type="application/json")
 
     routes: list[BaseRoute] = [*api.routes(), *batches.routes(), *schedules.routes(),
-                               *control.routes(), *stream.routes()]  # fmt: skip
+                               *control.routes(), *stream.routes(),
+                               *observability.routes()]  # fmt: skip
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
     if dashboard:
         routes.extend(dashboard_routes())
