@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -207,8 +206,11 @@ async def test_prometheus_scrapes_a_worker_and_web(processes: Processes, tmp_pat
             assert depth == expected, job
         assert _value(server, 'offload_workers{job="web"}') == {"": 1.0}
         assert server.targets_up() == {"worker": "up", "web": "up"}
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/healthz", timeout=5) as answer:
-        assert json.load(answer) == {"status": "ok"}
+    async with httpx.AsyncClient() as client:
+        health = await client.get(f"http://127.0.0.1:{worker_port}/healthz")
+        assert (health.status_code, health.json()) == (200, {"status": "ok"})
+        missing = await client.get(f"http://127.0.0.1:{worker_port}/nothing")
+        assert missing.status_code == 404
     await app.close_async()
 
 
