@@ -219,3 +219,18 @@ def _listening(port: int) -> Callable[[], Awaitable[bool]]:
         return port_open("127.0.0.1", port)
 
     return check
+
+
+def test_the_grafana_dashboard_uses_only_exported_metrics() -> None:
+    import re
+
+    dashboard = json.loads((Path(__file__).parents[2] / "docs/grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"offload_\w+", e)}
+    metrics = PrometheusMetrics()
+    exported = {s.name for family in metrics.registry.collect() for s in family.samples}
+    exported |= {f"{f.name}_bucket" for f in metrics.registry.collect() if f.type == "histogram"}
+    exported |= {"offload_queue_jobs", "offload_workers", "offload_jobs_enqueued_total",
+                 "offload_jobs_completed_total"}  # fmt: skip
+    assert used, "no expression names a metric"
+    assert used <= exported, used - exported
