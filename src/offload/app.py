@@ -148,14 +148,16 @@ class App:
 
     async def enqueue_new_async(self, jobs: Sequence[NewJob]) -> list[Job]:
         """Store prepared jobs through the middleware in one round trip."""
-        if self.middleware.has("before_enqueue"):
-            jobs = [await self.middleware.before_enqueue(j) for j in jobs]
-        stored = await (await self.backend()).job_enqueue_many(jobs)
+        chain = self.middleware
+        prepared = await chain.before_enqueue_call(jobs)
+        try:
+            stored = await (await self.backend()).job_enqueue_many(prepared)
+        except Exception as exc:
+            await chain.enqueue_failed(prepared, exc)
+            raise
         for job in stored:
             job.serializer = self.serializer
-        if self.middleware.has("after_enqueue"):
-            for job in stored:
-                await self.middleware.after_enqueue(job)
+        await chain.after_enqueue_call(stored)
         return stored
 
     def enqueue_new(self, jobs: Sequence[NewJob]) -> list[Job]:

@@ -1,10 +1,12 @@
 """Code that runs around enqueue and execution: logging, tracing, metrics, alerts.
 
 Hooks may be plain or async methods; each returns nothing except
-``before_enqueue``, which may return a changed ``NewJob`` (to add trace headers to
-``meta``, say). A hook that raises during enqueue stops the enqueue; during
-execution the error is logged and the job's outcome stands, so a broken metrics
-exporter cannot fail work.
+``before_enqueue`` and ``before_enqueue_many``, which may return changed jobs (to
+add trace headers to ``meta``, say). The ``*_many`` hooks see one enqueue call as a
+whole (a bulk enqueue is one operation to trace and count), the plain ones each job
+of it. A hook that raises during enqueue stops the enqueue; during execution the
+error is logged and the job's outcome stands, so a broken metrics exporter cannot
+fail work.
 """
 
 from __future__ import annotations
@@ -21,6 +23,21 @@ log = logging.getLogger("offload.middleware")
 
 class Middleware:
     """Subclass and override the hooks you need; the defaults do nothing."""
+
+    def before_enqueue_many(
+        self, jobs: list[NewJob]
+    ) -> list[NewJob] | Awaitable[list[NewJob] | None] | None:
+        """Called once per enqueue call (one job or a bulk), before ``before_enqueue``."""
+        return None
+
+    def after_enqueue_many(self, jobs: list[Job]) -> Awaitable[None] | None:
+        """Called once per enqueue call with the stored jobs, after ``after_enqueue``."""
+        return None
+
+    def on_enqueue_error(self, jobs: list[NewJob], error: BaseException) -> Awaitable[None] | None:
+        """Called when storing the jobs of an enqueue call failed; the error is
+        raised to the caller afterwards."""
+        return None
 
     def before_enqueue(self, job: NewJob) -> NewJob | Awaitable[NewJob | None] | None:
         return None
@@ -72,6 +89,32 @@ class MiddlewareChain:
         for hook in self._hooks["after_enqueue"]:
             await _call(hook, job)
 
+    async def before_enqueue_call(self, jobs: Sequence[NewJob]) -> list[NewJob]:
+        """Every hook that runs before one enqueue call stores its jobs."""
+        prepared = list(jobs)
+        for hook in self._hooks["before_enqueue_many"]:
+            prepared = list((await _call(hook, prepared)) or prepared)
+        if self._hooks["before_enqueue"]:
+            prepared = [await self.before_enqueue(j) for j in prepared]
+        return prepared
+
+    async def after_enqueue_call(self, jobs: list[Job]) -> None:
+        """Every hook that runs after one enqueue call stored its jobs."""
+        if self._hooks["after_enqueue"]:
+            for job in jobs:
+                await self.after_enqueue(job)
+        for hook in self._hooks["after_enqueue_many"]:
+            await _call(hook, jobs)
+
+    async def enqueue_failed(self, jobs: list[NewJob], error: BaseException) -> None:
+        """Tell the hooks an enqueue failed; their own errors are logged, so the
+        caller sees the original one."""
+        for hook in self._hooks["on_enqueue_error"]:
+            try:
+                await _call(hook, jobs, error)
+            except Exception:
+                log.exception("middleware hook on_enqueue_error failed")
+
     async def run(self, name: str, *args: Any) -> None:
         """Run an execution-side hook; its errors are logged, never raised."""
         for hook in self._hooks[name]:
@@ -81,4 +124,7 @@ class MiddlewareChain:
                 log.exception("middleware hook %s failed", name)
 
 
-_HOOKS = ("before_enqueue", "after_enqueue", "before_execute", "after_execute", "on_error")
+_HOOKS = (
+    "before_enqueue", "after_enqueue", "before_enqueue_many", "after_enqueue_many",
+    "on_enqueue_error", "before_execute", "after_execute", "on_error",
+)  # fmt: skip

@@ -143,3 +143,58 @@ def _job() -> Job:
         id="j-1", task="t", queue="default", tenant="default", state=State.RUNNING,
         payload=b"{}", priority=0, attempts=1, max_attempts=3, created_at=now, run_at=now,
     )  # fmt: skip
+
+
+class WholeCall(Middleware):
+    """Sees each enqueue call once, whatever its size, and its failure."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+
+    def before_enqueue_many(self, jobs: list[NewJob]) -> list[NewJob]:
+        self.calls.append(("before", len(jobs)))
+        return [dataclasses.replace(j, meta={**j.meta, "call": len(jobs)}) for j in jobs]
+
+    async def after_enqueue_many(self, jobs: list[Job]) -> None:
+        self.calls.append(("after", len(jobs)))
+
+    def on_enqueue_error(self, jobs: list[NewJob], error: BaseException) -> None:
+        self.calls.append((type(error).__name__, len(jobs)))
+
+
+async def test_whole_call_hooks_see_a_bulk_enqueue_once() -> None:
+    whole = WholeCall()
+    app = _app(whole)
+
+    @app.task
+    def ping(n: int) -> None:
+        return None
+
+    jobs = await ping.enqueue_many_async([(1,), (2,), (3,)])
+    await ping.enqueue_async(4)
+    assert whole.calls == [("before", 3), ("after", 3), ("before", 1), ("after", 1)]
+    assert (await app.get_job_async(jobs[0].id)).meta == {"call": 3}
+    await app.close_async()
+
+
+async def test_a_failed_store_reaches_on_enqueue_error_and_the_caller() -> None:
+    whole = WholeCall()
+    app = _app(whole)
+
+    @app.task
+    def ping() -> None:
+        return None
+
+    @app.task(name="big")
+    def big() -> None:
+        return None
+
+    backend = await app.backend()
+
+    async def refuse(jobs: object) -> list[Job]:
+        raise ConnectionError("store down")
+
+    backend.job_enqueue_many = refuse  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError, match="store down"):
+        await ping.enqueue_async()
+    assert whole.calls == [("before", 1), ("ConnectionError", 1)]

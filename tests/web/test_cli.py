@@ -26,8 +26,8 @@ def test_web_serves_the_app_with_its_tokens(monkeypatch: pytest.MonkeyPatch) -> 
 
     served: dict[str, Any] = {}
 
-    def fake_run(asgi: Any, host: str, port: int) -> None:
-        served.update(app=asgi, host=host, port=port)
+    def fake_run(asgi: Any, host: str, port: int, **options: Any) -> None:
+        served.update(app=asgi, host=host, port=port, **options)
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
     result = CliRunner().invoke(
@@ -37,3 +37,4 @@ def test_web_serves_the_app_with_its_tokens(monkeypatch: pytest.MonkeyPatch) -> 
     assert (served["host"], served["port"]) == ("127.0.0.1", 8123)
     assert served["app"].state.offload_auth.tokens == {"t": "acme"}
     assert served["app"].state.offload.backend_url == "memory://"
+    assert served["log_config"] is None  # uvicorn logs through offload's handler

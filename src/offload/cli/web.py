@@ -8,9 +8,12 @@ server is open, so it binds to 127.0.0.1 unless told otherwise.
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from offload.cli.runtime import CliState, build_app, target_options
+from offload.cli.worker import log_options, setup_logging
 
 
 def parse_tokens(values: tuple[str, ...]) -> dict[str, str | None]:
@@ -30,10 +33,11 @@ def parse_tokens(values: tuple[str, ...]) -> dict[str, str | None]:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--token", "tokens", multiple=True, metavar="TOKEN=TENANT",
               help="Bearer token scoped to a tenant ('*' = admin); repeatable.")  # fmt: skip
+@log_options
 @target_options
 @click.pass_context
 def web(ctx: click.Context, app_spec: str | None, host: str, port: int,
-        tokens: tuple[str, ...]) -> None:  # fmt: skip
+        tokens: tuple[str, ...], log_level: str, log_format: str) -> None:  # fmt: skip
     """Serve the HTTP API and dashboard of an app."""
     try:
         import uvicorn
@@ -47,4 +51,12 @@ def web(ctx: click.Context, app_spec: str | None, host: str, port: int,
     if app_spec:
         state.app_spec = app_spec
     app = build_app(state, need_tasks=app_spec is not None)
-    uvicorn.run(create_app(app, tokens=parse_tokens(tokens) or None), host=host, port=port)
+    setup_logging(log_level, log_format)
+    with contextlib.suppress(ModuleNotFoundError):  # /metrics then says which extra
+        from offload.integrations.prometheus import install
+
+        install(app)
+    # log_config=None: uvicorn's loggers go through the root handler set up above,
+    # so --log-format json covers the access log too.
+    uvicorn.run(create_app(app, tokens=parse_tokens(tokens) or None), host=host, port=port,
+                log_config=None, log_level=log_level)  # fmt: skip

@@ -9,6 +9,7 @@ queue with their checkpoint.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -23,13 +24,32 @@ log = logging.getLogger("offload.cli")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def setup_logging(level: str) -> None:
-    """Rich, timestamped logs on stderr; stdout stays free for command output."""
+LOG_FORMATS = ("text", "json")
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Rich, timestamped logs on stderr, or one JSON object per line
+    (``--log-format json``, for log shippers); stdout stays free for command
+    output. Either way each line of a job names it, and credentials are masked."""
+    from offload.observability.logs import configure
+
     handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=True)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    configure(level, "json" if log_format == "json" else "text", handler)
+
+
+def log_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--log-level`` and ``--log-format``, shared by ``worker`` and ``web``."""
+    fn = click.option("--log-format", type=click.Choice(LOG_FORMATS), default="text",
+                      show_default=True, help="json: one JSON object per line.")(fn)  # fmt: skip
+    return click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
+                        default="info")(fn)  # fmt: skip
+
+
+def parse_listen(text: str | None, port: int | None) -> tuple[str, int] | None:
+    """``--metrics-port 9100`` (loopback), or with ``--metrics-host 0.0.0.0``."""
+    if port is None:
+        return None
+    return (text or "127.0.0.1", port)
 
 
 def parse_queues(text: str | None) -> list[str]:
@@ -56,19 +76,44 @@ def warn_unserved(app: App, queues: list[str]) -> None:
 @click.option("--poll-interval", type=click.FloatRange(min=0, min_open=True), metavar="S")
 @click.option("--grace", type=click.FloatRange(min=0), metavar="S",
               help="Seconds running jobs may finish after a stop request.")  # fmt: skip
-@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="info")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="N",
+    help="Serve /metrics (Prometheus) and /healthz on this port.",
+)
+@click.option("--metrics-host", metavar="HOST", help="Interface for --metrics-port "
+              "[default: 127.0.0.1].")  # fmt: skip
+@log_options
 @target_options
 @click.pass_obj
 def worker(state: CliState, /, spec: str | None, queues: str | None, log_level: str,
+           log_format: str, metrics_port: int | None, metrics_host: str | None,
            **options: Any) -> None:  # fmt: skip
     """Run a worker for the tasks of MODULE:APP."""
     if spec:
         state.app_spec = spec
     app = build_app(state, need_tasks=True)
     served = parse_queues(queues)
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     warn_unserved(app, served)
-    run(app, lambda a: run_worker(a, served, **options))
+    listen = parse_listen(metrics_host, metrics_port)
+    if listen is not None:
+        require_prometheus(app)
+    run(app, lambda a: run_worker(a, served, metrics=listen, **options))
+
+
+def require_prometheus(app: App) -> None:
+    """Install the metrics middleware before the worker starts, or say which extra
+    is missing; a worker that silently served no metrics would page nobody."""
+    try:
+        from offload.integrations.prometheus import install
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"--metrics-port needs an extra: pip install 'offload[prometheus]' "
+            f"(missing {exc.name!r})"
+        ) from exc
+    install(app)
 
 
 async def run_worker(
@@ -80,16 +125,28 @@ async def run_worker(
     fetch_batch: int | None,
     poll_interval: float | None,
     grace: float | None,
+    metrics: tuple[str, int] | None = None,
 ) -> None:
     # Imported here: the read-only commands should not pay for the worker's imports.
+    from offload.observability.server import MetricsServer
     from offload.worker import ServiceDied, Worker
 
     worker = Worker(
         app, queues, concurrency=concurrency, burst=burst, fetch_batch=fetch_batch,
         poll_interval=poll_interval, grace_period=grace, handle_signals=True,
     )  # fmt: skip
+    server = MetricsServer(app, *metrics) if metrics is not None else None
+    if server is not None:
+        try:
+            await server.start()
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve metrics on {server.host}:{server.port}: "
+                                       f"{exc.strerror or exc}") from exc  # fmt: skip
     try:
         await worker.run()
     except ServiceDied as exc:
         raise click.ClickException(f"worker stopped: {exc}: {exc.__cause__!r}") from exc
+    finally:
+        if server is not None:
+            await server.close()
     log.info("worker stopped after %d job(s)", worker.processed)

@@ -37,6 +37,7 @@ from offload.job import (
     WorkerInfo,
 )
 from offload.lifecycle import State
+from offload.observability.logs import bind_job
 from offload.worker.executor import CANCEL, LEASE_LOST, SHUTDOWN, JobExecutor
 from offload.worker.fetcher import Fetcher
 from offload.worker.limits import LimitGate
@@ -263,6 +264,7 @@ class Worker:
         return task is None or task.is_async
 
     async def _process(self, job: Job, ctx: JobContext) -> None:
+        bind_job(job)  # this asyncio task's log lines carry the job (observability.logs)
         task = self.app.tasks.get(job.task)
         refused = None
         if task is not None and task.limits.any:

@@ -1,0 +1,208 @@
+"""OpenTelemetry traces: a PRODUCER span per enqueue call, a CONSUMER span per
+attempt, joined across processes by the W3C trace context kept in the job's meta.
+
+Built on ``opentelemetry-api`` only (``pip install 'offload[otel]'``): the SDK, its
+exporters and sampling are the application's choice. With no SDK configured every
+span is a no-op and nothing is written to the job, so the middleware costs next to
+nothing until someone wants the traces.
+
+The context is stored with the job rather than held in memory, so it survives
+the enqueuing process, delays, schedules and retries: every attempt is its own span,
+a child of the span that enqueued the job, whichever worker runs it and however
+late. Span names and attributes follow the messaging conventions where they fit
+(``send``/``process``, ``messaging.destination.name`` is the queue); the task name
+goes in the span name because it is what a person looks for in a trace.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from offload.integrations._outcome import DEAD, FAILED, outcome_name
+from offload.job import Job, JobContext, NewJob, Outcome, Rejected
+from offload.middleware import Middleware
+
+# The key of ``Job.meta`` that carries the propagator's headers (``traceparent``...).
+META_KEY = "otel"
+SYSTEM = "offload"
+
+# The span of the enqueue call in progress in this task; an enqueue call runs its
+# before and after hooks in one task, so a context variable pairs them safely.
+_sending: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
+    "offload_otel_sending", default=None
+)
+
+
+@dataclass(slots=True)
+class _Run:
+    span: Span
+    token: object
+    failed: bool = False
+
+
+def _offload_version() -> str:
+    try:
+        return version("offload")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+class OpenTelemetryMiddleware(Middleware):
+    """``App(..., middleware=[OpenTelemetryMiddleware()])`` in the enqueuing
+    processes and the workers. ``tracer_provider`` defaults to the global one;
+    ``propagator`` to the global one (W3C trace context and baggage)."""
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        *,
+        propagator: TextMapPropagator | None = None,
+    ) -> None:
+        self.tracer = trace.get_tracer(
+            "offload", _offload_version(), tracer_provider=tracer_provider
+        )
+        self.propagator = propagator
+        self._runs: dict[str, _Run] = {}
+
+    # propagation ----------------------------------------------------------------
+
+    def _inject(self, ctx: otel_context.Context) -> dict[str, str]:
+        carrier: dict[str, str] = {}
+        (self.propagator or propagate.get_global_textmap()).inject(carrier, context=ctx)
+        return carrier
+
+    def _extract(self, job: Job) -> otel_context.Context:
+        carrier = job.meta.get(META_KEY)
+        if not isinstance(carrier, dict):
+            return otel_context.Context()
+        return (self.propagator or propagate.get_global_textmap()).extract(carrier)
+
+    # enqueue --------------------------------------------------------------------
+
+    def before_enqueue_many(self, jobs: list[NewJob]) -> list[NewJob] | None:
+        span = self.tracer.start_span(
+            _send_name(jobs), kind=SpanKind.PRODUCER, attributes=send_attributes(jobs)
+        )
+        _sending.set(span)
+        carrier = self._inject(trace.set_span_in_context(span))
+        if not carrier:  # no SDK, or not sampled and nothing to propagate
+            return None
+        return [dataclasses.replace(j, meta={**j.meta, META_KEY: carrier}) for j in jobs]
+
+    def after_enqueue_many(self, jobs: list[Job]) -> None:
+        span = _sending.get()
+        _sending.set(None)
+        if span is None:
+            return
+        if len(jobs) == 1:
+            span.set_attribute("messaging.message.id", jobs[0].id)
+            span.set_attribute("offload.duplicate", jobs[0].duplicate)
+        span.end()
+
+    def on_enqueue_error(self, jobs: list[NewJob], error: BaseException) -> None:
+        span = _sending.get()
+        _sending.set(None)
+        if span is not None:
+            _record_error(span, error)
+            span.end()
+
+    # execution ------------------------------------------------------------------
+
+    def before_execute(self, job: Job, ctx: JobContext) -> None:
+        span = self._start_run(job)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        self._runs[job.id] = _Run(span, token)
+
+    def _start_run(self, job: Job) -> Span:
+        return self.tracer.start_span(
+            f"process {job.task}", context=self._extract(job), kind=SpanKind.CONSUMER,
+            attributes=process_attributes(job),
+        )  # fmt: skip
+
+    def on_error(self, job: Job, error: BaseException) -> None:
+        run = self._runs.get(job.id)
+        if run is not None:
+            run.failed = True
+            _record_error(run.span, error)
+
+    def after_execute(self, job: Job, outcome: Outcome) -> None:
+        run = self._runs.pop(job.id, None)
+        if run is None:  # rejected before it could start: still one span, in error
+            run = _Run(self._start_run(job), None)
+        name = outcome_name(outcome)
+        run.span.set_attribute("offload.outcome", name)
+        if isinstance(outcome, Rejected):
+            run.span.set_status(Status(StatusCode.ERROR, outcome.error.type))
+        elif name in (FAILED, DEAD) and not run.failed:
+            run.span.set_status(Status(StatusCode.ERROR, name))
+        run.span.end()
+        if run.token is not None:
+            otel_context.detach(run.token)  # type: ignore[arg-type]
+
+
+def _record_error(span: Span, error: BaseException) -> None:
+    span.record_exception(error)
+    span.set_status(
+        Status(StatusCode.ERROR, f"{type(error).__module__}.{type(error).__qualname__}")
+    )
+
+
+def _one(values: Sequence[str]) -> str | None:
+    """The value all jobs share, or ``None`` for a mixed bulk."""
+    return values[0] if values and all(v == values[0] for v in values) else None
+
+
+def _send_name(jobs: Sequence[NewJob]) -> str:
+    task = _one([j.task for j in jobs])
+    return f"send {task}" if task is not None else "send"
+
+
+def send_attributes(jobs: Sequence[NewJob]) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        "messaging.system": SYSTEM,
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+    }
+    if len(jobs) != 1:
+        attributes["messaging.batch.message_count"] = len(jobs)
+    shared: dict[str, Any] = {
+        "messaging.destination.name": _one([j.queue for j in jobs]),
+        "offload.task": _one([j.task for j in jobs]),
+        "offload.tenant": _one([j.tenant for j in jobs]),
+        "offload.schedule": _one([str(j.meta.get("schedule")) for j in jobs]),
+    }
+    attributes.update({k: v for k, v in shared.items() if v is not None and v != "None"})
+    return attributes
+
+
+def process_attributes(job: Job) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        "messaging.system": SYSTEM,
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": job.queue,
+        "messaging.message.id": job.id,
+        "offload.task": job.task,
+        "offload.tenant": job.tenant,
+        "offload.attempt": job.attempts,
+        "offload.max_attempts": job.max_attempts,
+    }
+    if job.batch_id is not None:
+        attributes["offload.batch"] = job.batch_id
+    if "schedule" in job.meta:
+        attributes["offload.schedule"] = str(job.meta["schedule"])
+    return attributes
+
+
+__all__ = ["META_KEY", "OpenTelemetryMiddleware"]
