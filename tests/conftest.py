@@ -56,7 +56,9 @@ BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], str]] = {
     "redis_cluster": _redis_cluster,
     "azure": _azure,
 }
-DURABLE = ("sqlite", "postgres", "redis", "redis_cluster")
+# azure: Azurite runs in memory, but it outlives every backend instance and
+# process of a test session, which is what these tests check.
+DURABLE = ("sqlite", "postgres", "redis", "redis_cluster", "azure")
 
 
 @pytest.fixture(params=list(BACKENDS))

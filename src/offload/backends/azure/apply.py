@@ -33,7 +33,9 @@ class Handed:
 NOTHING = Handed({})
 
 
-def apply(job: Job, t: Transition, now: datetime, h: Handed) -> tuple[Job, list[tuple[EventKind, dict[str, Any]]]]:
+def apply(
+    job: Job, t: Transition, now: datetime, h: Handed
+) -> tuple[Job, list[tuple[EventKind, dict[str, Any]]]]:
     """The job after ``t`` (a new object) and the events to append."""
     out = copy.copy(job)
     out.meta = copy.deepcopy(job.meta)

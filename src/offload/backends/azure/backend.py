@@ -31,6 +31,7 @@ from offload.job import (
 from offload.lifecycle import EventKind, State, Transition
 
 _CAS_TRIES = 20
+Items = list[tuple[EventKind, dict[str, Any]]]
 
 
 class AzureBackend(Records):
@@ -79,8 +80,9 @@ class AzureBackend(Records):
         return [Event(first + n, job.id, job.tenant, kind, now, data)
                 for n, (kind, data) in enumerate(items)]  # fmt: skip
 
-    async def _write(self, before: Stored | None, job: Job, now: datetime,
-                     items: list[tuple[EventKind, dict[str, Any]]], waits: bool) -> Stored | None:  # fmt: skip
+    async def _write(
+        self, before: Stored | None, job: Job, now: datetime, items: Items, waits: bool
+    ) -> Stored | None:
         events = await self._events(job, now, items)
         done = await self._store.commit(before, job, events, waits)
         if done is not None and waits and (before is None or not before.ready):
@@ -237,8 +239,10 @@ class AzureBackend(Records):
                 return None
             job = stored.job
             if lc.CANCEL_WAITING.allows(job.state):
-                done = await self._transit(job_id, lc.CANCEL_WAITING,
-                                           check=lambda j: j.state == job.state)  # fmt: skip
+                was = job.state
+                done = await self._transit(
+                    job_id, lc.CANCEL_WAITING, check=lambda j, was=was: j.state == was
+                )
                 if done is not None:
                     return Cancellation(done, CancelOutcome.CANCELLED)
                 continue
@@ -352,7 +356,9 @@ class AzureBackend(Records):
             return 0
         where = "Kind eq 'job' and FinishedAt lt @before and (" + " or ".join(
             f"State eq '{s.value}'" for s in wanted) + ")"  # fmt: skip
-        doomed = [codec.to_job(e) async for e in self._scan(where, {"before": codec.ts(finished_before)})]
+        doomed = [
+            codec.to_job(e) async for e in self._scan(where, {"before": codec.ts(finished_before)})
+        ]
         for job in doomed:
             await self._delete_job(job)
         return len(doomed)
@@ -363,7 +369,8 @@ class AzureBackend(Records):
         self._c.ops["table"] += 1
         events = table.query_entities(
             "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-            parameters={"pk": pk, "lo": f"e_{job.id}_", "hi": f"e_{job.id}`"}, select=["RowKey"],
+            parameters={"pk": pk, "lo": f"e_{job.id}_", "hi": f"e_{job.id}`"},
+            select=["RowKey"],
         )
         keys = [codec.job_key(job.id)] + [e["RowKey"] async for e in events]
         for i in range(0, len(keys), 100):
@@ -384,8 +391,11 @@ class AzureBackend(Records):
         self._c.ops["table"] += 1
         rows = self._c.table("jobs").query_entities(
             "PartitionKey eq @pk and RowKey gt @lo and RowKey lt @hi",
-            parameters={"pk": codec.partition(queue), "lo": codec.event_key(job_id, after),
-                        "hi": f"e_{job_id}`"},  # fmt: skip
+            parameters={
+                "pk": codec.partition(queue),
+                "lo": codec.event_key(job_id, after),
+                "hi": f"e_{job_id}`",
+            },
         )
         out: list[Event] = []
         async for row in rows:
@@ -416,6 +426,9 @@ class AzureBackend(Records):
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
         await self._bell.wait(queues, timeout)
 
+    def _bell_wake(self) -> None:
+        self._bell.wake_local()
+
     async def signal(self, job: Job) -> None:
         """Send the job's Storage Queue message again: for a trigger that
         received it before the job came due (delays past the 7-day maximum)."""
@@ -439,9 +452,8 @@ def _job_filter(q: JobQuery) -> tuple[list[str], dict[str, Any]]:
         clauses.append("Id lt @before")
         params["before"] = q.before_id
     if q.states is not None:
-        states = sorted(q.states) or ["none"]
-        clauses.append("(" + " or ".join(f"State eq '{State(s).value if s != 'none' else s}'"
-                                         for s in states) + ")")  # fmt: skip
+        names = sorted(State(s).value for s in q.states) or ["none"]
+        clauses.append("(" + " or ".join(f"State eq '{n}'" for n in names) + ")")
     return clauses, params
 
 

@@ -140,7 +140,8 @@ def _optional(e: Entity, job: Job) -> None:
 def to_job(e: Entity) -> Job:
     error = get_json(e, "Error")
     created, run_at = from_ts(e["CreatedAt"]), from_ts(e["RunAt"])
-    assert created is not None and run_at is not None
+    assert created is not None
+    assert run_at is not None
     return Job(
         id=e["Id"], task=e["Task"], queue=e["Queue"], tenant=e["Tenant"],
         state=State(e["State"]), payload=get_bytes(e, "Payload") or b"",

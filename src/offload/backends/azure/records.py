@@ -4,7 +4,7 @@ in the ``control`` table, each changed by a compare-and-set on its ETag."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,7 +54,12 @@ class Records(Backend):
             if etag is None:
                 await table.create_entity(entity)
             else:
-                await table.update_entity(entity, etag=etag, **_IF_MATCH)
+                await table.update_entity(
+                    entity,
+                    etag=etag,
+                    mode=UpdateMode.REPLACE,
+                    match_condition=MatchConditions.IfNotModified,
+                )
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
             return False
         return True
@@ -171,8 +176,9 @@ class Records(Backend):
                 "queues": info.queues, "concurrency": info.concurrency,
                 "started_at": codec.ts(info.started_at), "job_ids": info.job_ids,
                 "last_seen_at": codec.ts(now), "meta": info.meta}  # fmt: skip
+        until = codec.ts(now + timedelta(seconds=ttl))
         entity = {"PartitionKey": "worker", "RowKey": codec.b64(info.id),
-                  "Info": json.dumps(data), "Until": codec.ts(now + timedelta(seconds=ttl))}  # fmt: skip
+                  "Info": json.dumps(data), "Until": until}  # fmt: skip
         self._c.ops["table"] += 1
         await self._c.table("control").upsert_entity(entity, mode=UpdateMode.REPLACE)
 
@@ -248,8 +254,10 @@ class Records(Backend):
 
     async def batch_create(self, batch: NewBatch) -> Batch:
         await self.open()
-        entity: Entity = {"PartitionKey": "batch", "RowKey": batch.id, "Tenant": batch.tenant,
-                          "CreatedAt": codec.ts(_now()), "Meta": json.dumps(batch.meta)}  # fmt: skip
+        entity: Entity = {
+            "PartitionKey": "batch", "RowKey": batch.id, "Tenant": batch.tenant,
+            "CreatedAt": codec.ts(_now()), "Meta": json.dumps(batch.meta),
+        }  # fmt: skip
         if batch.name is not None:
             entity["Name"] = batch.name
         codec.put_bytes(entity, "Then", batch.then)
@@ -300,9 +308,6 @@ class Records(Backend):
             counts[State(r["State"])] = counts.get(State(r["State"]), 0) + 1
         batch.counts = counts
         return batch
-
-
-_Loader = Callable[[], Awaitable[None]]
 
 
 def _now() -> datetime:

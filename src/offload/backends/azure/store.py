@@ -9,7 +9,10 @@ which the caller reads as "refused" after re-reading the job.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -24,6 +27,10 @@ from offload.backends.azure import codec
 from offload.backends.azure.clients import Clients
 from offload.job import Event, Job
 
+CLAIM_POLL = 0.05
+CLAIM_ABANDONED = timedelta(seconds=30)
+"""A unique key claimed for a job that was never written (its enqueue died
+between the two writes) is taken over after this long."""
 _IF_MATCH = {"mode": UpdateMode.REPLACE, "match_condition": MatchConditions.IfNotModified}
 
 
@@ -69,10 +76,8 @@ class JobStore:
 
     async def forget_id(self, job_id: str) -> None:
         self.c.ops["table"] += 1
-        try:
+        with contextlib.suppress(ResourceNotFoundError):
             await self.c.table("ids").delete_entity(job_id[:8], job_id)
-        except ResourceNotFoundError:
-            pass
         self._queues.pop(job_id, None)
 
     # reading and writing one job ----------------------------------------------
@@ -86,7 +91,7 @@ class JobStore:
             e = await self.c.table("jobs").get_entity(codec.partition(queue), codec.job_key(job_id))
         except ResourceNotFoundError:
             return None
-        return Stored(codec.to_job(e), e.metadata["etag"], e.get("Ready") or "")
+        return Stored(codec.to_job(e), str(e.metadata["etag"]), e.get("Ready") or "")
 
     async def commit(
         self, before: Stored | None, job: Job, events: list[Event], waits: bool
@@ -137,7 +142,12 @@ class JobStore:
                       "Value": codec.int64(value + count)}  # fmt: skip
             self.c.ops["table"] += 1
             try:
-                meta = await table.update_entity(entity, etag=etag, **_IF_MATCH)
+                meta = await table.update_entity(
+                    entity,
+                    etag=etag,
+                    mode=UpdateMode.REPLACE,
+                    match_condition=MatchConditions.IfNotModified,
+                )
             except ResourceModifiedError:
                 self._counter = None
                 continue
@@ -152,14 +162,12 @@ class JobStore:
                 e = await table.get_entity("counter", "events")
             except ResourceNotFoundError:
                 self.c.ops["table"] += 1
-                try:
+                with contextlib.suppress(ResourceExistsError):
                     await table.create_entity({"PartitionKey": "counter", "RowKey": "events",
                                                "Value": codec.int64(0)})  # fmt: skip
-                except ResourceExistsError:
-                    pass
                 continue
             value = e["Value"]
-            return int(getattr(value, "value", value)), e.metadata["etag"]
+            return int(getattr(value, "value", value)), str(e.metadata["etag"])
 
     # unique keys ----------------------------------------------------------------
 
@@ -171,7 +179,7 @@ class JobStore:
         while True:
             self.c.ops["table"] += 1
             try:
-                await table.create_entity({"PartitionKey": pk, "RowKey": rk, "JobId": job_id})
+                await table.create_entity(_claim(pk, rk, job_id))
                 return None
             except ResourceExistsError:
                 pass
@@ -185,10 +193,14 @@ class JobStore:
                 found = await self.read(holder)
                 if found is not None and not found.job.ended:
                     return str(holder)
+                if found is None and not _abandoned(row):
+                    await asyncio.sleep(CLAIM_POLL)  # its enqueue is still writing the job
+                    continue
             self.c.ops["table"] += 1
             try:
-                await table.update_entity({"PartitionKey": pk, "RowKey": rk, "JobId": job_id},
-                                          etag=row.metadata["etag"], **_IF_MATCH)  # fmt: skip
+                await table.update_entity(_claim(pk, rk, job_id),
+                                          etag=row.metadata["etag"], mode=UpdateMode.REPLACE,
+                match_condition=MatchConditions.IfNotModified)  # fmt: skip
                 return None
             except (ResourceModifiedError, ResourceNotFoundError):
                 continue
@@ -202,7 +214,18 @@ class JobStore:
             row = await table.get_entity(pk, rk)
             if row["JobId"] == job_id:
                 self.c.ops["table"] += 1
-                await table.delete_entity(pk, rk, etag=row.metadata["etag"],
-                                          match_condition=MatchConditions.IfNotModified)
+                await table.delete_entity(
+                    pk, rk, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
         except (ResourceNotFoundError, ResourceModifiedError):
             pass
+
+
+def _claim(pk: str, rk: str, job_id: str) -> dict[str, Any]:
+    return {"PartitionKey": pk, "RowKey": rk, "JobId": job_id,
+            "ClaimedAt": codec.ts(datetime.now(UTC))}  # fmt: skip
+
+
+def _abandoned(row: Any) -> bool:
+    claimed = codec.from_ts(row.get("ClaimedAt"))
+    return claimed is None or datetime.now(UTC) - claimed > CLAIM_ABANDONED
