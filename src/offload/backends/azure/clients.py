@@ -17,6 +17,13 @@ from offload.backends.azure._url import Target, credential
 TABLES = ("jobs", "ids", "unique", "meta", "control")
 
 
+def storage_queue_name(prefix: str, queue: str) -> str:
+    """Storage queue names allow only lowercase letters, digits and dashes,
+    so an offload queue is named by a digest of its name."""
+    digest = hashlib.sha256(queue.encode()).hexdigest()[:20]
+    return f"{prefix}-{digest}"
+
+
 class Clients:
     """Tables and queues of one prefix. ``ops`` counts the requests made, per
     service, so the cost of a job in Storage transactions can be measured."""
@@ -62,14 +69,17 @@ class Clients:
         return self._tables[name]
 
     def queue_name(self, queue: str) -> str:
-        """Storage queue names allow only lowercase letters, digits and dashes,
-        so an offload queue is named by a digest of its name."""
-        digest = hashlib.sha256(queue.encode()).hexdigest()[:20]
-        return f"{self.target.prefix}-{digest}"
+        return storage_queue_name(self.target.prefix, queue)
 
     def queue(self, queue: str) -> QueueClient:
         if queue not in self._queues:
-            self._queues[queue] = self._queues_svc.get_queue_client(self.queue_name(queue))
+            # The service client does not hand its encoding policies down.
+            client = self._queues_svc.get_queue_client(
+                self.queue_name(queue),
+                message_encode_policy=TextBase64EncodePolicy(),
+                message_decode_policy=TextBase64DecodePolicy(),
+            )
+            self._queues[queue] = client
         return self._queues[queue]
 
     async def create_tables(self) -> None:

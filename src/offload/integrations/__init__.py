@@ -1,0 +1,1 @@
+"""Edges to other systems, each behind its extra (``offload[azure-functions]``, ...)."""
