@@ -15,7 +15,6 @@ from tests.servers.azurite import azure_url
 async def backend(request: pytest.FixtureRequest) -> AzureBackend:
     b = AzureBackend(azure_url(request))
     await b.open()
-    request.addfinalizer(lambda: None)
     return b
 
 
