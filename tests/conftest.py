@@ -42,14 +42,23 @@ def _redis_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> str:
     return redis_cluster_url(request)
 
 
+def _azure(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    from tests.servers.azurite import azure_url
+
+    return azure_url(request)
+
+
 BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], str]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "postgres": _postgres,
     "redis": _redis,
     "redis_cluster": _redis_cluster,
+    "azure": _azure,
 }
-DURABLE = ("sqlite", "postgres", "redis", "redis_cluster")
+# azure: Azurite runs in memory, but it outlives every backend instance and
+# process of a test session, which is what these tests check.
+DURABLE = ("sqlite", "postgres", "redis", "redis_cluster", "azure")
 
 
 @pytest.fixture(params=list(BACKENDS))

@@ -1,2 +1,3 @@
 """Edges to other systems, each behind its extra: ``opentelemetry`` (traces, the
-``otel`` extra) and ``prometheus`` (metrics, the ``prometheus`` extra)."""
+``otel`` extra), ``prometheus`` (metrics, the ``prometheus`` extra) and
+``azure_functions`` (a queue trigger, the ``azure-functions`` extra)."""

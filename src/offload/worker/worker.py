@@ -125,6 +125,43 @@ class Worker:
 
     async def run(self) -> None:
         backend = await self.app.backend()
+        self._assemble(backend)
+        self.supervisor = Supervisor(self._services(backend), self._service_died)
+        self.supervisor.start()
+        self._install_signals()
+        log.info("worker %s: queues %s, concurrency %d", self.id, self.queues, self.concurrency)
+        try:
+            await self._fetch_until_stopped(backend)
+            await self._shutdown()
+        finally:
+            await self.supervisor.stop()
+            self._remove_signals()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        self.supervisor.raise_if_died()
+
+    async def run_one(self, job: Job) -> Job | None:
+        """Run one job the caller leased itself, with the worker's own machinery
+        around it (limits, executor, recorder, heartbeat, cancel watch), then fire
+        its batch's continuations if it ended the batch: for a host that receives
+        jobs itself, such as an Azure Functions queue trigger. Returns the job as
+        stored afterwards."""
+        backend = await self.app.backend()
+        self._assemble(backend)
+        self.supervisor = Supervisor(self._job_services(backend), self._service_died)
+        self.supervisor.start()
+        try:
+            self._start(job)
+            await self.running[job.id].task
+            await self.recorder.drained()
+        finally:
+            await self.supervisor.stop()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        self.supervisor.raise_if_died()
+        if job.batch_id is not None:
+            await settle(self.app, backend, job.batch_id)
+        return await backend.job_get(job.id)
+
+    def _assemble(self, backend: Backend) -> None:
         self._loop = asyncio.get_running_loop()
         settings = self.app.settings
         self.scheduler = Scheduler(self.app, backend, settings.scheduler_interval)
@@ -141,18 +178,6 @@ class Worker:
             lease_seconds=self.lease_seconds, poll_interval=self.poll_interval,
             dispatch=self._start, busy=lambda: len(self.running),
         )  # fmt: skip
-        self.supervisor = Supervisor(self._services(backend), self._service_died)
-        self.supervisor.start()
-        self._install_signals()
-        log.info("worker %s: queues %s, concurrency %d", self.id, self.queues, self.concurrency)
-        try:
-            await self._fetch_until_stopped(backend)
-            await self._shutdown()
-        finally:
-            await self.supervisor.stop()
-            self._remove_signals()
-            self._threads.shutdown(wait=False, cancel_futures=True)
-        self.supervisor.raise_if_died()
 
     async def _fetch_until_stopped(self, backend: Backend) -> None:
         fetcher = self.fetcher
@@ -218,25 +243,27 @@ class Worker:
 
     def _services(self, backend: Backend) -> list[Service]:
         settings = self.app.settings
-        heartbeat = Heartbeat(
-            backend, self._live_leases, self._on_heartbeat, self.heartbeat_every,
-            self.lease_seconds, renew=self.gate.renew,
-        )  # fmt: skip
-        cancels = CancelWatch(
-            backend, lambda: list(self.running), self._on_heartbeat,
-            settings.cancel_check_interval,
-        )  # fmt: skip
         services: list[Service] = [
-            self.recorder,
-            heartbeat,
+            *self._job_services(backend),
             Recover(backend, settings.recover_interval),
-            cancels,
             Purge(backend, settings.retention_seconds, settings.purge_interval),
             Registry(backend, self.info, min(self.heartbeat_every, 2.0)),
         ]
         if settings.scheduler:
             services += [self.scheduler, self.settler]
         return services
+
+    def _job_services(self, backend: Backend) -> list[Service]:
+        """What running jobs needs: recording outcomes, keeping leases, cancels."""
+        heartbeat = Heartbeat(
+            backend, self._live_leases, self._on_heartbeat, self.heartbeat_every,
+            self.lease_seconds, renew=self.gate.renew,
+        )  # fmt: skip
+        cancels = CancelWatch(
+            backend, lambda: list(self.running), self._on_heartbeat,
+            self.app.settings.cancel_check_interval,
+        )  # fmt: skip
+        return [self.recorder, heartbeat, cancels]
 
     def info(self) -> WorkerInfo:
         """How this worker describes itself in the registry."""

@@ -1,0 +1,115 @@
+"""The SDK clients of one backend instance, built from a ``Target``, and the
+count of Storage transactions they made (what Azure bills)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from offload.backends.azure._url import Target, credential
+
+TABLES = ("jobs", "ids", "unique", "meta", "control")
+
+
+def storage_queue_name(prefix: str, queue: str) -> str:
+    """Storage queue names allow only lowercase letters, digits and dashes,
+    so an offload queue is named by a digest of its name."""
+    digest = hashlib.sha256(queue.encode()).hexdigest()[:20]
+    return f"{prefix}-{digest}"
+
+
+class Clients:
+    """Tables and queues of one prefix. ``ops`` counts the requests made, per
+    service, so the cost of a job in Storage transactions can be measured."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.ops: Counter[str] = Counter()
+        self._credential: Any = None
+        self._tables_svc = self._table_service()
+        self._queues_svc = self._queue_service()
+        self._tables: dict[str, TableClient] = {}
+        self._queues: dict[str, QueueClient] = {}
+        self._made: set[str] = set()
+
+    def _table_service(self) -> TableServiceClient:
+        if self.target.connection_string is not None:
+            return TableServiceClient.from_connection_string(self.target.connection_string)
+        self._credential = self._credential or credential()
+        assert self.target.table_url is not None
+        return TableServiceClient(self.target.table_url, credential=self._credential)
+
+    def _queue_service(self) -> QueueServiceClient:
+        # Base64 bodies: what the Azure Functions queue trigger expects by default.
+        encode, decode = TextBase64EncodePolicy(), TextBase64DecodePolicy()
+        if self.target.connection_string is not None:
+            return QueueServiceClient.from_connection_string(
+                self.target.connection_string,
+                message_encode_policy=encode,
+                message_decode_policy=decode,
+            )
+        self._credential = self._credential or credential()
+        assert self.target.queue_url is not None
+        return QueueServiceClient(
+            self.target.queue_url,
+            credential=self._credential,
+            message_encode_policy=encode,
+            message_decode_policy=decode,
+        )
+
+    def table(self, name: str) -> TableClient:
+        if name not in self._tables:
+            self._tables[name] = self._tables_svc.get_table_client(self.target.prefix + name)
+        return self._tables[name]
+
+    def queue_name(self, queue: str) -> str:
+        return storage_queue_name(self.target.prefix, queue)
+
+    def queue(self, queue: str) -> QueueClient:
+        if queue not in self._queues:
+            # The service client does not hand its encoding policies down.
+            client = self._queues_svc.get_queue_client(
+                self.queue_name(queue),
+                message_encode_policy=TextBase64EncodePolicy(),
+                message_decode_policy=TextBase64DecodePolicy(),
+            )
+            self._queues[queue] = client
+        return self._queues[queue]
+
+    async def create_tables(self) -> None:
+        for name in TABLES:
+            if name in self._made:
+                continue
+            try:
+                self.ops["table"] += 1
+                await self.table(name).create_table()
+            except ResourceExistsError:
+                pass
+            self._made.add(name)
+
+    async def create_queue(self, queue: str) -> QueueClient:
+        client = self.queue(queue)
+        if "q:" + queue not in self._made:
+            try:
+                self.ops["queue"] += 1
+                await client.create_queue()
+            except ResourceExistsError:
+                pass
+            self._made.add("q:" + queue)
+        return client
+
+    async def close(self) -> None:
+        for client in self._tables.values():
+            await client.close()
+        for queue_client in self._queues.values():
+            await queue_client.close()
+        await self._tables_svc.close()
+        await self._queues_svc.close()
+        if self._credential is not None:
+            await self._credential.close()

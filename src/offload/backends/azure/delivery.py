@@ -1,0 +1,94 @@
+"""Storage Queue messages: one per job landing waiting, naming the job, visible
+when it comes due. They wake idle workers (one receive per queue per poll
+interval, since Storage bills every empty receive) and drive the Azure
+Functions trigger; the job's state and its lease live in Tables."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+from offload.backends.azure.clients import Clients
+from offload.job import Job
+
+log = logging.getLogger("offload.backends.azure")
+MAX_VISIBILITY = 7 * 24 * 3600 - 60
+"""Storage caps the initial visibility at 7 days; a job due later is signalled
+at the cap, and whoever receives it early signals it again."""
+RECEIVE_BATCH = 32
+# Same-process wake-ups (an enqueue in this process wakes its idle workers at
+# once), per prefix: (loop, event) pairs.
+_waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+
+def message(job: Job) -> str:
+    return json.dumps({"id": job.id, "queue": job.queue, "tenant": job.tenant})
+
+
+def parse(body: str) -> tuple[str, str]:
+    """``(job id, queue)`` of a message body; a clear error for anything else."""
+    try:
+        data = json.loads(body)
+        return str(data["id"]), str(data["queue"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not an offload job message: {body[:80]!r}") from exc
+
+
+class Doorbell:
+    def __init__(self, clients: Clients) -> None:
+        self.c = clients
+
+    async def ring(self, job: Job, now: datetime) -> None:
+        """Send the job's message, visible at its due time. A lost message only
+        delays the job until a worker's next poll of the ready rows."""
+        delay = max(0, min(MAX_VISIBILITY, int((job.run_at - now).total_seconds() + 0.999)))
+        try:
+            client = await self.c.create_queue(job.queue)
+            self.c.ops["queue"] += 1
+            await client.send_message(message(job), visibility_timeout=delay)
+        except AzureError as exc:
+            log.warning("could not signal job %s on Storage queue: %s", job.id, exc)
+        self.wake_local()
+
+    def wake_local(self) -> None:
+        for loop, event in list(_waiters.get(self.c.target.prefix, ())):
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, queues: Sequence[str], timeout: float) -> None:
+        """Return once a message of ``queues`` was received (and deleted: it has
+        done its job of waking a worker), on a local wake-up, or after ``timeout``."""
+        if await self._received(queues):
+            return
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        _waiters.setdefault(self.c.target.prefix, set()).add(waiter)
+        try:
+            await asyncio.wait_for(waiter[1].wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            _waiters[self.c.target.prefix].discard(waiter)
+
+    async def _received(self, queues: Sequence[str]) -> bool:
+        got = False
+        for queue in queues:
+            client = self.c.queue(queue)
+            try:
+                self.c.ops["queue"] += 1
+                async for msg in client.receive_messages(
+                    messages_per_page=RECEIVE_BATCH, max_messages=RECEIVE_BATCH,
+                    visibility_timeout=30,
+                ):  # fmt: skip
+                    got = True
+                    self.c.ops["queue"] += 1
+                    await client.delete_message(msg.id, msg.pop_receipt)
+            except ResourceNotFoundError:
+                continue
+            except AzureError as exc:
+                log.warning("could not receive from Storage queue of %r: %s", queue, exc)
+        return got

@@ -1,0 +1,45 @@
+"""Storage transactions one job costs on azure://, counted by the backend
+itself (the docs quote these numbers; the bounds keep them from creeping up)."""
+
+from __future__ import annotations
+
+import pytest
+
+from offload.backends.azure.backend import AzureBackend
+from offload.job import ErrorInfo
+from tests.contract.helpers import new_job
+from tests.servers.azurite import azure_url
+
+
+@pytest.fixture
+async def backend(request: pytest.FixtureRequest) -> AzureBackend:
+    b = AzureBackend(azure_url(request))
+    await b.open()
+    return b
+
+
+def _spent(b: AzureBackend, before: dict[str, int]) -> dict[str, int]:
+    return {k: b.ops[k] - before.get(k, 0) for k in ("table", "queue")}
+
+
+async def test_transactions_per_job(backend: AzureBackend) -> None:
+    await backend.job_enqueue_many([new_job()])  # warm: queue created, counter read
+    leased = await backend.job_lease("w", ["default"], 1, 30)
+    await backend.job_complete_many([(leased[0].lease, None)])
+    before = dict(backend.ops)
+    await backend.job_enqueue_many([new_job()])
+    [job] = await backend.job_lease("w", ["default"], 1, 30)
+    assert await backend.job_complete_many([(job.lease, b"1")]) == [True]
+    happy = _spent(backend, before)
+    before = dict(backend.ops)
+    await backend.job_enqueue_many([new_job()])
+    [job] = await backend.job_lease("w", ["default"], 1, 30)
+    await backend.job_fail(job.lease, ErrorInfo("E", "x"), 0.0)
+    [job] = await backend.job_lease("w", ["default"], 1, 30)
+    assert await backend.job_complete_many([(job.lease, b"1")]) == [True]
+    retried = _spent(backend, before)
+    print(f"azure transactions per job: happy {happy}, one retry {retried}")
+    await backend.close()
+    assert happy["table"] <= 12
+    assert happy["queue"] <= 1
+    assert retried["queue"] <= 2
