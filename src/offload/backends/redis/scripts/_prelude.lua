@@ -45,13 +45,45 @@ local function set_of(csv)
   return out
 end
 
+-- A rule is codec.rule(transition): the state machine and each transition's
+-- effects, written once in offload.lifecycle and read here as data.
 local function rule(s)
-  local parts = {}
+  local p = {}
   for part in string.gmatch(s .. '|', '([^|]*)|') do
-    parts[#parts + 1] = part
+    p[#p + 1] = part
   end
-  return {sources = set_of(parts[1]), target = parts[2], events = split(parts[3], ','),
-          leased = parts[4] == '1'}
+  return {sources = set_of(p[1]), target = p[2], events = split(p[3], ','),
+          leased = p[4] == '1', attempts = p[5], run_at = p[6], lease = p[7], error = p[8],
+          finished = p[9], stamps = split(p[10], ','), result = p[11] == '1',
+          checkpoint = p[12] == '1', waits = p[13] == '1'}
+end
+
+-- Python's datetime.isoformat() of the UTC time `us` (microseconds since the
+-- epoch): Redis Lua has no os.date, so the date comes from the day count by
+-- the civil-from-days algorithm (H. Hinnant); the fraction is left out when
+-- it is zero, as isoformat does.
+local function iso(us)
+  local secs = math.floor(us / 1000000)
+  local frac = us - secs * 1000000
+  if frac < 0 then secs, frac = secs - 1, frac + 1000000 end
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local text = string.format('%04d-%02d-%02dT%02d:%02d:%02d', y, m, d, math.floor(rem / 3600),
+                             math.floor(rem % 3600 / 60), rem % 60)
+  if frac > 0 then text = text .. string.format('.%06d', frac) end
+  return text .. '+00:00'
 end
 
 -- Event ids: read once, counted here, stored once at the end (see the loader).
@@ -88,20 +120,38 @@ local function merge(a, b)
   return string.sub(a, 1, -2) .. ',' .. string.sub(b, 2)
 end
 
--- The listing index per (state, lane) follows every state change; its sizes
--- are the job counts, so no separate counter can drift. A job of a batch moves
--- in its batch's per-state index the same way: those sizes are the batch's counts.
-local function move(job, to)
-  if job.state then
-    redis.call('ZREM', P .. ':idx:' .. job.state .. ':' .. job.lane, job.id)
+-- The JSON text of a worker id, kept: a lease call stamps the same one on every job.
+local worker_texts = {}
+local function worker_text(worker)
+  if not worker then return 'null' end
+  local text = worker_texts[worker]
+  if not text then
+    text = cjson.encode(worker)
+    worker_texts[worker] = text
   end
-  redis.call('ZADD', P .. ':idx:' .. to .. ':' .. job.lane, 0, job.id)
-  if job.batch then
-    if job.state then
-      redis.call('ZREM', P .. ':bidx:' .. job.state .. ':' .. job.batch, job.id)
+  return text
+end
+
+-- The data of rule r's events: what the caller handed in (JSON text built by
+-- offload.event_data), then the stamps the rule names with the job's values
+-- after the transition, last so that they win, as event_data.stamped does.
+local function stamped(handed, r, attempts, holder, run_at)
+  if #r.stamps == 0 then return handed end
+  local parts = {}
+  for i, name in ipairs(r.stamps) do
+    local value
+    if name == 'attempt' then
+      value = int(attempts)
+    elseif name == 'worker' then
+      value = worker_text(holder)
+    elseif name == 'run_at' then
+      value = '"' .. iso(run_at) .. '"'
+    else
+      error('offload: no value for the stamp ' .. name)
     end
-    redis.call('ZADD', P .. ':bidx:' .. to .. ':' .. job.batch, 0, job.id)
+    parts[i] = '"' .. name .. '":' .. value
   end
+  return merge(handed, '{' .. table.concat(parts, ',') .. '}')
 end
 
 -- Scripts that move many jobs gather their sorted-set writes per key and send
@@ -136,7 +186,10 @@ local function zrem_all(key, members)
   end
 end
 
--- The batched form of move() below: note() per job, then apply() once.
+-- The listing index per (state, lane) follows every state change; its sizes
+-- are the job counts, so no separate counter can drift. A job of a batch moves
+-- in its batch's per-state index the same way: those sizes are the batch's counts.
+-- note() per job, then apply() once.
 local function new_moves()
   local rem, add = {}, {}
   local m = {}
@@ -191,12 +244,12 @@ end
 local function load(id)
   local v = redis.call('HMGET', P .. ':job:' .. id, 'state', 'lease_token', 'tenant', 'queue',
                        'attempts', 'rk', 'pk', 'max_attempts', 'worker_id',
-                       'cancel_requested', 'uf', 'ev', 'lane', 'batch_id')
+                       'cancel_requested', 'uf', 'ev', 'lane', 'batch_id', 'run_at')
   if not v[1] then return nil end
   return {id = id, state = v[1], token = v[2], tenant = v[3], queue = v[4],
           attempts = tonumber(v[5]), rk = v[6], pk = v[7], max_attempts = tonumber(v[8]),
           worker = v[9], cancel = v[10] == '1', uf = v[11], ev = v[12], lane = v[13],
-          batch = v[14]}
+          batch = v[14], run_at = tonumber(v[15])}
 end
 
 -- The job if rule r may move it now (state in sources and, for a leased rule,
@@ -208,40 +261,123 @@ local function guard(id, token, r)
   return job
 end
 
--- HSET the job's fields: the pairs given plus any in `extra`.
-local function hset(job, fields, extra)
-  if extra then
-    for _, v in ipairs(extra) do
-      fields[#fields + 1] = v
-    end
+-- What the transitions of one call write to the deployment-wide sets (listing
+-- indexes, running, finished, wake-ups), gathered by apply() and sent once per
+-- key by flush(), which every script that applies a transition calls at its end.
+local function new_writes()
+  local w = new_moves()
+  local leased, dropped, ended, reopened, woken = {}, {}, {}, {}, {}
+  function w.leased(id, expires_s) push(leased, expires_s, id) end
+  function w.dropped(id) dropped[#dropped + 1] = id end
+  function w.ended(id) ended[#ended + 1] = id end
+  function w.reopened(id) reopened[#reopened + 1] = id end
+  function w.woken(queue) woken[queue] = (woken[queue] or 0) + 1 end
+  function w.flush()
+    w.apply()
+    zrem_all(RUNNING, dropped)
+    for expires_s, ids in pairs(leased) do zadd_all(RUNNING, expires_s, ids) end
+    zrem_all(FINISHED, reopened)
+    zadd_all(FINISHED, NOW_S, ended)
+    for queue, n in pairs(woken) do signal(queue, n) end
   end
-  redis.call('HSET', P .. ':job:' .. job.id, unpack(fields))
+  return w
 end
 
--- End a job under rule r (succeeded, dead, cancelled).
-local function finish(job, r, data, extra)
-  unplace(job)
-  redis.call('ZREM', RUNNING, job.id)
-  hset(job, {'state', r.target, 'finished_at', NOW_S, 'rk', ''}, extra)
-  redis.call('ZADD', FINISHED, NOW, job.id)
-  move(job, r.target)
-  emit_all(job, r, data)
+local function add(fields, name, value)
+  fields[#fields + 1] = name
+  fields[#fields + 1] = value
 end
 
--- Put a job back to waiting under rule r, due at run_at.
-local function release(job, r, run_at, data, extra)
-  unplace(job)
-  redis.call('ZREM', RUNNING, job.id)
-  local member = place(job.id, job.queue, job.pk, run_at)
-  hset(job, {'state', r.target, 'run_at', int(run_at), 'rk', member}, extra)
-  move(job, r.target)
-  emit_all(job, r, data)
-  if run_at <= NOW then signal(job.queue, 1) end
+-- The attempt counter after rule r: lifecycle.count_attempts in Lua.
+local function count_attempts(r, attempts)
+  if r.attempts == 'count' then return attempts + 1 end
+  if r.attempts == 'give_back' then return math.max(0, attempts - 1) end
+  if r.attempts == 'reset' then return 0 end
+  return attempts
+end
+
+-- The due time after rule r; `after` is the caller's delay in microseconds.
+local function due_at(r, run_at, after)
+  if r.run_at == 'now' then return NOW end
+  if r.run_at == 'after' then return NOW + (after or 0) end
+  return run_at
+end
+
+-- The lease fields rule r writes; a dropped lease's fields stay behind (they
+-- count only while the job runs) and the job leaves the running set.
+local function apply_lease(job, r, a, f, w)
+  if r.lease == 'grant' then
+    add(f, 'worker_id', a.worker)
+    add(f, 'lease_token', a.token)
+    add(f, 'lease_expires_at', a.expires_s)
+    add(f, 'started_at', NOW_S)
+    add(f, 'cancel_requested', '0')
+    w.leased(job.id, a.expires_s)
+    return a.worker
+  end
+  if r.lease == 'drop' then w.dropped(job.id) end
+  return job.worker
+end
+
+-- The error, finish time, result and checkpoint rule r writes.
+local function apply_outcome(job, r, a, f, w)
+  local gone = {}
+  if r.error == 'set' then add(f, 'error', a.error) end
+  if r.error == 'clear' then gone[#gone + 1] = 'error' end
+  if r.finished == 'set' then
+    add(f, 'finished_at', NOW_S)
+    w.ended(job.id)
+  elseif r.finished == 'clear' then
+    gone[#gone + 1] = 'finished_at'
+    w.reopened(job.id)
+  end
+  if r.result and a.result then add(f, 'result', a.result) end
+  if r.checkpoint and a.checkpoint then add(f, 'checkpoint', a.checkpoint) end
+  if #gone > 0 then redis.call('HDEL', P .. ':job:' .. job.id, unpack(gone)) end
+end
+
+-- Apply rule r to `job` (from load(), or the same fields) as its effect fields
+-- say, with the values the caller handed in `a`: data (event data JSON text,
+-- '{}' for none), after (delay in us for RUN_AT after), error (JSON), result,
+-- checkpoint, and for a grant worker, token and expires_s. A job whose ready
+-- member its caller already removed has `taken` set. This is the Lua twin of
+-- the memory backend's _apply: the one place a script changes a job's state.
+-- Returns the fields written, as HSET pairs.
+local function apply(job, r, a, w)
+  local f = {'state', r.target}
+  local attempts = count_attempts(r, job.attempts)
+  if attempts ~= job.attempts then add(f, 'attempts', int(attempts)) end
+  local run_at = due_at(r, job.run_at, a.after)
+  if run_at ~= job.run_at then add(f, 'run_at', int(run_at)) end
+  local holder = apply_lease(job, r, a, f, w)
+  apply_outcome(job, r, a, f, w)
+  if job.rk and job.rk ~= '' and not job.taken then unplace(job) end
+  if r.waits then
+    add(f, 'rk', place(job.id, job.queue, job.pk, run_at))
+    if run_at <= NOW then w.woken(job.queue) end
+  elseif job.rk and job.rk ~= '' then
+    add(f, 'rk', '')
+  end
+  redis.call('HSET', P .. ':job:' .. job.id, unpack(f))
+  w.note(job, r.target)
+  emit_all(job, r, stamped(a.data or '{}', r, attempts, holder, run_at))
+  return f
 end
 
 -- The job's values in codec.FIELDS order (the loader defines FIELDS).
 local function fetch(id)
   return redis.call('HMGET', P .. ':job:' .. id, unpack(FIELDS))
+end
+
+-- Rule r applied to one job, fenced by its token when r is leased: the job's
+-- values after it, or false when refused. `a` is what apply() takes.
+local function transition(r, id, token, a)
+  local job = guard(id, token, r)
+  if not job then return false end
+  local w = new_writes()
+  apply(job, r, a, w)
+  w.flush()
+  return fetch(id)
 end
 
 -- Limits and rates: let a key outlive its newest entry by at least `us`, so a

@@ -14,7 +14,7 @@ if job.uf then
   end
   redis.call('HSET', UNIQUE, job.uf, job.id)
 end
-redis.call('HDEL', P .. ':job:' .. job.id, 'error', 'finished_at')
-redis.call('ZREM', FINISHED, job.id)
-release(job, r, NOW, '{}', {'attempts', '0'})
+local w = new_writes()
+apply(job, r, {}, w)
+w.flush()
 return fetch(job.id)
