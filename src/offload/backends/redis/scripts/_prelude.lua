@@ -61,7 +61,8 @@ end
 -- Python's datetime.isoformat() of the UTC time `us` (microseconds since the
 -- epoch): Redis Lua has no os.date, so the date comes from the day count by
 -- the civil-from-days algorithm (H. Hinnant); the fraction is left out when
--- it is zero, as isoformat does.
+-- it is zero, as isoformat does. Exact while `us` < 2^53 (up to the year
+-- 2255), the bound of every time a script handles as a Lua number.
 local function iso(us)
   local secs = math.floor(us / 1000000)
   local frac = us - secs * 1000000
