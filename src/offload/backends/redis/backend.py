@@ -3,8 +3,10 @@
 Every job transition is one Lua script (``scripts/``) that checks the
 transition's source states and lease token, changes the job, its queue
 membership, counters and listing index, and appends the events, atomically.
-The rules come from ``offload.lifecycle`` as script arguments. Times come from
-the server's ``TIME`` inside the scripts, so clients' clocks never matter.
+The rules, effects included, come from ``offload.lifecycle`` as script
+arguments (``codec.rule``) and the prelude's ``apply`` writes what they say;
+event data arrives built by ``offload.event_data``. Times come from the
+server's ``TIME`` inside the scripts, so clients' clocks never matter.
 """
 
 from __future__ import annotations

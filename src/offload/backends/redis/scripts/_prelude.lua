@@ -6,8 +6,9 @@
 -- "{offload}". Every other key is derived from the prefix, so all of them live
 -- in that one slot and a script can touch any of them on a cluster.
 --
--- Transition rules arrive as "sources|target|events|leased" strings generated
--- from offload.lifecycle, so the state machine is written down once, in Python.
+-- Transition rules arrive as strings generated from offload.lifecycle
+-- (codec.rule: the guard, the events and every effect), so the state machine
+-- is written down once, in Python; apply() below writes any transition.
 -- Times are integer microseconds from the server's TIME. Hot helpers build keys
 -- by plain concatenation: string work is most of a script's cost.
 
@@ -56,6 +57,20 @@ local function rule(s)
           leased = p[4] == '1', attempts = p[5], run_at = p[6], lease = p[7], error = p[8],
           finished = p[9], stamps = split(p[10], ','), result = p[11] == '1',
           checkpoint = p[12] == '1', waits = p[13] == '1'}
+end
+
+-- The job fields apply() reads for rule r, so that a script moving many jobs
+-- reads no more than their transition needs: a due time only to keep it, an
+-- attempt counter only to change or stamp it, and so on.
+local function reads_of(r)
+  local names = {'state', 'lease_token', 'rk', 'queue', 'ev', 'lane', 'batch_id'}
+  local stamps = {}
+  for _, name in ipairs(r.stamps) do stamps[name] = true end
+  if r.attempts ~= 'keep' or stamps.attempt then names[#names + 1] = 'attempts' end
+  if stamps.worker then names[#names + 1] = 'worker_id' end
+  if r.run_at == 'keep' and (r.waits or stamps.run_at) then names[#names + 1] = 'run_at' end
+  if r.waits then names[#names + 1] = 'pk' end
+  return names
 end
 
 -- Python's datetime.isoformat() of the UTC time `us` (microseconds since the
@@ -253,10 +268,31 @@ local function load(id)
           batch = v[14], run_at = tonumber(v[15])}
 end
 
+-- The fields of reads_of(r) under the names load() gives them.
+local READ_AS = {lease_token = 'token', worker_id = 'worker', batch_id = 'batch'}
+local NUMERIC = {attempts = true, run_at = true}
+local function read(id, r)
+  local names = r.reads
+  if not names then
+    names = reads_of(r)
+    r.reads, r.read_as, r.numeric = names, {}, {}
+    for i, name in ipairs(names) do
+      r.read_as[i] = READ_AS[name] or name
+      if NUMERIC[name] then r.numeric[#r.numeric + 1] = i end
+    end
+  end
+  local v = redis.call('HMGET', P .. ':job:' .. id, unpack(names))
+  if not v[1] then return nil end
+  local job, as = {id = id}, r.read_as
+  for _, i in ipairs(r.numeric) do v[i] = tonumber(v[i]) end
+  for i = 1, #names do job[as[i]] = v[i] end
+  return job
+end
+
 -- The job if rule r may move it now (state in sources and, for a leased rule,
--- the caller's token is the current one), else nil.
+-- the caller's token is the current one), else nil; it holds what apply() needs.
 local function guard(id, token, r)
-  local job = load(id)
+  local job = read(id, r)
   if not job or not r.sources[job.state] then return nil end
   if r.leased and job.token ~= token then return nil end
   return job
@@ -322,19 +358,20 @@ end
 
 -- The error, finish time, result and checkpoint rule r writes.
 local function apply_outcome(job, r, a, f, w)
-  local gone = {}
-  if r.error == 'set' then add(f, 'error', a.error) end
-  if r.error == 'clear' then gone[#gone + 1] = 'error' end
+  if r.error == 'set' then
+    add(f, 'error', a.error)
+  elseif r.error == 'clear' then
+    redis.call('HDEL', P .. ':job:' .. job.id, 'error')
+  end
   if r.finished == 'set' then
     add(f, 'finished_at', NOW_S)
     w.ended(job.id)
   elseif r.finished == 'clear' then
-    gone[#gone + 1] = 'finished_at'
+    redis.call('HDEL', P .. ':job:' .. job.id, 'finished_at')
     w.reopened(job.id)
   end
   if r.result and a.result then add(f, 'result', a.result) end
   if r.checkpoint and a.checkpoint then add(f, 'checkpoint', a.checkpoint) end
-  if #gone > 0 then redis.call('HDEL', P .. ':job:' .. job.id, unpack(gone)) end
 end
 
 -- Apply rule r to `job` (from load(), or the same fields) as its effect fields

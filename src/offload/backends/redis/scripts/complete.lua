@@ -9,6 +9,7 @@
 local r = rule(ARGV[2])
 local out = {}
 local w = new_writes()
+local handed = {}
 local results, offset = ARGV[4], 0
 for _, item in ipairs(cjson.decode(ARGV[3])) do
   local id, token, size = item[1], item[2], item[3]
@@ -19,7 +20,8 @@ for _, item in ipairs(cjson.decode(ARGV[3])) do
   end
   local job = guard(id, token, r)
   if job then
-    apply(job, r, {result = result}, w)
+    handed.result = result
+    apply(job, r, handed, w)
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
