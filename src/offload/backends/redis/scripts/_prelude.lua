@@ -148,26 +148,36 @@ local function worker_text(worker)
   return text
 end
 
+-- The value of one stamp of offload.lifecycle.Stamp, as JSON text.
+local function stamp_value(name, attempts, holder, run_at)
+  if name == 'attempt' then return int(attempts) end
+  if name == 'worker' then return worker_text(holder) end
+  if name == 'run_at' then return '"' .. iso(run_at) .. '"' end
+  error('offload: no value for the stamp ' .. name)
+end
+
 -- The data of rule r's events: what the caller handed in (JSON text built by
 -- offload.event_data), then the stamps the rule names with the job's values
 -- after the transition, last so that they win, as event_data.stamped does.
+-- r.stamp_text holds the object's text with a slot per value (every third
+-- item), filled per job: a lease stamps every job it takes.
 local function stamped(handed, r, attempts, holder, run_at)
-  if #r.stamps == 0 then return handed end
-  local parts = {}
-  for i, name in ipairs(r.stamps) do
-    local value
-    if name == 'attempt' then
-      value = int(attempts)
-    elseif name == 'worker' then
-      value = worker_text(holder)
-    elseif name == 'run_at' then
-      value = '"' .. iso(run_at) .. '"'
-    else
-      error('offload: no value for the stamp ' .. name)
+  local text = r.stamp_text
+  if not text then
+    if #r.stamps == 0 then return handed end
+    text = {'{'}
+    for i, name in ipairs(r.stamps) do
+      text[3 * i - 1] = '"' .. name .. '":'
+      text[3 * i] = ''
+      text[3 * i + 1] = ','
     end
-    parts[i] = '"' .. name .. '":' .. value
+    text[3 * #r.stamps + 1] = '}'
+    r.stamp_text = text
   end
-  return merge(handed, '{' .. table.concat(parts, ',') .. '}')
+  for i, name in ipairs(r.stamps) do
+    text[3 * i] = stamp_value(name, attempts, holder, run_at)
+  end
+  return merge(handed, table.concat(text))
 end
 
 -- Scripts that move many jobs gather their sorted-set writes per key and send
