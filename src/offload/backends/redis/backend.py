@@ -7,6 +7,10 @@ The rules, effects included, come from ``offload.lifecycle`` as script
 arguments (``codec.rule``) and the prelude's ``apply`` writes what they say;
 event data arrives built by ``offload.event_data``. Times come from the
 server's ``TIME`` inside the scripts, so clients' clocks never matter.
+
+The file runs past 600 lines because it is the one class the contract asks
+for; each method is a thin call of its script, and the encoding (``codec``),
+key names (``keys``) and scripts (``lua``) already live apart.
 """
 
 from __future__ import annotations
