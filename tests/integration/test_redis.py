@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,7 +16,8 @@ from redis.crc import key_slot
 
 from offload import App
 from offload.backends import create_backend
-from offload.backends.redis import RedisBackend
+from offload.backends.redis import RedisBackend, lua
+from offload.backends.redis.codec import to_us
 from offload.errors import BackendError
 from offload.job import ErrorInfo, JobQuery, NewJob
 from offload.lifecycle import State
@@ -81,6 +82,36 @@ async def test_every_key_of_a_deployment_hashes_to_one_slot(
     kinds = {k.split(b":")[1] for k in keys}
     assert {b"job", b"events", b"feed", b"ready", b"delayed", b"idx", b"unique"} <= kinds
     assert len({key_slot(k) for k in keys}) == 1
+
+
+_MOMENTS = [
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2000, 2, 29, 12, 0, 0, 1, tzinfo=UTC),
+    datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
+    datetime(2026, 12, 1, 22, 0, 0, 123456, tzinfo=UTC),
+    datetime(2100, 3, 1, 0, 0, 0, 500000, tzinfo=UTC),
+    datetime(1900, 1, 1, 6, 7, 8, 90, tzinfo=UTC),
+    datetime(2250, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # near 2**53 us, Lua's limit
+] + [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=d, microseconds=d * 7919) for d in
+     range(0, 3000, 37)]  # fmt: skip
+
+
+async def test_the_scripts_write_times_as_isoformat_does(request: pytest.FixtureRequest) -> None:
+    """Events carry ``run_at`` as the text Python's ``isoformat()`` gives, written
+    by the scripts' own date formatter (Redis Lua has no ``os.date``)."""
+    url = redis_url(request)
+    client = aioredis.Redis.from_url(url.split("?")[0])
+    tag = "{" + _prefix(url) + "}"
+    body = "local out = {}\nfor i = 2, #ARGV do out[#out + 1] = iso(tonumber(ARGV[i])) end\n"
+    try:
+        texts = await client.eval(
+            lua.prelude() + body + "return out", 1, tag + ":seq", tag,
+            *[str(to_us(m)) for m in _MOMENTS],
+        )  # fmt: skip
+    finally:
+        await client.aclose()
+    assert [t.decode() for t in texts] == [m.isoformat() for m in _MOMENTS]
 
 
 async def _kill_connections(url: str, name: str) -> int:

@@ -3,8 +3,14 @@
 Every job transition is one Lua script (``scripts/``) that checks the
 transition's source states and lease token, changes the job, its queue
 membership, counters and listing index, and appends the events, atomically.
-The rules come from ``offload.lifecycle`` as script arguments. Times come from
-the server's ``TIME`` inside the scripts, so clients' clocks never matter.
+The rules, effects included, come from ``offload.lifecycle`` as script
+arguments (``codec.rule``) and the prelude's ``apply`` writes what they say;
+event data arrives built by ``offload.event_data``. Times come from the
+server's ``TIME`` inside the scripts, so clients' clocks never matter.
+
+The file runs past 600 lines because it is the one class the contract asks
+for; each method is a thin call of its script, and the encoding (``codec``),
+key names (``keys``) and scripts (``lua``) already live apart.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError
 
+from offload import event_data as ed
 from offload import lifecycle as lc
 from offload.backends.base import Backend, QueueCounts, pause_order
 from offload.backends.redis import codec, lua
@@ -29,6 +36,8 @@ from offload.backends.redis.keys import Keys, lane, split_lane
 from offload.errors import BackendError
 from offload.job import (
     Batch,
+    Cancellation,
+    CancelOutcome,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -49,7 +58,9 @@ _UNBLOCK_TRIES, _UNBLOCK_PAUSE = 50, 0.002
 
 _RULES = {t.name: codec.rule(t) for t in lc.ALL}
 _ENDED = codec.states_arg(lc.ENDED)
-_EXPIRED = codec.error_json(ErrorInfo("LeaseExpired", "lease expired on the last attempt"))
+_EXPIRED = codec.error_json(ed.LEASE_EXPIRED)
+_OUTCOMES = [o.value for o in (CancelOutcome.CANCELLED, CancelOutcome.REQUESTED,
+                                CancelOutcome.ENDED)]  # fmt: skip
 _RUNNING = State.RUNNING.value.encode()
 
 
@@ -181,14 +192,16 @@ class RedisBackend(Backend):
         rule = _RULES["fail"] if retry_in is None else _RULES["retry"]
         retry = "" if retry_in is None else str(codec.seconds_us(retry_in))
         reply = await self._run(
-            "fail", rule, lease.job_id, lease.token, codec.error_json(error), retry
-        )
+            "fail", rule, lease.job_id, lease.token, codec.error_json(error),
+            _json(ed.failure(error)), retry,
+        )  # fmt: skip
         return _job_or_none(reply)
 
     async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
         reply = await self._run(
-            "reject", _RULES["reject"], lease.job_id, lease.token, codec.error_json(error)
-        )
+            "reject", _RULES["reject"], lease.job_id, lease.token, codec.error_json(error),
+            _json(ed.failure(error)),
+        )  # fmt: skip
         return _job_or_none(reply)
 
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
@@ -198,19 +211,21 @@ class RedisBackend(Backend):
         return _job_or_none(reply)
 
     async def job_snooze(self, lease: Lease, delay: float, reason: str) -> Job | None:
-        data = json.dumps({"delay": delay, "reason": reason})
         reply = await self._run(
             "snooze", _RULES["snooze"], lease.job_id, lease.token,
-            str(codec.seconds_us(delay)), data,
+            str(codec.seconds_us(delay)), _json(ed.snoozed(delay, reason)),
         )  # fmt: skip
         return _job_or_none(reply)
 
-    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Job | None:
+    async def job_cancel(self, job_id: str, tenant: str | None = None) -> Cancellation | None:
         reply = await self._run(
             "cancel", _RULES["cancel"], _RULES["cancel_running"],
-            EventKind.CANCEL_REQUESTED.value, job_id, codec.opt(tenant),
+            EventKind.CANCEL_REQUESTED.value, job_id, codec.opt(tenant), *_OUTCOMES,
         )  # fmt: skip
-        return _job_or_none(reply)
+        if not reply:
+            return None
+        outcome, values = reply
+        return Cancellation(codec.job_from_values(values), CancelOutcome(outcome.decode()))
 
     async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
         """A pipelined read, no script: the worker asks often, and the flag counts
@@ -236,7 +251,7 @@ class RedisBackend(Backend):
     async def job_save_progress(
         self, lease: Lease, checkpoint: bytes | None, progress: float | None, message: str | None
     ) -> bool:
-        data = json.dumps({"progress": progress, "message": message})
+        data = _json(ed.progress(progress, message)) if progress is not None else ""
         reply = await self._run(
             "progress", State.RUNNING.value, EventKind.PROGRESS.value, lease.job_id,
             lease.token, *_optional(checkpoint),
@@ -579,10 +594,11 @@ class RedisBackend(Backend):
         The call is never abandoned half way, since the lease in flight could
         then be lost with its reply (and a job counted as attempted that never
         ran): ``interrupt_wait`` unblocks the pop early instead, and the jobs
-        the lease took are returned as usual. Used by the worker's fetcher when
-        the backend has it; not part of the backend contract."""
-        if self._target.cluster or limit <= 0 or not queues or timeout <= 0:
-            # A cluster client has no single connection to block on.
+        the lease took are returned as usual. A cluster client has no single
+        connection to block on, so it takes the contract's wait-then-lease."""
+        if self._target.cluster:
+            return await super().job_lease_on_wake(worker_id, queues, limit, lease_for, timeout)
+        if limit <= 0 or not queues or timeout <= 0:
             await self.wait_for_jobs(queues, timeout)
             return []
         keys = [self._keys.signal(q) for q in queues]
@@ -622,6 +638,9 @@ class RedisBackend(Backend):
         out; its lease still runs and its jobs are still returned. The unblock
         travels on another connection and may overtake the pop it means to end,
         so it is repeated, briefly, until the call is over."""
+        if self._target.cluster:
+            await super().interrupt_wait()
+            return
         with _translated():
             for _ in range(_UNBLOCK_TRIES):
                 if not self._blocked or self._waiter_id is None:
@@ -667,13 +686,21 @@ def _enqueued(chunk: list[NewJob], reply: list[Any]) -> list[Job]:
     out: list[Job] = []
     for new, item in zip(chunk, islice(reply, 1, None), strict=True):
         if isinstance(item, list):
-            out.append(codec.job_from_values(item))
+            existing = codec.job_from_values(item)
+            existing.duplicate = True
+            out.append(existing)
         elif item <= created_us:
             run_at = created if item == created_us else codec.from_us(item)
             out.append(codec.stored_job(new, created, run_at, _NOW_STATE))
         else:
             out.append(codec.stored_job(new, created, codec.from_us(item), _LATER_STATE))
     return out
+
+
+def _json(data: ed.EventData) -> str:
+    """Event data built by ``offload.event_data``, as the JSON text a script
+    splices into the events it appends."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 def _optional(value: bytes | None) -> tuple[str, bytes]:

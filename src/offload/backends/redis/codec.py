@@ -57,10 +57,29 @@ def seconds_us(seconds: float) -> int:
 
 
 def rule(t: Transition) -> str:
-    """A transition as the scripts read it: ``sources|target|events|leased``."""
+    """A transition as the scripts read it, every field taken from the lifecycle::
+
+        sources|target|events|leased|attempts|run_at|lease|error|finished|stamps|
+        result|checkpoint|waits
+
+    ``attempts``, ``run_at``, ``lease`` and ``error`` are the effect values
+    (``count``, ``after``, ``grant``...), ``finished`` is ``set``, ``clear`` or
+    ``keep``, ``stamps`` the stamp names, the last three are 1/0 flags; the
+    prelude's ``apply`` writes what they say, so no script re-decides an effect.
+    """
     sources = ",".join(sorted(s.value for s in t.sources))
     events = ",".join(e.value for e in t.events)
-    return f"{sources}|{t.target.value}|{events}|{int(t.leased)}"
+    finished = "set" if t.sets_finished else "clear" if t.clears_finished else "keep"
+    stamps = ",".join(s.value for s in t.stamps)
+    return "|".join((
+        sources, t.target.value, events, _flag(t.leased), t.attempts.value, t.run_at.value,
+        t.lease.value, t.error.value, finished, stamps, _flag(t.stores_result),
+        _flag(t.stores_checkpoint), _flag(t.waits),
+    ))  # fmt: skip
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
 
 
 def states_arg(states: Sequence[State] | frozenset[State]) -> str:
@@ -194,13 +213,9 @@ def _error(raw: bytes | None) -> ErrorInfo | None:
 
 def event_from_json(raw: bytes | str) -> Event:
     doc: dict[str, Any] = json.loads(raw)
-    data: dict[str, Any] = doc["data"]
-    if isinstance(data.get("run_at"), int):
-        # Scripts know times only as microseconds; events show them as ISO text.
-        data["run_at"] = from_us(data["run_at"]).isoformat()
     return Event(
         id=int(doc["id"]), job_id=doc["job"], tenant=doc["tenant"],
-        kind=EventKind(doc["kind"]), at=from_us(int(doc["at"])), data=data,
+        kind=EventKind(doc["kind"]), at=from_us(int(doc["at"])), data=doc["data"],
     )  # fmt: skip
 
 

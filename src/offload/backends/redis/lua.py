@@ -26,18 +26,23 @@ NAMES = (
 )  # fmt: skip
 
 
+def _script(name: str) -> str:
+    return files("offload.backends.redis").joinpath("scripts", f"{name}.lua").read_text("utf-8")
+
+
 @cache
-def source(name: str) -> str:
-    folder = files("offload.backends.redis").joinpath("scripts")
+def prelude() -> str:
+    """The text every script starts with: the job fields, then ``_prelude.lua``."""
     fields = ", ".join(f"'{f}'" for f in FIELDS)
     # F.<field> is the field's position in FIELDS, for scripts that patch a reply.
     positions = ", ".join(f"{f} = {i}" for i, f in enumerate(FIELDS, 1))
-    prelude = f"local FIELDS = {{{fields}}}\nlocal F = {{{positions}}}\n" + folder.joinpath(
-        "_prelude.lua"
-    ).read_text("utf-8")
-    body = folder.joinpath(f"{name}.lua").read_text("utf-8")
-    wrapped = f"local function main()\n{body}\nend\nlocal result = main()\nflush_eid()\n"
-    return f"{prelude}\n{wrapped}return result\n"
+    return f"local FIELDS = {{{fields}}}\nlocal F = {{{positions}}}\n" + _script("_prelude")
+
+
+@cache
+def source(name: str) -> str:
+    wrapped = f"local function main()\n{_script(name)}\nend\nlocal result = main()\nflush_eid()\n"
+    return f"{prelude()}\n{wrapped}return result\n"
 
 
 @cache

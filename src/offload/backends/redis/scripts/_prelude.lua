@@ -6,8 +6,9 @@
 -- "{offload}". Every other key is derived from the prefix, so all of them live
 -- in that one slot and a script can touch any of them on a cluster.
 --
--- Transition rules arrive as "sources|target|events|leased" strings generated
--- from offload.lifecycle, so the state machine is written down once, in Python.
+-- Transition rules arrive as strings generated from offload.lifecycle
+-- (codec.rule: the guard, the events and every effect), so the state machine
+-- is written down once, in Python; apply() below writes any transition.
 -- Times are integer microseconds from the server's TIME. Hot helpers build keys
 -- by plain concatenation: string work is most of a script's cost.
 
@@ -45,13 +46,60 @@ local function set_of(csv)
   return out
 end
 
+-- A rule is codec.rule(transition): the state machine and each transition's
+-- effects, written once in offload.lifecycle and read here as data.
 local function rule(s)
-  local parts = {}
+  local p = {}
   for part in string.gmatch(s .. '|', '([^|]*)|') do
-    parts[#parts + 1] = part
+    p[#p + 1] = part
   end
-  return {sources = set_of(parts[1]), target = parts[2], events = split(parts[3], ','),
-          leased = parts[4] == '1'}
+  return {sources = set_of(p[1]), target = p[2], events = split(p[3], ','),
+          leased = p[4] == '1', attempts = p[5], run_at = p[6], lease = p[7], error = p[8],
+          finished = p[9], stamps = split(p[10], ','), result = p[11] == '1',
+          checkpoint = p[12] == '1', waits = p[13] == '1'}
+end
+
+-- The job fields apply() reads for rule r, so that a script moving many jobs
+-- reads no more than their transition needs: a due time only to keep it, an
+-- attempt counter only to change or stamp it, and so on.
+local function reads_of(r)
+  local names = {'state', 'lease_token', 'rk', 'queue', 'ev', 'lane', 'batch_id'}
+  local stamps = {}
+  for _, name in ipairs(r.stamps) do stamps[name] = true end
+  if r.attempts ~= 'keep' or stamps.attempt then names[#names + 1] = 'attempts' end
+  if stamps.worker then names[#names + 1] = 'worker_id' end
+  if r.run_at == 'keep' and (r.waits or stamps.run_at) then names[#names + 1] = 'run_at' end
+  if r.waits then names[#names + 1] = 'pk' end
+  return names
+end
+
+-- Python's datetime.isoformat() of the UTC time `us` (microseconds since the
+-- epoch): Redis Lua has no os.date, so the date comes from the day count by
+-- the civil-from-days algorithm (H. Hinnant); the fraction is left out when
+-- it is zero, as isoformat does. Exact while `us` < 2^53 (up to the year
+-- 2255), the bound of every time a script handles as a Lua number.
+local function iso(us)
+  local secs = math.floor(us / 1000000)
+  local frac = us - secs * 1000000
+  if frac < 0 then secs, frac = secs - 1, frac + 1000000 end
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  local text = string.format('%04d-%02d-%02dT%02d:%02d:%02d', y, m, d, math.floor(rem / 3600),
+                             math.floor(rem % 3600 / 60), rem % 60)
+  if frac > 0 then text = text .. string.format('.%06d', frac) end
+  return text .. '+00:00'
 end
 
 -- Event ids: read once, counted here, stored once at the end (see the loader).
@@ -88,20 +136,48 @@ local function merge(a, b)
   return string.sub(a, 1, -2) .. ',' .. string.sub(b, 2)
 end
 
--- The listing index per (state, lane) follows every state change; its sizes
--- are the job counts, so no separate counter can drift. A job of a batch moves
--- in its batch's per-state index the same way: those sizes are the batch's counts.
-local function move(job, to)
-  if job.state then
-    redis.call('ZREM', P .. ':idx:' .. job.state .. ':' .. job.lane, job.id)
+-- The JSON text of a worker id, kept: a lease call stamps the same one on every job.
+local worker_texts = {}
+local function worker_text(worker)
+  if not worker then return 'null' end
+  local text = worker_texts[worker]
+  if not text then
+    text = cjson.encode(worker)
+    worker_texts[worker] = text
   end
-  redis.call('ZADD', P .. ':idx:' .. to .. ':' .. job.lane, 0, job.id)
-  if job.batch then
-    if job.state then
-      redis.call('ZREM', P .. ':bidx:' .. job.state .. ':' .. job.batch, job.id)
+  return text
+end
+
+-- The value of one stamp of offload.lifecycle.Stamp, as JSON text.
+local function stamp_value(name, attempts, holder, run_at)
+  if name == 'attempt' then return int(attempts) end
+  if name == 'worker' then return worker_text(holder) end
+  if name == 'run_at' then return '"' .. iso(run_at) .. '"' end
+  error('offload: no value for the stamp ' .. name)
+end
+
+-- The data of rule r's events: what the caller handed in (JSON text built by
+-- offload.event_data), then the stamps the rule names with the job's values
+-- after the transition, last so that they win, as event_data.stamped does.
+-- r.stamp_text holds the object's text with a slot per value (every third
+-- item), filled per job: a lease stamps every job it takes.
+local function stamped(handed, r, attempts, holder, run_at)
+  local text = r.stamp_text
+  if not text then
+    if #r.stamps == 0 then return handed end
+    text = {'{'}
+    for i, name in ipairs(r.stamps) do
+      text[3 * i - 1] = '"' .. name .. '":'
+      text[3 * i] = ''
+      text[3 * i + 1] = ','
     end
-    redis.call('ZADD', P .. ':bidx:' .. to .. ':' .. job.batch, 0, job.id)
+    text[3 * #r.stamps + 1] = '}'
+    r.stamp_text = text
   end
+  for i, name in ipairs(r.stamps) do
+    text[3 * i] = stamp_value(name, attempts, holder, run_at)
+  end
+  return merge(handed, table.concat(text))
 end
 
 -- Scripts that move many jobs gather their sorted-set writes per key and send
@@ -136,7 +212,10 @@ local function zrem_all(key, members)
   end
 end
 
--- The batched form of move() below: note() per job, then apply() once.
+-- The listing index per (state, lane) follows every state change; its sizes
+-- are the job counts, so no separate counter can drift. A job of a batch moves
+-- in its batch's per-state index the same way: those sizes are the batch's counts.
+-- note() per job, then apply() once.
 local function new_moves()
   local rem, add = {}, {}
   local m = {}
@@ -191,57 +270,162 @@ end
 local function load(id)
   local v = redis.call('HMGET', P .. ':job:' .. id, 'state', 'lease_token', 'tenant', 'queue',
                        'attempts', 'rk', 'pk', 'max_attempts', 'worker_id',
-                       'cancel_requested', 'uf', 'ev', 'lane', 'batch_id')
+                       'cancel_requested', 'uf', 'ev', 'lane', 'batch_id', 'run_at')
   if not v[1] then return nil end
   return {id = id, state = v[1], token = v[2], tenant = v[3], queue = v[4],
           attempts = tonumber(v[5]), rk = v[6], pk = v[7], max_attempts = tonumber(v[8]),
           worker = v[9], cancel = v[10] == '1', uf = v[11], ev = v[12], lane = v[13],
-          batch = v[14]}
+          batch = v[14], run_at = tonumber(v[15])}
+end
+
+-- The fields of reads_of(r) under the names load() gives them.
+local READ_AS = {lease_token = 'token', worker_id = 'worker', batch_id = 'batch'}
+local NUMERIC = {attempts = true, run_at = true}
+local function read(id, r)
+  local names = r.reads
+  if not names then
+    names = reads_of(r)
+    r.reads, r.read_as, r.numeric = names, {}, {}
+    for i, name in ipairs(names) do
+      r.read_as[i] = READ_AS[name] or name
+      if NUMERIC[name] then r.numeric[#r.numeric + 1] = i end
+    end
+  end
+  local v = redis.call('HMGET', P .. ':job:' .. id, unpack(names))
+  if not v[1] then return nil end
+  local job, as = {id = id}, r.read_as
+  for _, i in ipairs(r.numeric) do v[i] = tonumber(v[i]) end
+  for i = 1, #names do job[as[i]] = v[i] end
+  return job
 end
 
 -- The job if rule r may move it now (state in sources and, for a leased rule,
--- the caller's token is the current one), else nil.
+-- the caller's token is the current one), else nil; it holds what apply() needs.
 local function guard(id, token, r)
-  local job = load(id)
+  local job = read(id, r)
   if not job or not r.sources[job.state] then return nil end
   if r.leased and job.token ~= token then return nil end
   return job
 end
 
--- HSET the job's fields: the pairs given plus any in `extra`.
-local function hset(job, fields, extra)
-  if extra then
-    for _, v in ipairs(extra) do
-      fields[#fields + 1] = v
-    end
+-- What the transitions of one call write to the deployment-wide sets (listing
+-- indexes, running, finished, wake-ups), gathered by apply() and sent once per
+-- key by flush(), which every script that applies a transition calls at its end.
+local function new_writes()
+  local w = new_moves()
+  local leased, dropped, ended, reopened, woken = {}, {}, {}, {}, {}
+  function w.leased(id, expires_s) push(leased, expires_s, id) end
+  function w.dropped(id) dropped[#dropped + 1] = id end
+  function w.ended(id) ended[#ended + 1] = id end
+  function w.reopened(id) reopened[#reopened + 1] = id end
+  function w.woken(queue) woken[queue] = (woken[queue] or 0) + 1 end
+  function w.flush()
+    w.apply()
+    zrem_all(RUNNING, dropped)
+    for expires_s, ids in pairs(leased) do zadd_all(RUNNING, expires_s, ids) end
+    zrem_all(FINISHED, reopened)
+    zadd_all(FINISHED, NOW_S, ended)
+    for queue, n in pairs(woken) do signal(queue, n) end
   end
-  redis.call('HSET', P .. ':job:' .. job.id, unpack(fields))
+  return w
 end
 
--- End a job under rule r (succeeded, dead, cancelled).
-local function finish(job, r, data, extra)
-  unplace(job)
-  redis.call('ZREM', RUNNING, job.id)
-  hset(job, {'state', r.target, 'finished_at', NOW_S, 'rk', ''}, extra)
-  redis.call('ZADD', FINISHED, NOW, job.id)
-  move(job, r.target)
-  emit_all(job, r, data)
+local function add(fields, name, value)
+  fields[#fields + 1] = name
+  fields[#fields + 1] = value
 end
 
--- Put a job back to waiting under rule r, due at run_at.
-local function release(job, r, run_at, data, extra)
-  unplace(job)
-  redis.call('ZREM', RUNNING, job.id)
-  local member = place(job.id, job.queue, job.pk, run_at)
-  hset(job, {'state', r.target, 'run_at', int(run_at), 'rk', member}, extra)
-  move(job, r.target)
-  emit_all(job, r, data)
-  if run_at <= NOW then signal(job.queue, 1) end
+-- The attempt counter after rule r: lifecycle.count_attempts in Lua.
+local function count_attempts(r, attempts)
+  if r.attempts == 'count' then return attempts + 1 end
+  if r.attempts == 'give_back' then return math.max(0, attempts - 1) end
+  if r.attempts == 'reset' then return 0 end
+  return attempts
+end
+
+-- The due time after rule r; `after` is the caller's delay in microseconds.
+local function due_at(r, run_at, after)
+  if r.run_at == 'now' then return NOW end
+  if r.run_at == 'after' then return NOW + (after or 0) end
+  return run_at
+end
+
+-- The lease fields rule r writes; a dropped lease's fields stay behind (they
+-- count only while the job runs) and the job leaves the running set.
+local function apply_lease(job, r, a, f, w)
+  if r.lease == 'grant' then
+    add(f, 'worker_id', a.worker)
+    add(f, 'lease_token', a.token)
+    add(f, 'lease_expires_at', a.expires_s)
+    add(f, 'started_at', NOW_S)
+    add(f, 'cancel_requested', '0')
+    w.leased(job.id, a.expires_s)
+    return a.worker
+  end
+  if r.lease == 'drop' then w.dropped(job.id) end
+  return job.worker
+end
+
+-- The error, finish time, result and checkpoint rule r writes.
+local function apply_outcome(job, r, a, f, w)
+  if r.error == 'set' then
+    add(f, 'error', a.error)
+  elseif r.error == 'clear' then
+    redis.call('HDEL', P .. ':job:' .. job.id, 'error')
+  end
+  if r.finished == 'set' then
+    add(f, 'finished_at', NOW_S)
+    w.ended(job.id)
+  elseif r.finished == 'clear' then
+    redis.call('HDEL', P .. ':job:' .. job.id, 'finished_at')
+    w.reopened(job.id)
+  end
+  if r.result and a.result then add(f, 'result', a.result) end
+  if r.checkpoint and a.checkpoint then add(f, 'checkpoint', a.checkpoint) end
+end
+
+-- Apply rule r to `job` (from load(), or the same fields) as its effect fields
+-- say, with the values the caller handed in `a`: data (event data JSON text,
+-- '{}' for none), after (delay in us for RUN_AT after), error (JSON), result,
+-- checkpoint, and for a grant worker, token and expires_s. A job whose ready
+-- member its caller already removed has `taken` set. This is the Lua twin of
+-- the memory backend's _apply: the one place a script changes a job's state.
+-- Returns the fields written, as HSET pairs.
+local function apply(job, r, a, w)
+  local f = {'state', r.target}
+  local attempts = count_attempts(r, job.attempts)
+  if attempts ~= job.attempts then add(f, 'attempts', int(attempts)) end
+  local run_at = due_at(r, job.run_at, a.after)
+  if run_at ~= job.run_at then add(f, 'run_at', int(run_at)) end
+  local holder = apply_lease(job, r, a, f, w)
+  apply_outcome(job, r, a, f, w)
+  if job.rk and job.rk ~= '' and not job.taken then unplace(job) end
+  if r.waits then
+    add(f, 'rk', place(job.id, job.queue, job.pk, run_at))
+    if run_at <= NOW then w.woken(job.queue) end
+  elseif job.rk and job.rk ~= '' then
+    add(f, 'rk', '')
+  end
+  redis.call('HSET', P .. ':job:' .. job.id, unpack(f))
+  w.note(job, r.target)
+  emit_all(job, r, stamped(a.data or '{}', r, attempts, holder, run_at))
+  return f
 end
 
 -- The job's values in codec.FIELDS order (the loader defines FIELDS).
 local function fetch(id)
   return redis.call('HMGET', P .. ':job:' .. id, unpack(FIELDS))
+end
+
+-- Rule r applied to one job, fenced by its token when r is leased: the job's
+-- values after it, or false when refused. `a` is what apply() takes.
+local function transition(r, id, token, a)
+  local job = guard(id, token, r)
+  if not job then return false end
+  local w = new_writes()
+  apply(job, r, a, w)
+  w.flush()
+  return fetch(id)
 end
 
 -- Limits and rates: let a key outlive its newest entry by at least `us`, so a

@@ -82,7 +82,7 @@ local function store(row, payload)
     redis.call('SADD', LANES, job.lane)
   end
   moves.note(job, r.target)
-  emit_all(job, r, '{}')
+  emit_all(job, r, stamped('{}', r, 0, nil, run_at))
   return run_at
 end
 

@@ -6,7 +6,6 @@ local r = rule(ARGV[2])
 local worker, limit, token_base = ARGV[3], tonumber(ARGV[4]), ARGV[6]
 local expires = NOW + tonumber(ARGV[5])
 local expires_s = int(expires)
-local worker_json = cjson.encode(worker)
 local out = {}
 -- Bound the work one call does when a backlog of delayed jobs comes due at once;
 -- the rest move on the following calls.
@@ -59,8 +58,8 @@ local WANT = {}
 for i, f in ipairs(FIELDS) do WANT[i] = f end
 WANT[N + 1], WANT[N + 2], WANT[N + 3] = 'rk', 'ev', 'lane'
 
-local moves = new_moves()
-local started = {}
+local w = new_writes()
+local handed = {worker = worker, expires_s = expires_s, data = '{}'}
 
 -- The job's values when `member` still names a job that may start, else nil.
 local function peek(member)
@@ -71,20 +70,19 @@ local function peek(member)
   return v
 end
 
+-- The member was taken off the ready set already (`taken`); the reply is the
+-- read with what apply() wrote patched in.
 local function start(v)
-  local id = v[F.id]
-  local attempt = int(tonumber(v[F.attempts]) + 1)
-  local token = token_base .. int(#out + 1)
-  redis.call('HSET', P .. ':job:' .. id, 'state', r.target, 'attempts', attempt,
-             'worker_id', worker, 'lease_token', token, 'lease_expires_at', expires_s,
-             'started_at', NOW_S, 'rk', '', 'cancel_requested', '0')
-  local job = {id = id, state = v[F.state], lane = v[N + 3], ev = v[N + 2]}
+  local job = {id = v[F.id], state = v[F.state], attempts = tonumber(v[F.attempts]),
+               run_at = tonumber(v[F.run_at]), worker = v[F.worker_id], queue = v[F.queue],
+               rk = v[N + 1], taken = true, ev = v[N + 2], lane = v[N + 3]}
   if v[F.batch_id] then job.batch = v[F.batch_id] end
-  moves.note(job, r.target)
-  started[#started + 1] = id
-  emit_all(job, r, '{"attempt":' .. attempt .. ',"worker":' .. worker_json .. '}')
-  v[F.state], v[F.attempts], v[F.worker_id], v[F.lease_token] = r.target, attempt, worker, token
-  v[F.lease_expires_at], v[F.started_at], v[F.cancel_requested] = expires_s, NOW_S, '0'
+  handed.token = token_base .. int(#out + 1)
+  local f = apply(job, r, handed, w)
+  for i = 1, #f, 2 do
+    local at = F[f[i]]
+    if at then v[at] = f[i + 1] end
+  end
   v[N + 1], v[N + 2], v[N + 3] = nil, nil, nil
   out[#out + 1] = v
 end
@@ -142,6 +140,5 @@ for i = 7, #ARGV do
     end
   end
 end
-zadd_all(RUNNING, expires_s, started)
-moves.apply()
+w.flush()
 return out

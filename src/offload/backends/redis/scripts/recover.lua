@@ -1,22 +1,23 @@
 -- EXPIRE running jobs whose lease has passed, or EXPIRE_DEAD on their last attempt.
--- ARGV: prefix, expire rule, expire-dead rule, error JSON for the dead, limit.
+-- ARGV: prefix, expire rule, expire-dead rule, the dead's error JSON
+-- (event_data.LEASE_EXPIRED), limit.
 -- Returns the recovered jobs' fields.
 local again, dead = rule(ARGV[2]), rule(ARGV[3])
 local out = {}
+local w = new_writes()
 local ids = redis.call('ZRANGEBYSCORE', RUNNING, '-inf', NOW_S, 'LIMIT', 0, tonumber(ARGV[5]))
 for _, id in ipairs(ids) do
   local job = load(id)
   if not job or not again.sources[job.state] then
     redis.call('ZREM', RUNNING, id)
   else
-    local data = '{"worker":' .. cjson.encode(job.worker or cjson.null) .. ',"attempt":'
-      .. int(job.attempts) .. '}'
     if job.attempts >= job.max_attempts then
-      finish(job, dead, data, {'error', ARGV[4]})
+      apply(job, dead, {error = ARGV[4]}, w)
     else
-      release(job, again, NOW, data)
+      apply(job, again, {}, w)
     end
     out[#out + 1] = fetch(id)
   end
 end
+w.flush()
 return out

@@ -3,8 +3,8 @@
 -- ARGV: prefix, redrive rule, ended states, job id, tenant ("=" + name) or "" for any.
 local r = rule(ARGV[2])
 local ended = set_of(ARGV[3])
-local job = guard(ARGV[4], nil, r)
-if not job or (ARGV[5] ~= '' and job.tenant ~= string.sub(ARGV[5], 2)) then return false end
+local job = load(ARGV[4])
+if not job or not r.sources[job.state] or (ARGV[5] ~= '' and job.tenant ~= string.sub(ARGV[5], 2)) then return false end
 local UNIQUE = P .. ':unique'
 if job.uf then
   local holder = redis.call('HGET', UNIQUE, job.uf)
@@ -14,7 +14,7 @@ if job.uf then
   end
   redis.call('HSET', UNIQUE, job.uf, job.id)
 end
-redis.call('HDEL', P .. ':job:' .. job.id, 'error', 'finished_at')
-redis.call('ZREM', FINISHED, job.id)
-release(job, r, NOW, '{}', {'attempts', '0'})
+local w = new_writes()
+apply(job, r, {}, w)
+w.flush()
 return fetch(job.id)
