@@ -47,6 +47,8 @@ class TokenAuth:
         self.tokens = {t: (None if v in (None, ADMIN) else v) for t, v in (tokens or {}).items()}
         if any(not t for t in self.tokens):
             raise ValueError("an empty token would let anyone in")
+        if any(v is not None and not v.strip() for v in self.tokens.values()):
+            raise ValueError("a token's tenant is empty; name a tenant, or '*' for an admin")
 
     @property
     def enabled(self) -> bool:

@@ -49,7 +49,7 @@ def _tenant(request: Request) -> str:
     """The tenant whose schedule the path names."""
     who = principal(request)
     requested = p.text(request, "tenant")
-    return who.tenant or requested or DEFAULT_TENANT
+    return who.tenant if who.tenant is not None else (requested or DEFAULT_TENANT)
 
 
 def _missing(schedule_id: str, tenant: str) -> Problem:
