@@ -87,3 +87,12 @@ def test_the_dashboard_cannot_be_framed(page: Any, servers: tuple[str, str]) -> 
         page.goto(evil + "/frame")
     victim = page.frame_locator("#victim")
     expect()(victim.locator("main h1")).to_have_count(0)
+
+
+def test_a_printed_link_with_a_token_opens_the_dashboard_and_hides_it(page: Any, app: App) -> None:
+    with Server(create_app(app, tokens={"made-at-start": None})) as server:
+        page.goto(f"{server.url}/jobs?token=made-at-start")
+        expect()(page.locator("#live-text")).to_have_text("live", timeout=LIVE)
+        assert "token" not in page.url
+        assert page.evaluate("sessionStorage.getItem('offload-token')") == "made-at-start"
+    assert page.errors == []

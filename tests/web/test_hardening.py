@@ -173,3 +173,60 @@ def no_jobs(app: App) -> bool:
     from offload.job import JobQuery
 
     return app.list_jobs(JobQuery()) == []
+
+
+def test_tokens_are_redacted_in_logged_urls() -> None:
+    import logging
+
+    from offload.web.secrets import RedactTokens
+
+    line = ("1.2.3.4", "GET", "/api/v1/stream?tenant=a&token=s3cr3t")
+    record = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "%s %s %s",
+                               line, None)  # fmt: skip
+    RedactTokens().filter(record)
+    assert "s3cr3t" not in record.getMessage()
+    assert "token=[redacted]" in record.getMessage()
+
+
+def test_the_access_log_of_a_web_app_hides_stream_tokens(app: App, client_for: Client) -> None:
+    import logging
+
+    client_for(app)
+    assert any(type(f).__name__ == "RedactTokens"
+               for f in logging.getLogger("uvicorn.access").filters)  # fmt: skip
+
+
+def test_tokens_come_from_the_environment_and_a_file(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+    from click.testing import CliRunner
+
+    from offload.cli.web import web
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda asgi, **kw: served.update(app=asgi))
+    monkeypatch.setenv("OFFLOAD_WEB_TOKENS", "env-token=acme")
+    (tmp_path / "tokens").write_text("# ops\nfile-token=*\n")
+    result = CliRunner().invoke(web, ["--backend", "memory://", "--token-file",
+                                      str(tmp_path / "tokens")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert served["app"].state.offload_auth.tokens == {"env-token": "acme", "file-token": None}
+
+
+def test_without_tokens_one_is_made_and_printed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from click.testing import CliRunner
+
+    from offload.cli.web import web
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda asgi, **kw: served.update(app=asgi))
+    monkeypatch.delenv("OFFLOAD_WEB_TOKENS", raising=False)
+    result = CliRunner().invoke(web, ["--backend", "memory://", "--port", "8124"])
+    assert result.exit_code == 0, result.output
+    [made] = served["app"].state.offload_auth.tokens
+    assert f"http://127.0.0.1:8124/?token={made}" in result.output
+    opened = CliRunner().invoke(web, ["--backend", "memory://", "--open", "--host", "0.0.0.0"])
+    assert "WARNING" in opened.output
+    assert not served["app"].state.offload_auth.enabled

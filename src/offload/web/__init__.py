@@ -25,6 +25,7 @@ from offload.web.encoding import dumps
 from offload.web.guard import LOOPBACK_HOSTS, TEST_HOSTS, Guard
 from offload.web.openapi import Operation, body, document, route
 from offload.web.problems import EXCEPTION_HANDLERS
+from offload.web.secrets import install_redaction
 from offload.web.stream import StreamSettings
 
 OPENAPI = Operation("This document", {"200": body("OpenAPI 3.1", {"type": "object"})},
@@ -49,6 +50,7 @@ def create_app(
     besides the server's own origin; see ``offload.web.guard``."""
     auth = TokenAuth(tokens)
     hosts = _hosts(allowed_hosts, auth.enabled)
+    install_redaction("uvicorn.access", "uvicorn.error", "offload.web")
 
     async def openapi(request: Request) -> Response:
         return Response(spec, media_type="application/json")

@@ -32,6 +32,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from offload.backends.base import Backend
+from offload.errors import BackendError
 from offload.job import Event, Job
 from offload.web import params as p
 from offload.web.context import backend, principal, root
@@ -43,6 +44,7 @@ from offload.web.resources import batch_json, event_json, snapshot
 Reader = Callable[[int], Awaitable[Sequence[Event]]]
 Render = Callable[[Sequence[Event]], Awaitable[list[str]]]
 BATCH = 500
+OUTAGE_PAUSE = 1.0
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -149,7 +151,14 @@ async def _frames(
     yield f"retry: 1000\nevent: ready\ndata: {dumps({'cursor': cursor} | ready).decode()}\n\n"
     quiet_since = time.monotonic()
     while True:
-        batch = await read(cursor)
+        try:
+            batch = await read(cursor)
+        except BackendError:
+            # Storage overloaded or away for a moment: the stream waits for it
+            # rather than dropping the client, which would come back at once
+            # and add to the load.
+            await asyncio.sleep(OUTAGE_PAUSE)
+            continue
         if batch:
             frames = await render(batch)
             for frame in frames:
