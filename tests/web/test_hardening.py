@@ -230,3 +230,80 @@ def test_without_tokens_one_is_made_and_printed_once(monkeypatch: pytest.MonkeyP
     opened = CliRunner().invoke(web, ["--backend", "memory://", "--open", "--host", "0.0.0.0"])
     assert "WARNING" in opened.output
     assert not served["app"].state.offload_auth.enabled
+
+
+KEY = "a-signing-key-of-32-bytes-length"
+
+
+def test_a_signed_read_only_token_sees_but_cannot_steer(app: App, client_for: Client) -> None:
+    from offload.web.scoped import sign
+
+    job = app.get_task("add").options(tenant="acme").enqueue(1, 2)
+    client = signed(app)
+    auth = {"Authorization": f"Bearer {sign(KEY, tenant='acme')}"}
+    assert client.get(f"/api/v1/jobs/{job.id}", headers=auth).status_code == 200
+    assert client.post(f"/api/v1/jobs/{job.id}/cancel", headers=auth).status_code == 403
+    assert client.post("/api/v1/pause", json={"tenant": "acme"}, headers=auth).status_code == 403
+    assert app.get_job(job.id).state == "queued"
+
+
+def test_a_per_job_token_sees_only_its_jobs(app: App, client_for: Client) -> None:
+    from offload.web.scoped import sign
+
+    mine = app.get_task("add").options(tenant="acme").enqueue(1, 2)
+    other = app.get_task("add").options(tenant="acme").enqueue(3, 4)
+    client = signed(app)
+    auth = {"Authorization": f"Bearer {sign(KEY, tenant='acme', jobs=[mine.id])}"}
+    assert client.get(f"/api/v1/jobs/{mine.id}/status", headers=auth).status_code == 204
+    assert client.get(f"/api/v1/jobs/{other.id}", headers=auth).status_code == 404
+    listed = client.get("/api/v1/jobs", headers=auth).json()["jobs"]
+    assert [j["id"] for j in listed] == [mine.id]
+    assert client.get("/api/v1/batches", headers=auth).status_code == 403
+
+
+def test_an_expired_or_forged_token_is_refused(app: App, client_for: Client) -> None:
+    from offload.web.scoped import sign
+
+    client = signed(app)
+    expired = sign(KEY, tenant="acme", ttl=-1)
+    forged = sign("another-key-of-sufficient-size", tenant=None, read_only=False)
+    for token in (expired, forged):
+        answer = client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 401
+
+
+def signed(app: App) -> TestClient:
+    from offload.web import create_app
+
+    client = TestClient(create_app(app, tokens={"admin": "*"}, signing_key=KEY))
+    client.__enter__()
+    return client
+
+
+def test_a_new_stream_finds_the_feed_tail_in_a_few_one_row_reads() -> None:
+    import asyncio
+
+    from offload.web.stream import _feed_tail
+    from tests.web.conftest import make_app
+
+    app = make_app("memory://")
+    app.get_task("add").enqueue_many([(i, i) for i in range(3000)])
+
+    async def probe() -> tuple[int, int, int]:
+        store = await app.backend()
+        newest = (await store.event_feed(0, None, 10_000))[-1].id
+        rows = 0
+        feed = store.event_feed
+
+        async def counted(after: int = 0, tenant: str | None = None, limit: int = 1000) -> Any:
+            nonlocal rows
+            found = await feed(after, tenant, limit)
+            rows += len(found)
+            return found
+
+        store.event_feed = counted  # type: ignore[method-assign]
+        return newest, await _feed_tail(store, None), rows
+
+    newest, tail, rows = asyncio.run(probe())
+    assert tail == newest
+    assert rows <= 64  # paging to the end read every one of the 3,000 events

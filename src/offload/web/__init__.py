@@ -42,13 +42,15 @@ def create_app(
     debug: bool = False,
     allowed_hosts: Iterable[str] | None = None,
     allowed_origins: Iterable[str] = (),
+    signing_key: str | bytes | None = None,
 ) -> Starlette:
     """The web app for ``app``. ``tokens`` maps bearer tokens to a tenant, or to
     ``None``/``"*"`` for an admin; without tokens the API is open (local use), and
     then answers only to loopback host names unless ``allowed_hosts`` says more
     (``["*"]``: any). ``allowed_origins`` may send requests that change something
-    besides the server's own origin; see ``offload.web.guard``."""
-    auth = TokenAuth(tokens)
+    besides the server's own origin; see ``offload.web.guard``. ``signing_key``
+    checks the scoped tokens of ``offload.web.scoped.sign``."""
+    auth = TokenAuth(tokens, signing_key)
     hosts = _hosts(allowed_hosts, auth.enabled)
     install_redaction("uvicorn.access", "uvicorn.error", "offload.web")
 

@@ -176,7 +176,7 @@ async def _listing(request: Request, states: frozenset[State] | None) -> Respons
                      queue=p.text(request, "queue"), task=p.text(request, "task"),
                      before_id=p.before(request), limit=p.limit(request))  # fmt: skip
     jobs = await offload_app(request).list_jobs_async(query)
-    page = [job_summary(j, root(request)) for j in jobs]
+    page = [job_summary(j, root(request)) for j in jobs if who.sees(j.id)]
     following = jobs[-1].id if len(jobs) == query.limit else None
     return JSON({"jobs": page, "next_before": following})
 
