@@ -97,8 +97,10 @@ class Guard:
             return None
         origin = headers.get("origin")
         if origin is not None:
-            own = f"{scope.get('scheme', 'http')}://{headers.get('host', '')}".lower()
-            if origin.rstrip("/").lower() in self.origins | {own}:
+            # Its own host and port, whatever the scheme: behind a proxy that
+            # ends TLS the page is https and this server sees http.
+            given, host = origin.rstrip("/").lower(), headers.get("host", "").lower()
+            if given in self.origins or (host and given.partition("://")[2] == host):
                 return None
             return _cross_site(f"requests from origin {origin!r} may not change anything")
         if headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none"):
