@@ -370,7 +370,8 @@ def test_bad_schedules_are_422_naming_the_field_and_store_nothing(
 
 def test_bad_schedule_ids_and_parameters_are_4xx(app: App, client_for: Client) -> None:
     client = client_for(app)
-    assert_problem(client.put("/api/v1/schedules/nightly", content=b"{"), 400)
+    json_type = {"content-type": "application/json"}
+    assert_problem(client.put("/api/v1/schedules/nightly", content=b"{", headers=json_type), 400)
     for bad in ("%00", "a%7Fb", "x" * 201):
         assert (
             assert_problem(client.put(f"/api/v1/schedules/{bad}", json=NIGHTLY), 400)["parameter"]

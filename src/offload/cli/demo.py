@@ -48,14 +48,21 @@ def load_demo() -> ModuleType:
     return load_module_file(path.resolve(), DEMO_MODULE)
 
 
-async def start_dashboard(app: App, port: int) -> Callable[[], Awaitable[None]] | None:
+Dashboard = tuple[Callable[[], Awaitable[None]], str]
+
+
+async def start_dashboard(app: App, port: int) -> Dashboard | None:
     """Serve ``offload.web`` (API and dashboard) in this process next to the worker;
-    returns how to stop it, or ``None`` when it cannot run (no web extra, port in
-    use): the demo is still useful without it."""
+    returns how to stop it and the link to open, or ``None`` when it cannot run
+    (no web extra, port in use): the demo is still useful without it.
+
+    The server gets an admin token made for this run, and the link carries it
+    (as Jupyter's does): other users of the machine reach 127.0.0.1 too."""
     try:
         import uvicorn
 
         from offload.web import create_app
+        from offload.web.secrets import generate
     except ImportError as exc:
         log.warning("no dashboard (%s): pip install 'offload[web]'", exc)
         return None
@@ -63,18 +70,20 @@ async def start_dashboard(app: App, port: int) -> Callable[[], Awaitable[None]] 
         log.warning("no dashboard: port %d is in use (choose another with --port)", port)
         return None
     config = uvicorn.Config(
-        create_app(app), host=DASHBOARD_HOST, port=port, log_config=None, access_log=False,
+        create_app(app, tokens={(token := generate()): None}), host=DASHBOARD_HOST, port=port,
+        log_config=None, access_log=False,
         log_level="warning",
     )  # fmt: skip
     server = _signals_server()(config)
     serving = asyncio.create_task(server.serve())
-    log.info("dashboard: http://%s:%d/", DASHBOARD_HOST, port)
+    url = f"http://{DASHBOARD_HOST}:{port}/?token={token}"
+    log.info("dashboard: %s", url)
 
     async def stop() -> None:
         server.should_exit = True
         await serving
 
-    return stop
+    return stop, url
 
 
 def port_free(host: str, port: int) -> bool:
@@ -134,9 +143,8 @@ async def run_demo(app: App, demo: ModuleType, jobs: int, more: int, port: int |
     seeded = await demo.seed_async(jobs)
     log.info("enqueued %d demo jobs, then %d every %ss", len(seeded), more, TRICKLE_EVERY)
     worker = Worker(app, demo.QUEUES, handle_signals=True, grace_period=5.0)
-    stop_dashboard = await start_dashboard(app, port) if port else None
-    url = f"http://{DASHBOARD_HOST}:{port}/" if stop_dashboard else None
-    footer = hint(app.backend_url, url)
+    dashboard = await start_dashboard(app, port) if port else None
+    footer = hint(app.backend_url, dashboard[1] if dashboard else None)
     with Live(console=console, auto_refresh=False, transient=False) as live:
         helpers = [asyncio.create_task(show_queues(app, live, footer)),
                    asyncio.create_task(keep_seeding(demo, jobs, more))]  # fmt: skip
@@ -147,8 +155,8 @@ async def run_demo(app: App, demo: ModuleType, jobs: int, more: int, port: int |
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         live.update(render(await queue_counts(app), footer), refresh=True)
-    if stop_dashboard is not None:
-        await stop_dashboard()
+    if dashboard is not None:
+        await dashboard[0]()
 
 
 @click.command("demo")

@@ -2,18 +2,63 @@
 
 The app spec is optional: without it the server reads and steers stored jobs of
 ``--backend`` but cannot enqueue (no tasks are known). Tokens map to tenants
-(``--token secret=acme``); ``--token secret=*`` is an admin. Without any token the
-server is open, so it binds to 127.0.0.1 unless told otherwise.
+(``--token secret=acme``); ``--token secret=*`` is an admin. They also come from
+``OFFLOAD_WEB_TOKENS`` and ``--token-file``, which ``ps`` does not show. Without
+any, the server makes an admin token and prints a link with it once, as Jupyter
+does; ``--open`` serves without tokens, loudly, and only to loopback host names
+unless ``--allowed-host`` names more.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import os
+from pathlib import Path
 
 import click
 
 from offload.cli.runtime import CliState, build_app, target_options
 from offload.cli.worker import log_options, setup_logging
+
+
+def gather_tokens(values: tuple[str, ...], token_file: Path | None) -> dict[str, str | None]:
+    """Every configured token: environment, then file, then command line."""
+    from offload.web import secrets
+
+    try:
+        tokens = secrets.from_env(os.environ.get(secrets.ENV))
+        if token_file is not None:
+            tokens |= secrets.from_file(token_file)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return tokens | parse_tokens(values)
+
+
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def announce(host: str, port: int, tokens: dict[str, str | None], made: str | None,
+             open_: bool) -> None:  # fmt: skip
+    """What the person starting the server must know, on stderr, once."""
+    shown = f"[{host}]" if ":" in host else host
+    if made is not None:
+        click.echo(f"offload web: open http://{shown}:{port}/?token={made}", err=True)
+        click.echo("  (an admin token made for this run; configure your own with --token, "
+                   "--token-file or OFFLOAD_WEB_TOKENS)", err=True)  # fmt: skip
+    if open_:
+        click.echo("offload web: WARNING: --open: no token is required; anyone who can reach "
+                   f"{shown}:{port} can read and steer every job", err=True)  # fmt: skip
+    if not loopback(host) and open_:
+        click.echo(f"offload web: WARNING: listening on {host} without tokens; only "
+                   "loopback host names are answered unless --allowed-host adds others",
+                   err=True)  # fmt: skip
 
 
 def parse_tokens(values: tuple[str, ...]) -> dict[str, str | None]:
@@ -32,12 +77,33 @@ def parse_tokens(values: tuple[str, ...]) -> dict[str, str | None]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--token", "tokens", multiple=True, metavar="TOKEN=TENANT",
-              help="Bearer token scoped to a tenant ('*' = admin); repeatable.")  # fmt: skip
+              help="Bearer token scoped to a tenant ('*' = admin); repeatable. Visible in "
+                   "ps: prefer --token-file or OFFLOAD_WEB_TOKENS.")  # fmt: skip
+@click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="File of TOKEN=TENANT lines.")  # fmt: skip
+@click.option("--open", "open_", is_flag=True,
+              help="Serve without any token (local use only).")  # fmt: skip
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Host name the server answers to besides loopback ('*': any); repeatable.",
+)
+@click.option(
+    "--allowed-origin",
+    "allowed_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="Another origin allowed to steer (https://ops.example); repeatable.",
+)
 @log_options
 @target_options
 @click.pass_context
 def web(ctx: click.Context, app_spec: str | None, host: str, port: int,
-        tokens: tuple[str, ...], log_level: str, log_format: str) -> None:  # fmt: skip
+        tokens: tuple[str, ...], token_file: Path | None, open_: bool,
+        allowed_hosts: tuple[str, ...], allowed_origins: tuple[str, ...],
+        log_level: str, log_format: str) -> None:  # fmt: skip
     """Serve the HTTP API and dashboard of an app."""
     try:
         import uvicorn
@@ -58,5 +124,17 @@ def web(ctx: click.Context, app_spec: str | None, host: str, port: int,
         install(app)
     # log_config=None: uvicorn's loggers go through the root handler set up above,
     # so --log-format json covers the access log too.
-    uvicorn.run(create_app(app, tokens=parse_tokens(tokens) or None), host=host, port=port,
-                log_config=None, log_level=log_level)  # fmt: skip
+    configured = gather_tokens(tokens, token_file)
+    made = None if configured or open_ else generate_token()
+    if made is not None:
+        configured = {made: None}
+    announce(host, port, configured, made, open_ and not configured)
+    served = create_app(app, tokens=configured or None, allowed_hosts=allowed_hosts or None,
+                        allowed_origins=allowed_origins)  # fmt: skip
+    uvicorn.run(served, host=host, port=port, log_config=None, log_level=log_level)
+
+
+def generate_token() -> str:
+    from offload.web.secrets import generate
+
+    return generate()

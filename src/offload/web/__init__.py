@@ -9,9 +9,10 @@ backend contract, like the CLI, so it works the same on every backend.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -21,8 +22,10 @@ from offload.web import api, batches, control, observability, schedules, stream
 from offload.web.auth import TokenAuth
 from offload.web.dashboard import routes as dashboard_routes
 from offload.web.encoding import dumps
+from offload.web.guard import LOOPBACK_HOSTS, TEST_HOSTS, Guard
 from offload.web.openapi import Operation, body, document, route
 from offload.web.problems import EXCEPTION_HANDLERS
+from offload.web.secrets import install_redaction
 from offload.web.stream import StreamSettings
 
 OPENAPI = Operation("This document", {"200": body("OpenAPI 3.1", {"type": "object"})},
@@ -37,10 +40,19 @@ def create_app(
     stream_poll: float = 0.05,
     heartbeat: float = 15.0,
     debug: bool = False,
+    allowed_hosts: Iterable[str] | None = None,
+    allowed_origins: Iterable[str] = (),
+    signing_key: str | bytes | None = None,
 ) -> Starlette:
     """The web app for ``app``. ``tokens`` maps bearer tokens to a tenant, or to
-    ``None``/``"*"`` for an admin; without tokens the API is open (local use)."""
-    auth = TokenAuth(tokens)
+    ``None``/``"*"`` for an admin; without tokens the API is open (local use), and
+    then answers only to loopback host names unless ``allowed_hosts`` says more
+    (``["*"]``: any). ``allowed_origins`` may send requests that change something
+    besides the server's own origin; see ``offload.web.guard``. ``signing_key``
+    checks the scoped tokens of ``offload.web.scoped.sign``."""
+    auth = TokenAuth(tokens, signing_key)
+    hosts = _hosts(allowed_hosts, auth.enabled)
+    install_redaction("uvicorn.access", "uvicorn.error", "offload.web")
 
     async def openapi(request: Request) -> Response:
         return Response(spec, media_type="application/json")
@@ -58,12 +70,23 @@ def create_app(
         yield
         await app.close_async()
 
+    guard = Middleware(Guard, hosts=hosts, origins=tuple(allowed_origins))
     web = Starlette(debug=debug, routes=routes, exception_handlers=EXCEPTION_HANDLERS,
-                    lifespan=lifespan)  # fmt: skip
+                    lifespan=lifespan, middleware=[guard])  # fmt: skip
     web.state.offload = app
     web.state.offload_auth = auth
     web.state.offload_stream = StreamSettings(stream_poll, heartbeat)
     return web
+
+
+def _hosts(allowed: Iterable[str] | None, tokens: bool) -> frozenset[str] | None:
+    """Host names to answer to, ``None`` for any. Bearer tokens are never sent
+    by a browser on its own, so a server with tokens needs no host check; an open
+    one answers only to loopback names, which a rebinding attacker cannot use."""
+    if allowed is None:
+        return None if tokens else LOOPBACK_HOSTS | TEST_HOSTS
+    names = frozenset(allowed)
+    return None if "*" in names else names | LOOPBACK_HOSTS
 
 
 __all__ = ["create_app"]

@@ -113,7 +113,7 @@ def _unfit(exc: Exception, kind: str, where: str, field: str) -> Problem:
 
 
 def _options(o: p.EnqueueOptions, forced_tenant: str | None) -> Options:
-    tenant = forced_tenant or o.tenant or DEFAULT_TENANT
+    tenant = forced_tenant if forced_tenant is not None else (o.tenant or DEFAULT_TENANT)
     return Options(
         queue=o.queue, priority=o.priority, max_attempts=o.max_attempts, timeout=o.timeout,
         delay=o.delay, tenant=tenant, unique_key=o.unique_key,
@@ -176,7 +176,7 @@ async def _listing(request: Request, states: frozenset[State] | None) -> Respons
                      queue=p.text(request, "queue"), task=p.text(request, "task"),
                      before_id=p.before(request), limit=p.limit(request))  # fmt: skip
     jobs = await offload_app(request).list_jobs_async(query)
-    page = [job_summary(j, root(request)) for j in jobs]
+    page = [job_summary(j, root(request)) for j in jobs if who.sees(j.id)]
     following = jobs[-1].id if len(jobs) == query.limit else None
     return JSON({"jobs": page, "next_before": following})
 
@@ -256,7 +256,8 @@ async def workers(request: Request) -> Response:
     app = offload_app(request)
     running = await inventory.scan(app, tenant, frozenset({State.RUNNING}))
     rows = inventory.worker_rows(running.jobs, await app.workers_async(),
-                                 show_idle=principal(request).admin and tenant is None)  # fmt: skip
+                                 show_idle=principal(request).admin and tenant is None,
+                                 admin=principal(request).admin)  # fmt: skip
     return JSON({"workers": rows, "complete": running.complete})
 
 

@@ -83,7 +83,7 @@ async def create(request: Request) -> Response:
     app = offload_app(request)
     members = _members(app, body.jobs)
     then = _continuations(app, body.then)
-    tenant = who.tenant or body.tenant or DEFAULT_TENANT
+    tenant = who.tenant if who.tenant is not None else (body.tenant or DEFAULT_TENANT)
     batch = await app.batch_async(members, then=then, tenant=tenant, name=body.name)
     headers = {"Location": _location(request, batch.id)}
     return JSON(batch_json(batch, root(request)), 201, headers=headers)

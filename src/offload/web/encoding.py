@@ -3,11 +3,18 @@
 Python reads and writes ``NaN`` and ``Infinity``, which are not JSON; a body
 carrying them is refused as malformed, and a stored value that cannot be written
 as JSON is sent as its text rather than failing the response.
+
+A body is also refused when Python could read it but nothing after could use
+it: nesting deeper than ``MAX_DEPTH`` (every later step, validation and
+serializing, recurses), an integer too long for ``int()`` or a float that
+overflows to infinity (``1e400``), and a lone surrogate escape (``"\\ud800"``),
+which no store can write as UTF-8.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -19,11 +26,70 @@ def _refuse_constant(name: str) -> Any:
     raise MalformedJSON(f"{name} is not valid JSON")
 
 
+MAX_DEPTH = 64
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise MalformedJSON(f"the number {text[:40]} is too large")
+    return value
+
+
 def loads(data: bytes) -> Any:
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedJSON(f"the body is not valid UTF-8 ({exc.reason})") from None
+    _check_depth(text)
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
         raise MalformedJSON(str(exc)) from exc
+    except (ValueError, RecursionError) as exc:  # int() over its digit limit
+        raise MalformedJSON(str(exc)) from None
+    _check_text(value)
+    return value
+
+
+def _check_depth(text: str) -> None:
+    """Refuse deep nesting before parsing: a linear scan of the brackets outside
+    strings, which cannot overflow a stack."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for token in _TOKENS.finditer(text):
+        char = token.group()
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise MalformedJSON(f"the body is nested deeper than {MAX_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+
+
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _check_text(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            _encodable(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _encodable(key)
+                stack.append(child)
+
+
+def _encodable(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedJSON("a string holds a lone surrogate, which is not valid UTF-8") from None
 
 
 def _fallback(value: Any) -> Any:

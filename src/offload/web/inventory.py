@@ -50,11 +50,13 @@ def queue_rows(counts: QueueCounts) -> list[dict[str, Any]]:
 
 
 def worker_rows(
-    running: list[Job], registry: list[WorkerInfo], *, show_idle: bool
+    running: list[Job], registry: list[WorkerInfo], *, show_idle: bool, admin: bool = True
 ) -> list[dict[str, Any]]:
     """Workers from their running jobs (what the caller may see), joined with the
     registry's live entries; idle registered workers only when ``show_idle``
-    (an admin), since a tenant owns jobs, not workers."""
+    (an admin), since a tenant owns jobs, not workers. A tenant sees of a worker
+    only what its own jobs tell: not its host, pid, or the queues other tenants
+    share with it."""
     grouped: dict[str, list[Job]] = defaultdict(list)
     for job in running:
         if job.worker_id:
@@ -64,11 +66,11 @@ def worker_rows(
     rows = []
     for worker in sorted(ids):
         jobs = grouped.get(worker, [])
-        info = live.get(worker)
+        info = live.get(worker) if admin else None
         rows.append({
             "id": worker, "running": len(jobs),
             "queues": info.queues if info else sorted({j.queue for j in jobs}),
-            "jobs": [j.id for j in jobs], "alive": info is not None,
+            "jobs": [j.id for j in jobs], "alive": worker in live,
             "hostname": info.hostname if info else None, "pid": info.pid if info else None,
             "concurrency": info.concurrency if info else None,
             "started_at": info.started_at if info else None,

@@ -49,10 +49,10 @@ def schedule_id(request: Request, *, creating: bool = False) -> str:
     """The path's schedule id: the name its owner gave it. One no schedule could
     carry is a 404 when read, and a 400 when a request would create it."""
     raw = str(request.path_params.get("schedule_id", ""))
-    if 0 < len(raw) <= 200 and not any(ord(c) < 32 or ord(c) == 127 for c in raw):
+    if 0 < len(raw) <= 200 and not any(ord(c) < 32 or ord(c) == 127 or c == "/" for c in raw):
         return raw
     if creating:
-        raise Problem(400, "a schedule id is 1 to 200 printable characters",
+        raise Problem(400, "a schedule id is 1 to 200 printable characters without '/'",
                       kind="bad-parameter", parameter="schedule_id")  # fmt: skip
     raise Problem(404, f"no schedule {raw!r}", kind="schedule-not-found")
 

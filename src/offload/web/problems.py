@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from offload.errors import BackendError
 from offload.web.encoding import dumps
 
 log = logging.getLogger("offload.web")
@@ -31,8 +32,12 @@ TITLES = {
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
+# Seconds a client should wait when storage is overloaded or down.
+RETRY_AFTER = 1
 
 
 class Problem(Exception):
@@ -91,8 +96,18 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return problem_response(Problem(500, "the server could not handle this request"))
 
 
+async def on_backend_error(request: Request, exc: Exception) -> Response:
+    """Storage overloaded or down is the server's temporary state, not a bug:
+    503 with ``Retry-After``, so clients back off and retry instead of failing."""
+    log.warning("storage unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(Problem(503, "the job store is unavailable; try again shortly",
+                                    kind="backend-unavailable",
+                                    headers={"Retry-After": str(RETRY_AFTER)}))  # fmt: skip
+
+
 EXCEPTION_HANDLERS = {
     Problem: on_problem,
+    BackendError: on_backend_error,
     HTTPException: on_http_exception,
     Exception: on_unexpected,
 }

@@ -14,6 +14,7 @@ next firing.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -49,7 +50,7 @@ def _tenant(request: Request) -> str:
     """The tenant whose schedule the path names."""
     who = principal(request)
     requested = p.text(request, "tenant")
-    return who.tenant or requested or DEFAULT_TENANT
+    return who.tenant if who.tenant is not None else (requested or DEFAULT_TENANT)
 
 
 def _missing(schedule_id: str, tenant: str) -> Problem:
@@ -73,7 +74,10 @@ async def list_schedules(request: Request) -> Response:
     tenant = principal(request).scope(p.text(request, "tenant"))
     count = p.upcoming(request)
     found = await offload_app(request).schedules_async(tenant)
-    return JSON({"schedules": [_json(request, s, count) for s in found]})
+    # Next firings are pure CPU (2,000 schedules x 50 firings took seconds):
+    # computed in a thread, so every other request keeps being served.
+    shown = await asyncio.to_thread(lambda: [_json(request, s, count) for s in found])
+    return JSON({"schedules": shown})
 
 
 async def get_schedule(request: Request) -> Response:

@@ -32,8 +32,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute
 
 from offload.backends.base import Backend
+from offload.errors import BackendError
 from offload.job import Event, Job
 from offload.web import params as p
+from offload.web.auth import Principal
 from offload.web.context import backend, principal, root
 from offload.web.encoding import dumps
 from offload.web.openapi import BAD, BATCH_MISSING, MISSING, SSE, Operation, route
@@ -43,11 +45,13 @@ from offload.web.resources import batch_json, event_json, snapshot
 Reader = Callable[[int], Awaitable[Sequence[Event]]]
 Render = Callable[[Sequence[Event]], Awaitable[list[str]]]
 BATCH = 500
+OUTAGE_PAUSE = 1.0
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 async def stream_all(request: Request) -> Response:
-    tenant = principal(request, query_token=True).scope(p.text(request, "tenant"))
+    who = principal(request, query_token=True)
+    tenant = who.scope(p.text(request, "tenant"))
     store = await backend(request)
     start = _resume_point(request)
     cursor = start if start is not None else await _feed_tail(store, tenant)
@@ -55,7 +59,7 @@ async def stream_all(request: Request) -> Response:
     async def read(after: int) -> Sequence[Event]:
         return await store.event_feed(after, tenant, BATCH)
 
-    return _sse(request, read, _job_frames(store, tenant), cursor)
+    return _sse(request, read, _job_frames(store, tenant, who), cursor)
 
 
 async def stream_job(request: Request) -> Response:
@@ -127,13 +131,25 @@ def _resume_point(request: Request) -> int | None:
 
 
 async def _feed_tail(store: Backend, tenant: str | None) -> int:
-    """The newest event id: where a stream without a cursor starts."""
-    cursor = 0
-    while page := await store.event_feed(cursor, tenant, 1000):
-        cursor = page[-1].id
-        if len(page) < 1000:
-            break
-    return cursor
+    """Where a stream without a cursor starts: the newest event id of the whole
+    backend. Any tenant's tail is at or below it and every later event is new,
+    so nothing is lost. Paging to the end read the whole feed (days of it) for
+    each new stream; this probes ``id > n`` one row at a time, doubling ``n``
+    and then bisecting, so it costs a few dozen one-row reads on the id index
+    however long the feed is."""
+
+    async def beyond(n: int) -> bool:
+        return bool(await store.event_feed(n, None, 1))
+
+    if not await beyond(0):
+        return 0
+    low, high = 0, 1
+    while await beyond(high):
+        low, high = high, high * 2
+    while high - low > 1:  # an event lies beyond low, none beyond high
+        middle = (low + high) // 2
+        low, high = (middle, high) if await beyond(middle) else (low, middle)
+    return high
 
 
 def _sse(request: Request, read: Reader, render: Render, cursor: int,
@@ -149,7 +165,14 @@ async def _frames(
     yield f"retry: 1000\nevent: ready\ndata: {dumps({'cursor': cursor} | ready).decode()}\n\n"
     quiet_since = time.monotonic()
     while True:
-        batch = await read(cursor)
+        try:
+            batch = await read(cursor)
+        except BackendError:
+            # Storage overloaded or away for a moment: the stream waits for it
+            # rather than dropping the client, which would come back at once
+            # and add to the load.
+            await asyncio.sleep(OUTAGE_PAUSE)
+            continue
         if batch:
             frames = await render(batch)
             for frame in frames:
@@ -167,8 +190,11 @@ async def _frames(
         await asyncio.sleep(settings.poll)
 
 
-def _job_frames(store: Backend, tenant: str | None) -> Render:
-    async def render(events: Sequence[Event]) -> list[str]:
+def _job_frames(store: Backend, tenant: str | None, who: Principal | None = None) -> Render:
+    """Frames of the events ``who`` may see (a scoped token: its jobs only)."""
+
+    async def render(read: Sequence[Event]) -> list[str]:
+        events = [e for e in read if who is None or who.sees(e.job_id)]
         jobs = await _snapshots(store, tenant, {e.job_id for e in events})
         return [_frame(e, "job", {"event": event_json(e), "job": jobs.get(e.job_id)})
                 for e in events]  # fmt: skip

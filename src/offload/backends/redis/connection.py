@@ -3,6 +3,11 @@
 ``prefix`` (and ``client_name``) are offload's own query parameters; every other
 one is handed to redis-py, so its connection options (``socket_timeout``,
 ``health_check_interval``, TLS settings…) work as documented there.
+
+A single server is reached through a blocking pool: when all
+``max_connections`` (default 64) are busy, a command waits up to ``timeout``
+seconds (default 5) for one to come back instead of failing at once with "Too
+many connections", so a burst of requests queues rather than erroring.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
@@ -19,6 +24,8 @@ from offload.backends.redis.keys import DEFAULT_PREFIX
 from offload.errors import ConfigurationError
 
 RETRIES = 3
+POOL_SIZE = 64
+POOL_TIMEOUT = 5.0
 _SCHEMES = {"redis": "redis", "rediss": "rediss", "valkey": "redis", "redis+cluster": "redis"}
 
 
@@ -67,4 +74,8 @@ def connect(target: Target) -> Any:
     }  # fmt: skip
     if target.cluster:
         return RedisCluster.from_url(target.client_url, **options)
-    return Redis.from_url(target.client_url, **options)
+    query = dict(parse_qsl(urlsplit(target.client_url).query))
+    defaults = {k: v for k, v in (("max_connections", POOL_SIZE), ("timeout", POOL_TIMEOUT))
+                if k not in query}  # fmt: skip
+    pool = BlockingConnectionPool.from_url(target.client_url, **options, **defaults)
+    return Redis.from_pool(pool)

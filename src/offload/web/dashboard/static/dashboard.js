@@ -71,7 +71,20 @@ function askToken(message = "") {
   $("#token-input").focus();
 }
 
+// A link printed at start (`/?token=…`, as Jupyter does) hands the token over
+// once: it moves to this tab's sessionStorage and leaves the address bar, so it
+// is neither bookmarked nor shown over a shoulder.
+function tokenFromAddress() {
+  const url = new URL(location.href);
+  const given = url.searchParams.get("token");
+  if (!given) return;
+  sessionStorage.setItem(TOKEN_KEY, given);
+  url.searchParams.delete("token");
+  history.replaceState(null, "", url.pathname + url.search + url.hash);
+}
+
 function setupToken(start) {
+  tokenFromAddress();
   const form = $("#token-form");
   form.addEventListener("submit", () => {
     sessionStorage.setItem(TOKEN_KEY, $("#token-input").value.trim());

@@ -38,9 +38,24 @@ class OffloadJobs extends HTMLElement {
   get limit() { return Number(this.getAttribute("limit") || 10); }
 
   connectedCallback() {
-    this.root.innerHTML = `<style>${STYLE}</style><section aria-label="Your jobs" aria-live="polite">
+    this.root.innerHTML = `<section aria-label="Your jobs" aria-live="polite">
       <ul part="list"></ul><p class="empty" part="empty">No jobs yet.</p></section>`;
+    this.style_();
     this.listen();
+  }
+
+  // A constructed style sheet, not a <style> element: a page whose
+  // Content-Security-Policy allows no inline styles still draws the widget.
+  style_() {
+    if ("adoptedStyleSheets" in this.root && "replaceSync" in CSSStyleSheet.prototype) {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(STYLE);
+      this.root.adoptedStyleSheets = [sheet];
+      return;
+    }
+    const style = document.createElement("style");
+    style.textContent = STYLE;
+    this.root.prepend(style);
   }
 
   disconnectedCallback() {
