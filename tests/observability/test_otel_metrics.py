@@ -93,5 +93,6 @@ async def test_without_an_sdk_the_jobs_run_and_nothing_is_recorded() -> None:
     job = await quiet.enqueue_async()
     await drain(app)
     assert (await app.get_job_async(job.id)).result == "ok"
+    assert not metrics.active()
     assert metrics._started == {}
     await app.close_async()

@@ -47,13 +47,19 @@ class JobMetrics(Middleware):
     def record_completed(self, labels: tuple[str, ...], outcome: str) -> None:
         raise NotImplementedError
 
+    def active(self) -> bool:
+        """Whether recording goes anywhere; when not, the hooks skip their work."""
+        return True
+
     # hooks ------------------------------------------------------------------------------
 
     def after_enqueue(self, job: Job) -> None:
-        if not job.duplicate:
+        if not job.duplicate and self.active():
             self.record_enqueued(self._labels(job))
 
     def before_execute(self, job: Job, ctx: JobContext) -> None:
+        if not self.active():
+            return
         self._started[job.id] = time.monotonic()
         if job.started_at is not None:
             waited = (job.started_at - job.run_at).total_seconds()
@@ -61,6 +67,8 @@ class JobMetrics(Middleware):
 
     def after_execute(self, job: Job, outcome: Outcome) -> None:
         started = self._started.pop(job.id, None)
+        if not self.active():
+            return
         labels = self._labels(job)
         if started is not None:
             self.record_duration(labels, time.monotonic() - started)

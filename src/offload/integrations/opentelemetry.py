@@ -49,6 +49,10 @@ _sending: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
 )
 
 
+# What the global tracer provider is until an SDK (or a distro) sets one.
+_NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+
 @dataclass(slots=True)
 class _Run:
     span: Span
@@ -79,6 +83,17 @@ class OpenTelemetryMiddleware(Middleware):
         )
         self.propagator = propagator
         self._runs: dict[str, _Run] = {}
+        self._live = tracer_provider is not None and not isinstance(tracer_provider, _NO_SDK)
+
+    def _on(self) -> bool:
+        """Whether an SDK makes spans. Without one every span is a no-op and
+        nothing is propagated, so the hooks skip even building them and the
+        middleware costs a call per hook. Asked again until an SDK is set, since
+        an application may configure it after building its ``App``; once set,
+        the global provider stays."""
+        if not self._live:
+            self._live = not isinstance(trace.get_tracer_provider(), _NO_SDK)
+        return self._live
 
     # propagation ----------------------------------------------------------------
 
@@ -121,6 +136,8 @@ class OpenTelemetryMiddleware(Middleware):
         """Continuations run long after, in a trace of their own (whoever settles
         the batch has no span of its creator); they link to the span that created
         the batch, the web request or task that called ``batch``."""
+        if not self._on():
+            return None
         if not trace.get_current_span().get_span_context().is_valid:
             return None
         ctx = otel_context.get_current()
@@ -130,6 +147,8 @@ class OpenTelemetryMiddleware(Middleware):
         """A span for the firing itself, a root (the scheduler loop is no
         request); the job links to it, so every run of a schedule is found
         from the firings and each firing's job from its run."""
+        if not self._on():
+            return None
         span = self.tracer.start_span(
             f"fire {schedule.id}", context=otel_context.Context(), kind=SpanKind.INTERNAL,
             attributes=fire_attributes(schedule, job),
@@ -142,6 +161,8 @@ class OpenTelemetryMiddleware(Middleware):
     # enqueue --------------------------------------------------------------------
 
     def before_enqueue_many(self, jobs: list[NewJob]) -> list[NewJob] | None:
+        if not self._on():
+            return None
         span = self.tracer.start_span(
             _send_name(jobs), kind=SpanKind.PRODUCER, attributes=send_attributes(jobs),
             links=self._links(jobs),
@@ -172,6 +193,8 @@ class OpenTelemetryMiddleware(Middleware):
     # execution ------------------------------------------------------------------
 
     def before_execute(self, job: Job, ctx: JobContext) -> None:
+        if not self._on():
+            return
         span = self._start_run(job)
         token = otel_context.attach(trace.set_span_in_context(span))
         self._runs[job.id] = _Run(span, token)
@@ -189,6 +212,8 @@ class OpenTelemetryMiddleware(Middleware):
             _record_error(run.span, error)
 
     def after_execute(self, job: Job, outcome: Outcome) -> None:
+        if not self._on():
+            return
         run = self._runs.pop(job.id, None)
         if run is None:  # rejected before it could start: still one span, in error
             run = _Run(self._start_run(job), None)

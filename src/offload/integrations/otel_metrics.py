@@ -25,6 +25,13 @@ from offload.app import App
 from offload.integrations._job_metrics import BUCKETS, JobMetrics
 from offload.lifecycle import State
 
+try:  # what the global meter provider is until an SDK (or a distro) sets one
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+    _NO_SDK: tuple[type, ...] = (metrics.NoOpMeterProvider, _ProxyMeterProvider)
+except ImportError:  # pragma: no cover - another layout of the API
+    _NO_SDK = (metrics.NoOpMeterProvider,)
+
 
 def _offload_version() -> str:
     try:
@@ -68,6 +75,15 @@ class OpenTelemetryMetrics(JobMetrics):
         )  # fmt: skip
         self.counts: dict[tuple[str, State], int] = {}
         self.workers: int | None = None
+        self._live = meter_provider is not None and not isinstance(meter_provider, _NO_SDK)
+
+    def active(self) -> bool:
+        """Whether an SDK records. Without one the instruments are no-ops, so
+        the hooks skip even building attributes. Asked again until an SDK is set,
+        since an application may configure it after building its ``App``."""
+        if not self._live:
+            self._live = not isinstance(metrics.get_meter_provider(), _NO_SDK)
+        return self._live
 
     def _attributes(self, labels: tuple[str, ...]) -> dict[str, str]:
         return dict(zip(self.label_names, labels, strict=True))
