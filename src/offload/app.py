@@ -363,6 +363,7 @@ class App:
         from offload import batch as batches
 
         backend = await self.backend()
+        then = await self.middleware.prepare_continuations(then)
         record = NewBatch(id=batch_id or new_id(), tenant=tenant, name=name,
                           then=batches.encode_then(then))  # fmt: skip
         stored = await backend.batch_create(record)

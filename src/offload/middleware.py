@@ -1,12 +1,12 @@
 """Code that runs around enqueue and execution: logging, tracing, metrics, alerts.
 
 Hooks may be plain or async methods; each returns nothing except
-``before_enqueue`` and ``before_enqueue_many``, which may return changed jobs (to
-add trace headers to ``meta``, say). The ``*_many`` hooks see one enqueue call as a
-whole (a bulk enqueue is one operation to trace and count), the plain ones each job
-of it. A hook that raises during enqueue stops the enqueue; during execution the
-error is logged and the job's outcome stands, so a broken metrics exporter cannot
-fail work.
+``before_enqueue``, ``before_enqueue_many``, ``before_batch`` and ``before_fire``,
+which may return changed jobs (to add trace headers to ``meta``, say). The
+``*_many`` hooks see one enqueue call as a whole (a bulk enqueue is one operation
+to trace and count), the plain ones each job of it. A hook that raises during
+enqueue stops the enqueue; during execution the error is logged and the job's
+outcome stands, so a broken metrics exporter cannot fail work.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from offload.job import Job, JobContext, NewJob, Outcome
+from offload.job import Job, JobContext, NewJob, Outcome, Schedule
 
 log = logging.getLogger("offload.middleware")
 
@@ -53,6 +53,21 @@ class Middleware:
 
     def on_error(self, job: Job, error: BaseException) -> Awaitable[None] | None:
         """Called when an attempt raised, before the retry decision is recorded."""
+        return None
+
+    def before_batch(
+        self, then: list[NewJob]
+    ) -> list[NewJob] | Awaitable[list[NewJob] | None] | None:
+        """Called when a batch is created, with its continuation jobs, which are
+        stored with the batch and enqueued only when it ends; may return changed
+        jobs (to record in ``meta`` what caused them)."""
+        return None
+
+    def before_fire(
+        self, schedule: Schedule, job: NewJob
+    ) -> NewJob | Awaitable[NewJob | None] | None:
+        """Called when the scheduler fires a schedule, before its job is
+        enqueued; may return a changed job (to record the firing in ``meta``)."""
         return None
 
 
@@ -115,6 +130,20 @@ class MiddlewareChain:
             except Exception:
                 log.exception("middleware hook on_enqueue_error failed")
 
+    async def prepare_continuations(self, then: Sequence[NewJob]) -> list[NewJob]:
+        """A batch's continuation jobs as every ``before_batch`` hook leaves them."""
+        prepared = list(then)
+        if prepared:
+            for hook in self._hooks["before_batch"]:
+                prepared = list((await _call(hook, prepared)) or prepared)
+        return prepared
+
+    async def prepare_firing(self, schedule: Schedule, job: NewJob) -> NewJob:
+        """A schedule's firing job as every ``before_fire`` hook leaves it."""
+        for hook in self._hooks["before_fire"]:
+            job = (await _call(hook, schedule, job)) or job
+        return job
+
     async def run(self, name: str, *args: Any) -> None:
         """Run an execution-side hook; its errors are logged, never raised."""
         for hook in self._hooks[name]:
@@ -126,5 +155,6 @@ class MiddlewareChain:
 
 _HOOKS = (
     "before_enqueue", "after_enqueue", "before_enqueue_many", "after_enqueue_many",
-    "on_enqueue_error", "before_execute", "after_execute", "on_error",
+    "on_enqueue_error", "before_execute", "after_execute", "on_error", "before_batch",
+    "before_fire",
 )  # fmt: skip

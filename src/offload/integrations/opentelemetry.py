@@ -26,15 +26,20 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from offload.integrations._outcome import DEAD, FAILED, outcome_name
-from offload.job import Job, JobContext, NewJob, Outcome, Rejected
+from offload.job import Job, JobContext, NewJob, Outcome, Rejected, Schedule
 from offload.middleware import Middleware
 
 # The key of ``Job.meta`` that carries the propagator's headers (``traceparent``...).
 META_KEY = "otel"
+# The key of ``Job.meta`` with the headers of spans that caused the job without
+# being its parent: a batch's creation for its continuations, a scheduler's firing.
+LINKS_KEY = "otel_links"
+# A bulk enqueue of many caused jobs links to this many causes at most.
+MAX_LINKS = 32
 SYSTEM = "offload"
 
 # The span of the enqueue call in progress in this task; an enqueue call runs its
@@ -42,6 +47,10 @@ SYSTEM = "offload"
 _sending: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
     "offload_otel_sending", default=None
 )
+
+
+# What the global tracer provider is until an SDK (or a distro) sets one.
+_NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
 
 
 @dataclass(slots=True)
@@ -74,6 +83,17 @@ class OpenTelemetryMiddleware(Middleware):
         )
         self.propagator = propagator
         self._runs: dict[str, _Run] = {}
+        self._live = tracer_provider is not None and not isinstance(tracer_provider, _NO_SDK)
+
+    def _on(self) -> bool:
+        """Whether an SDK makes spans. Without one every span is a no-op and
+        nothing is propagated, so the hooks skip even building them and the
+        middleware costs a call per hook. Asked again until an SDK is set, since
+        an application may configure it after building its ``App``; once set,
+        the global provider stays."""
+        if not self._live:
+            self._live = not isinstance(trace.get_tracer_provider(), _NO_SDK)
+        return self._live
 
     # propagation ----------------------------------------------------------------
 
@@ -88,12 +108,65 @@ class OpenTelemetryMiddleware(Middleware):
             return otel_context.Context()
         return (self.propagator or propagate.get_global_textmap()).extract(carrier)
 
+    def _links(self, jobs: Sequence[NewJob | Job]) -> list[Link]:
+        """The spans that caused these jobs, once each."""
+        links: dict[tuple[int, int], Link] = {}
+        for job in jobs:
+            carriers = job.meta.get(LINKS_KEY)
+            for carrier in carriers if isinstance(carriers, list) else ():
+                if not isinstance(carrier, dict) or len(links) >= MAX_LINKS:
+                    continue
+                ctx = (self.propagator or propagate.get_global_textmap()).extract(carrier)
+                linked = trace.get_current_span(ctx).get_span_context()
+                if linked.is_valid:
+                    links[linked.trace_id, linked.span_id] = Link(linked)
+        return list(links.values())
+
+    def _with_cause(self, job: NewJob, ctx: otel_context.Context) -> NewJob:
+        carrier = self._inject(ctx)
+        if not carrier:  # no SDK, or nothing sampled to link to
+            return job
+        causes = job.meta.get(LINKS_KEY)
+        causes = [*causes, carrier] if isinstance(causes, list) else [carrier]
+        return dataclasses.replace(job, meta={**job.meta, LINKS_KEY: causes})
+
+    # causes ---------------------------------------------------------------------
+
+    def before_batch(self, then: list[NewJob]) -> list[NewJob] | None:
+        """Continuations run long after, in a trace of their own (whoever settles
+        the batch has no span of its creator); they link to the span that created
+        the batch, the web request or task that called ``batch``."""
+        if not self._on():
+            return None
+        if not trace.get_current_span().get_span_context().is_valid:
+            return None
+        ctx = otel_context.get_current()
+        return [self._with_cause(job, ctx) for job in then]
+
+    def before_fire(self, schedule: Schedule, job: NewJob) -> NewJob | None:
+        """A span for the firing itself, a root (the scheduler loop is no
+        request); the job links to it, so every run of a schedule is found
+        from the firings and each firing's job from its run."""
+        if not self._on():
+            return None
+        span = self.tracer.start_span(
+            f"fire {schedule.id}", context=otel_context.Context(), kind=SpanKind.INTERNAL,
+            attributes=fire_attributes(schedule, job),
+        )  # fmt: skip
+        try:
+            return self._with_cause(job, trace.set_span_in_context(span))
+        finally:
+            span.end()
+
     # enqueue --------------------------------------------------------------------
 
     def before_enqueue_many(self, jobs: list[NewJob]) -> list[NewJob] | None:
+        if not self._on():
+            return None
         span = self.tracer.start_span(
-            _send_name(jobs), kind=SpanKind.PRODUCER, attributes=send_attributes(jobs)
-        )
+            _send_name(jobs), kind=SpanKind.PRODUCER, attributes=send_attributes(jobs),
+            links=self._links(jobs),
+        )  # fmt: skip
         _sending.set(span)
         carrier = self._inject(trace.set_span_in_context(span))
         if not carrier:  # no SDK, or not sampled and nothing to propagate
@@ -120,6 +193,8 @@ class OpenTelemetryMiddleware(Middleware):
     # execution ------------------------------------------------------------------
 
     def before_execute(self, job: Job, ctx: JobContext) -> None:
+        if not self._on():
+            return
         span = self._start_run(job)
         token = otel_context.attach(trace.set_span_in_context(span))
         self._runs[job.id] = _Run(span, token)
@@ -127,7 +202,7 @@ class OpenTelemetryMiddleware(Middleware):
     def _start_run(self, job: Job) -> Span:
         return self.tracer.start_span(
             f"process {job.task}", context=self._extract(job), kind=SpanKind.CONSUMER,
-            attributes=process_attributes(job),
+            attributes=process_attributes(job), links=self._links([job]),
         )  # fmt: skip
 
     def on_error(self, job: Job, error: BaseException) -> None:
@@ -137,6 +212,8 @@ class OpenTelemetryMiddleware(Middleware):
             _record_error(run.span, error)
 
     def after_execute(self, job: Job, outcome: Outcome) -> None:
+        if not self._on():
+            return
         run = self._runs.pop(job.id, None)
         if run is None:  # rejected before it could start: still one span, in error
             run = _Run(self._start_run(job), None)
@@ -186,6 +263,18 @@ def send_attributes(jobs: Sequence[NewJob]) -> dict[str, AttributeValue]:
     return attributes
 
 
+def fire_attributes(schedule: Schedule, job: NewJob) -> dict[str, AttributeValue]:
+    return {
+        "messaging.system": SYSTEM,
+        "messaging.destination.name": job.queue,
+        "offload.schedule": schedule.id,
+        "offload.task": job.task,
+        "offload.tenant": schedule.tenant,
+        "offload.firing": str(job.meta.get("firing", "")),
+        "offload.cron": schedule.cron,
+    }
+
+
 def process_attributes(job: Job) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         "messaging.system": SYSTEM,
@@ -205,4 +294,4 @@ def process_attributes(job: Job) -> dict[str, AttributeValue]:
     return attributes
 
 
-__all__ = ["META_KEY", "OpenTelemetryMiddleware"]
+__all__ = ["LINKS_KEY", "META_KEY", "OpenTelemetryMiddleware"]

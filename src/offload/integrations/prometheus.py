@@ -10,7 +10,6 @@ asked for (``tenant_label=True``), since tenants may be unbounded.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -19,14 +18,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from offload.app import App
-from offload.integrations._outcome import INTERRUPTED, SNOOZED, outcome_name
-from offload.job import Job, JobContext, Outcome
+from offload.integrations._job_metrics import BUCKETS, JobMetrics
 from offload.lifecycle import State
-from offload.middleware import Middleware, MiddlewareChain
+from offload.middleware import MiddlewareChain
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-# Jobs run from milliseconds to hours; waits likewise.
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
 class _BackendGauges(Collector):
@@ -53,7 +49,7 @@ class _BackendGauges(Collector):
         yield workers
 
 
-class PrometheusMetrics(Middleware):
+class PrometheusMetrics(JobMetrics):
     """Add to the app's middleware, or call ``install(app)``; serve with
     ``offload worker --metrics-port`` or ``offload web`` (``/metrics``)."""
 
@@ -61,9 +57,9 @@ class PrometheusMetrics(Middleware):
         self, registry: CollectorRegistry | None = None, *, tenant_label: bool = False,
         buckets: Sequence[float] = BUCKETS,
     ) -> None:  # fmt: skip
+        super().__init__(tenant_label=tenant_label)
         self.registry = registry if registry is not None else CollectorRegistry()
-        self.tenant_label = tenant_label
-        labels = ["task", "queue", *(["tenant"] if tenant_label else [])]
+        labels = list(self.label_names)
         r = self.registry
         self.enqueued = Counter("offload_jobs_enqueued", "Jobs accepted by enqueue.",
                                 labels, registry=r)  # fmt: skip
@@ -75,31 +71,20 @@ class PrometheusMetrics(Middleware):
                               labels, buckets=buckets, registry=r)  # fmt: skip
         self.gauges = _BackendGauges()
         r.register(self.gauges)
-        self._started: dict[str, float] = {}
 
-    def _labels(self, job: Job) -> list[str]:
-        return [job.task, job.queue, *([job.tenant] if self.tenant_label else [])]
+    # recording --------------------------------------------------------------------
 
-    # hooks ----------------------------------------------------------------------
+    def record_enqueued(self, labels: tuple[str, ...]) -> None:
+        self.enqueued.labels(*labels).inc()
 
-    def after_enqueue(self, job: Job) -> None:
-        if not job.duplicate:
-            self.enqueued.labels(*self._labels(job)).inc()
+    def record_wait(self, labels: tuple[str, ...], seconds: float) -> None:
+        self.wait.labels(*labels).observe(seconds)
 
-    def before_execute(self, job: Job, ctx: JobContext) -> None:
-        self._started[job.id] = time.monotonic()
-        if job.started_at is not None:
-            waited = (job.started_at - job.run_at).total_seconds()
-            self.wait.labels(*self._labels(job)).observe(max(0.0, waited))
+    def record_duration(self, labels: tuple[str, ...], seconds: float) -> None:
+        self.duration.labels(*labels).observe(seconds)
 
-    def after_execute(self, job: Job, outcome: Outcome) -> None:
-        started = self._started.pop(job.id, None)
-        labels = self._labels(job)
-        if started is not None:
-            self.duration.labels(*labels).observe(time.monotonic() - started)
-        name = outcome_name(outcome)
-        if name not in (INTERRUPTED, SNOOZED):  # the attempt did not end; it runs again
-            self.completed.labels(*labels, name).inc()
+    def record_completed(self, labels: tuple[str, ...], outcome: str) -> None:
+        self.completed.labels(*labels, outcome).inc()
 
     # exposition -----------------------------------------------------------------
 

@@ -66,6 +66,7 @@ class Scheduler:
             max_attempts=s.max_attempts, timeout=s.timeout,
             meta={"schedule": s.id, "firing": due.isoformat()},
         )  # fmt: skip
+        job = await self.app.middleware.prepare_firing(s, job)
         [stored] = await self.app.enqueue_new_async([job])
         won = await self.backend.schedule_advance(s.id, s.tenant, due, following, stored.id)
         if won:
