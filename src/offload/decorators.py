@@ -62,6 +62,8 @@ class TaskSettings(TypedDict, total=False):
     rate_limit: RateSpec
     limit_key: str | None
     error: Any
+    checkpoint: Any
+    dead_letter: bool
 
 
 class TaskDecorator:
