@@ -63,7 +63,6 @@ class TaskSettings(TypedDict, total=False):
     limit_key: str | None
     error: Any
     checkpoint: Any
-    dead_letter: bool
 
 
 class TaskDecorator:

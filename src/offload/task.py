@@ -276,7 +276,6 @@ class Task(Generic[R, P]):
         limit_key: str | None = None,
         error: Any = None,
         checkpoint: Any = None,
-        dead_letter: bool = True,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"task {name!r}: max_attempts must be at least 1")
@@ -307,8 +306,6 @@ class Task(Generic[R, P]):
         self.checkpoint_adapter: pydantic.TypeAdapter[Any] | None = (
             None if checkpoint is None else pydantic.TypeAdapter(checkpoint)
         )
-        # False: a job that exhausts its attempts is discarded, not dead-lettered.
-        self.dead_letter = dead_letter
         self.dependencies: dict[str, Resolver] = getattr(
             payload, "dependencies", None
         ) or dependency_params(fn, _hints(fn, extras=True))
