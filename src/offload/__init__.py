@@ -1,9 +1,11 @@
 """offload: background jobs for Python, from one SQLite file to a cluster."""
 
 from offload.app import App
+from offload.depends import Depends
 from offload.errors import (
     BackendError,
     BatchFinishedError,
+    CheckpointError,
     ConfigurationError,
     DuplicateTaskError,
     InvalidCronError,
@@ -28,6 +30,7 @@ from offload.job import (
     Event,
     Job,
     JobContext,
+    JobContextOf,
     JobQuery,
     NewJob,
     Pause,
@@ -46,7 +49,9 @@ __all__ = [
     "Batch",
     "BatchFinishedError",
     "BoundTask",
+    "CheckpointError",
     "ConfigurationError",
+    "Depends",
     "DuplicateTaskError",
     "ErrorInfo",
     "Event",
@@ -55,6 +60,7 @@ __all__ = [
     "InvalidTimezoneError",
     "Job",
     "JobContext",
+    "JobContextOf",
     "JobEndedError",
     "JobNotFoundError",
     "JobQuery",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from typing_extensions import Unpack
@@ -41,12 +42,18 @@ from offload.job import (
     Schedule,
     WorkerInfo,
 )
+from offload.lifecycle import EventKind
 from offload.middleware import Middleware, MiddlewareChain
 from offload.serializer import JSON, Serializer
 from offload.settings import Settings, load_settings
+from offload.status import CursorStore, StatusCallback, StatusFollower
 from offload.task import CommandPayload, EnqueueOptions, Options, Task
 
 C = TypeVar("C")
+
+# ``App(lifespan=...)``: entered once per worker process around all its jobs;
+# what it yields is ``ctx.state`` in every job (and so in dependencies).
+Lifespan = Callable[["App"], AbstractAsyncContextManager[Any]]
 
 
 class App:
@@ -60,8 +67,11 @@ class App:
         serializer: Serializer = JSON,
         middleware: Sequence[Middleware] = (),
         settings: Settings | None = None,
+        lifespan: Lifespan | None = None,
     ) -> None:
         self.settings = settings or load_settings()
+        self.lifespan = lifespan
+        self.status_followers: list[StatusFollower] = []
         self.backend_url = backend_url or self.settings.backend_url
         self.serializer = serializer
         self.middleware = MiddlewareChain(middleware)
@@ -97,6 +107,32 @@ class App:
             raise DuplicateTaskError(f"a different function is already registered as {task.name!r}")
         self.tasks[task.name] = task
         return task
+
+    def autodiscover(self, *packages: str, module: str = "tasks") -> list[str]:
+        """Import every ``tasks`` module of these packages (Celery's
+        ``autodiscover_tasks``), so their ``@app.task`` functions register and a
+        worker needs only ``--app``; returns the modules imported."""
+        from offload.discovery import autodiscover
+
+        return autodiscover(packages, module)
+
+    def on_status_change(
+        self,
+        callback: StatusCallback,
+        *,
+        cursor: CursorStore | None = None,
+        tenant: str | None = None,
+        kinds: Collection[EventKind] | None = None,
+        interval: float = 1.0,
+    ) -> StatusFollower:
+        """Call ``callback`` (sync or async) with every status change of every job,
+        including those made outside the worker (cancel from the API, lease
+        expiry): workers follow the event feed, at-least-once, from ``cursor``
+        (``offload.status.FileCursor(path)`` to resume after a restart; without
+        one, from the start of the feed each time the worker starts)."""
+        from offload.status import follow
+
+        return follow(self, callback, cursor=cursor, tenant=tenant, kinds=kinds, interval=interval)
 
     def get_task(self, name: str) -> Task[Any]:
         try:

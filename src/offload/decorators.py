@@ -62,6 +62,7 @@ class TaskSettings(TypedDict, total=False):
     rate_limit: RateSpec
     limit_key: str | None
     error: Any
+    checkpoint: Any
 
 
 class TaskDecorator:

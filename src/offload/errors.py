@@ -14,6 +14,7 @@ Callers catch the narrowest class that lets them act; the tree::
     ├── PayloadError              arguments that do not fit the task's signature
     │   └── PayloadTooLargeError  encoded payload over the configured limit
     ├── SerializationError        bytes that cannot be decoded
+    │   └── CheckpointError       a stored checkpoint that no longer fits its model
     ├── NotFoundError             no batch or schedule with that id (in that tenant)
     │   └── JobNotFoundError      no job with that id (in that tenant)
     ├── TransitionError           a state change the lifecycle does not allow, or
@@ -84,6 +85,13 @@ class PayloadTooLargeError(PayloadError):
 
 class SerializationError(OffloadError):
     """Stored bytes could not be decoded into a value."""
+
+
+class CheckpointError(SerializationError):
+    """A resumed job's stored checkpoint does not fit the task's ``checkpoint``
+    model any more (the model changed while the job was interrupted). The job is
+    dead-lettered with this error rather than run from a guessed state; fix the
+    model (or accept the old shape) and retry it."""
 
 
 class NotFoundError(OffloadError):

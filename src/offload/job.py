@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from offload._sync import run_or_schedule
 from offload.errors import TransitionError, UsageError
@@ -354,28 +354,44 @@ class Reporter(Protocol):
                    message: str | None) -> None: ...  # fmt: skip
 
 
-class JobContext:
+# The type of a task's checkpoint (``@app.task(checkpoint=Model)``).
+CheckpointT = TypeVar("CheckpointT")
+
+
+class JobContextOf(Generic[CheckpointT]):
     """Handed to a task that asks for it: who it is, and how to report as it goes.
+
+    ``JobContextOf[Model]`` types ``checkpoint`` and ``save`` for a task declared
+    with ``checkpoint=Model``; plain ``JobContext`` is ``JobContextOf[Any]``. Two
+    names rather than a defaulted parameter because a parameter typed
+    ``JobContext[Any]`` would make type checkers give up on ``@app.task``'s
+    overloads (an argument holding ``Any`` that matches two of them types the
+    task ``Any``), while ``JobContext`` itself holds no ``Any``. ``state`` is
+    what the app's lifespan yielded in this worker process (``None`` without).
 
     ``cancelled`` is a ``threading.Event`` so that a sync task running in a thread
     can poll it; async tasks are cancelled by their worker directly.
     """
 
-    __slots__ = ("_encode", "_loop", "_reporter", "cancel_reason", "cancelled", "checkpoint", "job")
+    __slots__ = (
+        "_encode", "_loop", "_reporter", "cancel_reason", "cancelled", "checkpoint", "job", "state",
+    )  # fmt: skip
 
     def __init__(
         self,
         job: Job,
         reporter: Reporter | None = None,
         encode: Callable[[Any], bytes] | None = None,
-        checkpoint: Any = None,
+        checkpoint: CheckpointT | None = None,
+        state: Any = None,
     ) -> None:
         self.job = job
+        self.state = state
         self.cancelled = threading.Event()
         # Why ``cancelled`` was set (the worker's reason string); a sync task that
         # returns after a cancel request is then recorded as cancelled.
         self.cancel_reason: str | None = None
-        self.checkpoint = checkpoint
+        self.checkpoint: CheckpointT | None = checkpoint
         self._reporter = reporter
         self._encode = encode
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -392,7 +408,10 @@ class JobContext:
         return value if isinstance(value, dict) else None
 
     async def save_async(
-        self, checkpoint: Any = None, progress: float | None = None, message: str | None = None
+        self,
+        checkpoint: CheckpointT | None = None,
+        progress: float | None = None,
+        message: str | None = None,
     ) -> None:
         """Persist a checkpoint and/or progress; a resumed run receives the checkpoint."""
         if checkpoint is not None:
@@ -409,7 +428,7 @@ class JobContext:
     async def progress_async(self, fraction: float, message: str | None = None) -> None:
         await self.save_async(None, fraction, message)
 
-    def save(self, checkpoint: Any = None, progress: float | None = None,
+    def save(self, checkpoint: CheckpointT | None = None, progress: float | None = None,
              message: str | None = None) -> None:  # fmt: skip
         """Sync twin for tasks running in the worker's thread pool."""
         self._call(self.save_async(checkpoint, progress, message))
@@ -417,8 +436,20 @@ class JobContext:
     def progress(self, fraction: float, message: str | None = None) -> None:
         self._call(self.progress_async(fraction, message))
 
+    def encoded_checkpoint(self) -> bytes | None:
+        """The checkpoint as the task stores it, for a run handed back unfinished."""
+        if self.checkpoint is None or self._encode is None:
+            return None
+        return self._encode(self.checkpoint)
+
     def _call(self, coro: Coroutine[Any, Any, None]) -> None:
         if self._loop is None:
             coro.close()
             raise UsageError("JobContext.save/progress needs a running worker")
         run_or_schedule(self._loop, coro)
+
+
+class JobContext(JobContextOf[Any]):
+    """The job context of a task without a declared checkpoint type."""
+
+    __slots__ = ()

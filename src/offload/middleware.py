@@ -7,13 +7,20 @@ which may return changed jobs (to add trace headers to ``meta``, say). The
 to trace and count), the plain ones each job of it. A hook that raises during
 enqueue stops the enqueue; during execution the error is logged and the job's
 outcome stands, so a broken metrics exporter cannot fail work.
+
+``around_execute(ctx, call_next)`` is the one hook that may change the outcome
+(``001_``'s ``DecorateProcessor``): it runs around the task call, the first
+middleware outermost, and returns what the job returns. It may swallow an
+exception (return a value instead), replace the result, call ``call_next()``
+again to retry within the same attempt, or time the call. Its errors are the
+job's errors: that is the point of it.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from offload.job import Job, JobContext, NewJob, Outcome, Schedule
@@ -69,6 +76,13 @@ class Middleware:
         """Called when the scheduler fires a schedule, before its job is
         enqueued; may return a changed job (to record the firing in ``meta``)."""
         return None
+
+    async def around_execute(self, ctx: JobContext, call_next: CallNext) -> Any:
+        """Wrap the task call; return its value (or another), or raise."""
+        return await call_next()
+
+
+CallNext = Callable[[], Awaitable[Any]]
 
 
 async def _call(hook: Any, *args: Any) -> Any:
@@ -144,6 +158,12 @@ class MiddlewareChain:
             job = (await _call(hook, schedule, job)) or job
         return job
 
+    async def around_execute(self, ctx: JobContext, call: CallNext) -> Any:
+        """Call the task through every ``around_execute``, the first one outermost."""
+        for hook in reversed(self._hooks["around_execute"]):
+            call = _bind_around(hook, ctx, call)
+        return await call()
+
     async def run(self, name: str, *args: Any) -> None:
         """Run an execution-side hook; its errors are logged, never raised."""
         for hook in self._hooks[name]:
@@ -153,8 +173,15 @@ class MiddlewareChain:
                 log.exception("middleware hook %s failed", name)
 
 
+def _bind_around(hook: Any, ctx: JobContext, call_next: CallNext) -> CallNext:
+    async def call() -> Any:
+        return await hook(ctx, call_next)
+
+    return call
+
+
 _HOOKS = (
     "before_enqueue", "after_enqueue", "before_enqueue_many", "after_enqueue_many",
     "on_enqueue_error", "before_execute", "after_execute", "on_error", "before_batch",
-    "before_fire",
+    "before_fire", "around_execute",
 )  # fmt: skip

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # this long; the dead letter stays until retried or purged by hand
     retention_seconds: float = Field(7 * 24 * 3600, gt=0)
     purge_interval: float = Field(600.0, gt=0)
+    # HTTP polling protocol (001_): the Retry-After of a job not yet ended, and the
+    # most a scheduled job's wait (until it is due) may ask a client to wait
+    retry_after: int = Field(1, ge=1, description="seconds, while a job has not ended")
+    retry_after_max: int = Field(60, ge=1, description="cap for a scheduled job's wait")
 
     @property
     def heartbeat_every(self) -> float:

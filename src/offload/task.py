@@ -14,7 +14,16 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, get_args, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    TypedDict,
+    TypeVar,
+    get_args,
+    get_origin,
+    get_type_hints,
+)  # fmt: skip
 
 import pydantic
 import pydantic_core
@@ -22,8 +31,15 @@ from typing_extensions import ParamSpec, Unpack
 from uuid_utils import uuid7
 
 from offload._sync import run_sync
-from offload.errors import ConfigurationError, PayloadError, PayloadTooLargeError
-from offload.job import DEFAULT_QUEUE, DEFAULT_TENANT, Job, JobContext, NewJob
+from offload.depends import Resolver, dependency_params
+from offload.errors import (
+    CheckpointError,
+    ConfigurationError,
+    PayloadError,
+    PayloadTooLargeError,
+    SerializationError,
+)  # fmt: skip
+from offload.job import DEFAULT_QUEUE, DEFAULT_TENANT, Job, JobContext, JobContextOf, NewJob
 from offload.limits import RateSpec, parse_limits
 from offload.retry import DEFAULT_RETRY, DelayFunction, RetryPolicy
 from offload.serializer import JSON
@@ -108,6 +124,8 @@ class SignaturePayload(Payload):
                 "at module level so the payload can be validated"
             ) from exc
         self.ctx_param: str | None = None
+        # Dependencies are the worker's to supply (offload.depends): never payload.
+        self.dependencies = dependency_params(fn, _hints(fn, extras=True))
         fields: dict[str, Any] = {}
         for param in self.signature.parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -115,6 +133,8 @@ class SignaturePayload(Payload):
             hint = hints.get(param.name, Any)
             if _is_context(hint):
                 self.ctx_param = param.name
+                continue
+            if param.name in self.dependencies:
                 continue
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (hint, default)
@@ -124,24 +144,29 @@ class SignaturePayload(Payload):
         kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         self.positional = tuple(
             p.name for p in self.signature.parameters.values()
-            if p.kind in kinds and p.name != self.ctx_param
+            if p.kind in kinds and p.name != self.ctx_param and p.name not in self.dependencies
         )  # fmt: skip
         self.name = name
         self.model = pydantic.create_model(
             f"{name}.args", __config__=pydantic.ConfigDict(extra="forbid", strict=True), **fields
         )
 
-    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    def _refuse_injected(self, kwargs: dict[str, Any]) -> None:
         if self.ctx_param is not None and self.ctx_param in kwargs:
             raise PayloadError(f"{self.ctx_param!r} is the job context; the worker passes it")
+        for key in kwargs:
+            if key in self.dependencies:
+                raise PayloadError(f"{key!r} is a dependency (Depends); the worker resolves it")
+
+    def encode(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        self._refuse_injected(kwargs)
         bound = self._bind(args, kwargs) if args else kwargs
         model = _validate(self.model, bound)
         data: bytes = self.model.__pydantic_serializer__.to_json(model)
         return data
 
     def encode_from_json(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-        if self.ctx_param is not None and self.ctx_param in kwargs:
-            raise PayloadError(f"{self.ctx_param!r} is the job context; the worker passes it")
+        self._refuse_injected(kwargs)
         bound = self._bind(args, kwargs) if args else kwargs
         model = _validate_json(self.model, _json_bytes(bound))
         data: bytes = self.model.__pydantic_serializer__.to_json(model)
@@ -250,6 +275,7 @@ class Task(Generic[R, P]):
         rate_limit: RateSpec = None,
         limit_key: str | None = None,
         error: Any = None,
+        checkpoint: Any = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"task {name!r}: max_attempts must be at least 1")
@@ -275,6 +301,14 @@ class Task(Generic[R, P]):
         self.error_adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(
             Any if error is None else error
         )
+        # The checkpoint's declared type (ExecutionMetadata of 002): validated on resume.
+        self.checkpoint_type = checkpoint
+        self.checkpoint_adapter: pydantic.TypeAdapter[Any] | None = (
+            None if checkpoint is None else pydantic.TypeAdapter(checkpoint)
+        )
+        self.dependencies: dict[str, Resolver] = getattr(
+            payload, "dependencies", None
+        ) or dependency_params(fn, _hints(fn, extras=True))
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.queue}>"
@@ -322,6 +356,29 @@ class Task(Generic[R, P]):
         if self.app.serializer is not JSON:
             data = JSON.dumps(self.app.serializer.loads(data))
         return self.payload.decode(data)
+
+    def encode_checkpoint(self, value: Any) -> bytes:
+        """The checkpoint as stored: the declared model in JSON mode, else as given."""
+        if self.checkpoint_adapter is not None:
+            value = self.checkpoint_adapter.dump_python(value, mode="json")
+        return self.app.serializer.dumps(value)
+
+    def decode_checkpoint(self, data: bytes) -> Any:
+        """The stored checkpoint for a resumed run, validated into the declared
+        type; one that no longer fits raises ``CheckpointError``."""
+        try:
+            value = self.app.serializer.loads(data)
+        except SerializationError as exc:
+            raise CheckpointError(f"checkpoint of {self.name!r} cannot be decoded: {exc}") from exc
+        if self.checkpoint_adapter is None:
+            return value
+        try:
+            return self.checkpoint_adapter.validate_python(value)
+        except pydantic.ValidationError as exc:
+            raise CheckpointError(
+                f"checkpoint of {self.name!r} no longer fits {_type_name(self.checkpoint_type)}: "
+                + _describe(exc).split(": ", 1)[-1]
+            ) from exc
 
     def encode_result(self, value: Any) -> bytes | None:
         if value is None:
@@ -417,13 +474,17 @@ def _split(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (item,), {}
 
 
-def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+def _hints(fn: Callable[..., Any], *, extras: bool = False) -> dict[str, Any]:
     """Resolved annotations; a handler defined inside a function may name local
     types that cannot be resolved later, so fall back to the raw strings."""
     try:
-        return get_type_hints(fn)
+        return get_type_hints(fn, include_extras=extras)
     except NameError:
         return dict(inspect.get_annotations(fn))
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__qualname__", repr(tp))
 
 
 def _ctx_param(hints: dict[str, Any]) -> str | None:
@@ -435,13 +496,14 @@ def _ctx_param(hints: dict[str, Any]) -> str | None:
 
 def _is_context(hint: Any) -> bool:
     """``JobContext``, ``JobContext | None`` or the unresolved string of either."""
-    if hint is JobContext:
+    if hint is JobContext or get_origin(hint) is JobContextOf:
         return True
     if isinstance(hint, str):
-        return hint.replace(" ", "") in {
-            "JobContext", "offload.JobContext", "JobContext|None", "Optional[JobContext]",
+        bare = hint.replace(" ", "")
+        return bare.startswith(("JobContext", "offload.JobContext")) or bare in {
+            "Optional[JobContext]",
         }  # fmt: skip
-    return JobContext in get_args(hint)
+    return any(a is JobContext or get_origin(a) is JobContextOf for a in get_args(hint))
 
 
 _DEFAULT_OPTIONS = Options()

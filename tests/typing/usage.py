@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, assert_type
+from typing import Annotated, Any, assert_type
 
 from pydantic import BaseModel
 
@@ -20,9 +20,11 @@ from offload import (
     App,
     Batch,
     BoundTask,
+    Depends,
     Event,
     Job,
     JobContext,
+    JobContextOf,
     JobQuery,
     NewJob,
     Pause,
@@ -170,3 +172,45 @@ def sync_twins(job: Job) -> None:
     app.schedule("s", tick, "* * * * *", timezon="UTC")  # type: ignore[call-arg]
     app.batch([report.prepare("a")], tenant=None)  # type: ignore[arg-type]
     app.close()
+
+
+# Dependencies and typed checkpoints (offload.depends, checkpoint=Model) ------------
+
+
+class Conn:
+    def query(self) -> int:
+        return 1
+
+
+def get_conn() -> Conn:
+    return Conn()
+
+
+class Cursor(BaseModel):
+    page: int
+
+
+@app.task(checkpoint=Cursor)
+async def crawl(
+    ctx: JobContextOf[Cursor], site: str, conn: Annotated[Conn, Depends(get_conn)] = Depends()
+) -> int:
+    start = ctx.checkpoint.page if ctx.checkpoint is not None else conn.query()
+    await ctx.save_async(Cursor(page=start + 1))
+    ctx.save(Cursor(page=2))
+    return start
+
+
+@app.task
+def count(site: str, conn: Conn = Depends(get_conn)) -> int:
+    return conn.query()
+
+
+def dependencies_are_not_arguments() -> None:
+    crawl.enqueue("example.org")  # the dependency needs no argument
+    count.enqueue(site="example.org")
+    crawl.enqueue(42)  # type: ignore[arg-type]
+
+
+def checkpoints_are_typed(ctx: JobContextOf[Cursor]) -> None:
+    assert_type(ctx.checkpoint, Cursor | None)
+    ctx.save(3)  # type: ignore[arg-type]

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from offload import App, BoundTask, Job, JobContext, State, Task, UsageError
+from offload import App, BoundTask, Job, JobContext, JobContextOf, State, Task, UsageError
 from offload._sync import run_on, run_or_schedule, run_sync
 from offload.job import JobQuery
 
-TWINNED = [App, Task, BoundTask, JobContext]
+TWINNED = [App, Task, BoundTask, JobContextOf]  # JobContext inherits its methods
 
 
 def _async_names(cls: type) -> list[str]:

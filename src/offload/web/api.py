@@ -132,12 +132,13 @@ async def status(request: Request) -> Response:
 
 
 async def _retry_after(request: Request, job: Job) -> int:
-    """Seconds to wait before polling again: until a scheduled job is due (capped),
-    else one second."""
+    """Seconds to wait before polling again: until a scheduled job is due (capped
+    at ``retry_after_max``), else ``retry_after`` (``OFFLOAD_RETRY_AFTER``)."""
+    settings = offload_app(request).settings
     if job.state is not State.SCHEDULED:
-        return 1
+        return settings.retry_after
     wait = (job.run_at - await (await backend(request)).now()).total_seconds()
-    return int(min(max(wait, 1), 60))
+    return int(min(max(wait, settings.retry_after), settings.retry_after_max))
 
 
 def _ended_problem(request: Request, job: Job) -> Problem:

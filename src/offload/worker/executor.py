@@ -12,9 +12,11 @@ import contextvars
 import functools
 import traceback
 from concurrent.futures import Executor
+from contextlib import AsyncExitStack
 from typing import Any
 
 from offload.app import App
+from offload.depends import Solver
 from offload.errors import PayloadError, SerializationError, TaskFailure, UnknownTaskError
 from offload.job import (
     Cancelled,
@@ -58,7 +60,7 @@ class JobExecutor:
             task = self.app.get_task(job.task)
             args, kwargs = task.decode_payload(job.payload)
             if job.checkpoint_data is not None:
-                ctx.checkpoint = self.app.serializer.loads(job.checkpoint_data)
+                ctx.checkpoint = task.decode_checkpoint(job.checkpoint_data)
         except (UnknownTaskError, PayloadError, SerializationError) as exc:
             return Rejected(ErrorInfo(type(exc).__name__, str(exc)))
         if task.ctx_param is not None:
@@ -74,7 +76,7 @@ class JobExecutor:
         try:
             if middleware.has("before_execute"):
                 await middleware.run("before_execute", job, ctx)
-            value = await self._call(task, args, kwargs, ctx, job.timeout)
+            value = await self._invoke(task, args, kwargs, ctx, job.timeout)
         except asyncio.CancelledError as exc:
             return self._stopped(exc, ctx)
         except Exception as exc:
@@ -84,6 +86,23 @@ class JobExecutor:
         if ctx.cancel_reason == CANCEL:
             return Cancelled()  # a sync task returned after being asked to stop
         return Succeeded(task.encode_result(value))
+
+    async def _invoke(
+        self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        ctx: JobContext, timeout: float | None,
+    ) -> Any:  # fmt: skip
+        """The task call with its dependencies resolved for this run (and torn
+        down after it, seeing its error) and the ``around_execute`` hooks."""
+        async with AsyncExitStack() as stack:
+            if task.dependencies:
+                kwargs = {**kwargs, **await Solver(ctx, stack).solve_all(task.dependencies)}
+
+            async def call_next() -> Any:
+                return await self._call(task, args, kwargs, ctx, timeout)
+
+            if self.app.middleware.has("around_execute"):
+                return await self.app.middleware.around_execute(ctx, call_next)
+            return await call_next()
 
     async def _call(
         self, task: Task[Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -110,8 +129,7 @@ class JobExecutor:
             return Cancelled()
         # Shutdown, a lost lease (the outcome will be refused anyway), or an
         # unexplained cancellation: hand the job back with its checkpoint.
-        checkpoint = ctx.checkpoint
-        return Interrupted(None if checkpoint is None else self.app.serializer.dumps(checkpoint))
+        return Interrupted(ctx.encoded_checkpoint())
 
     async def _failed(self, task: Task[Any], job: Job, exc: Exception) -> Failed:
         if self.app.middleware.has("on_error"):

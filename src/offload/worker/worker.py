@@ -17,10 +17,12 @@ import os
 import signal
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from offload.app import App
 from offload.backends.base import Backend
@@ -50,6 +52,7 @@ from offload.worker.services.purge import Purge
 from offload.worker.services.recover import Recover
 from offload.worker.services.registry import Registry
 from offload.worker.services.scheduler import Scheduler
+from offload.worker.services.status import StatusWatch
 from offload.worker.supervisor import ServiceDied as ServiceDied  # its old home
 from offload.worker.supervisor import Supervisor
 
@@ -99,6 +102,9 @@ class Worker:
             s.thread_pool_size or self.concurrency, thread_name_prefix="offload-job"
         )
         self.abandoned_threads = 0
+        # What the app's lifespan yielded, handed to every job as ``ctx.state``.
+        self.state: Any = None
+        self._in_lifespan = False
 
     # control ----------------------------------------------------------------------
 
@@ -124,6 +130,24 @@ class Worker:
     # main loop --------------------------------------------------------------------
 
     async def run(self) -> None:
+        async with self._lifespan():
+            await self._run()
+
+    @asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        """Enter the app's lifespan once around this worker's life; a worker
+        already inside it (``run_one`` called many times by a host) stays there."""
+        if self.app.lifespan is None or self._in_lifespan:
+            yield
+            return
+        async with self.app.lifespan(self.app) as state:
+            self.state, self._in_lifespan = state, True
+            try:
+                yield
+            finally:
+                self.state, self._in_lifespan = None, False
+
+    async def _run(self) -> None:
         backend = await self.app.backend()
         self._assemble(backend)
         self.supervisor = Supervisor(self._services(backend), self._service_died)
@@ -144,7 +168,16 @@ class Worker:
         around it (limits, executor, recorder, heartbeat, cancel watch), then fire
         its batch's continuations if it ended the batch: for a host that receives
         jobs itself, such as an Azure Functions queue trigger. Returns the job as
-        stored afterwards."""
+        stored afterwards. The app's lifespan is entered for this call unless the
+        host keeps the worker inside it (``async with worker.lifespan():``)."""
+        async with self._lifespan():
+            return await self._run_one(job)
+
+    def lifespan(self) -> AbstractAsyncContextManager[None]:
+        """Keep the app's lifespan open across many ``run_one`` calls."""
+        return self._lifespan()
+
+    async def _run_one(self, job: Job) -> Job | None:
         backend = await self.app.backend()
         self._assemble(backend)
         self.supervisor = Supervisor(self._job_services(backend), self._service_died)
@@ -251,6 +284,7 @@ class Worker:
         ]
         if settings.scheduler:
             services += [self.scheduler, self.settler]
+        services += [StatusWatch(backend, f) for f in self.app.status_followers]
         return services
 
     def _job_services(self, backend: Backend) -> list[Service]:
@@ -280,7 +314,9 @@ class Worker:
 
     def _start(self, job: Job) -> None:
         job.serializer = self.app.serializer
-        ctx = JobContext(job, self.recorder_reporter, self.app.serializer.dumps)
+        found = self.app.tasks.get(job.task)
+        encode = self.app.serializer.dumps if found is None else found.encode_checkpoint
+        ctx = JobContext(job, self.recorder_reporter, encode, state=self.state)
         ctx._loop = self._loop
         task = self._loop.create_task(self._process(job, ctx))
         sync = not self._is_async(job.task)
@@ -398,8 +434,7 @@ class Worker:
                 await self.recorder.record(running.job, Interrupted(self._checkpoint(running)))
 
     def _checkpoint(self, running: Running) -> bytes | None:
-        value = running.ctx.checkpoint
-        return None if value is None else self.app.serializer.dumps(value)
+        return running.ctx.encoded_checkpoint()
 
     # signals --------------------------------------------------------------------------
 

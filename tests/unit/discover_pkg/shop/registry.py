@@ -1,0 +1,5 @@
+"""The sample package's app."""
+
+from offload import App
+
+app = App("memory://")
