@@ -38,16 +38,16 @@ def i1_terminal(
 
 def i2_no_overlap(
     runs: Iterable[Execution], faults: Iterable[Mapping[str, object]],
-    frozen: Collection[int] = (),
+    fenced: Collection[int] = (),
 ) -> list[str]:  # fmt: skip
     """No two runs of one job overlap. A run its process died under ends when the
-    test killed that process; a run in a process the test froze past its lease
-    (``frozen``) held no live lease any more and is left out, as its completion
+    test killed that process; a run in a process the test froze or cut off past its lease
+    (``fenced``) held no live lease any more and is left out, as its completion
     is fenced off (scenario 4 proves that)."""
     killed_at = {f["pid"]: float(f["at"]) for f in faults if f.get("what") in KILLS}  # type: ignore[arg-type]
     by_job: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
     for r in runs:
-        if r.pid in frozen:
+        if r.pid in fenced:
             continue
         end = r.end if r.end is not None else killed_at.get(r.pid, time.time())
         by_job[r.job_id].append((r.start, end, r.pid))
@@ -88,14 +88,14 @@ async def i4_serving(app: App, task: str, timeout: float = 30.0) -> list[str]:
 
 async def check(
     app: App, ledger: Ledger, job_ids: Collection[str], *,
-    allowed: Collection[State] = (State.SUCCEEDED, State.DEAD), frozen: Collection[int] = (),
+    allowed: Collection[State] = (State.SUCCEEDED, State.DEAD), fenced: Collection[int] = (),
     serving_task: str | None = "f.record", timeout: float = 60.0,
 ) -> list[str]:  # fmt: skip
     """I1–I4 in one call; ``serving_task`` None skips I4 (no worker left on purpose)."""
     jobs = await final_jobs(app, job_ids, timeout)
     runs = ledger.executions()
     problems = i1_terminal(jobs, runs, allowed)
-    problems += i2_no_overlap(runs, ledger.faults(), frozen)
+    problems += i2_no_overlap(runs, ledger.faults(), fenced)
     problems += i3_dead_letters(jobs)
     if serving_task is not None:
         problems += await i4_serving(app, serving_task)

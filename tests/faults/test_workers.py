@@ -120,7 +120,7 @@ async def test_s04_lease_lost_while_frozen_is_fenced(
     await eventually(lambda: _abandoned(ledger, job_id, frozen.pid), timeout=30)
     again = await client.get_job_async(job_id)
     assert (again.state, again.attempts, again.result) == (State.SUCCEEDED, 2, "second time lucky")
-    assert await check(client, ledger, [job_id], frozen=[frozen.pid]) == []
+    assert await check(client, ledger, [job_id], fenced=[frozen.pid]) == []
 
 
 async def _abandoned(ledger: Ledger, job_id: str, pid: int) -> bool:
