@@ -1,4 +1,4 @@
-"""The invariants I1–I4 of docs/reliability.md, checked against the ledger and
+"""The invariants I1-I4 of docs/reliability.md, checked against the ledger and
 the backend's own record after a scenario.
 
 Each check returns the violations it found as sentences (an empty list when
@@ -7,13 +7,13 @@ the invariant holds), so a failing scenario or soak prints all of them at once.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 
 from offload import App, Job, State
 from offload.testing import wait_for_job
-
 from tests.faults.ledger import Execution, Ledger
 
 KILLS = frozenset({"kill", "sigkill", "poison", "crash"})
@@ -54,9 +54,11 @@ def i2_no_overlap(
     out: list[str] = []
     for job_id, spans in by_job.items():
         spans.sort()
-        for (s1, e1, p1), (s2, _e2, p2) in zip(spans, spans[1:], strict=False):
+        for (_s1, e1, p1), (s2, _e2, p2) in itertools.pairwise(spans):
             if s2 < e1:
-                out.append(f"I2 {job_id}: run in pid {p2} began {e1 - s2:.3f}s before pid {p1}'s ended")
+                out.append(
+                    f"I2 {job_id}: run in pid {p2} began {e1 - s2:.3f}s before pid {p1}'s ended"
+                )
     return out
 
 
@@ -91,7 +93,7 @@ async def check(
     allowed: Collection[State] = (State.SUCCEEDED, State.DEAD), fenced: Collection[int] = (),
     serving_task: str | None = "f.record", timeout: float = 60.0,
 ) -> list[str]:  # fmt: skip
-    """I1–I4 in one call; ``serving_task`` None skips I4 (no worker left on purpose)."""
+    """I1-I4 in one call; ``serving_task`` None skips I4 (no worker left on purpose)."""
     jobs = await final_jobs(app, job_ids, timeout)
     runs = ledger.executions()
     problems = i1_terminal(jobs, runs, allowed)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from offload import App
-
 from tests.faults.ledger import Ledger
 from tests.faults.workers import Workers
 

@@ -96,7 +96,7 @@ class FaultProxy:
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while chunk := await reader.read(65536):
-            while self.mode == "blackhole":
+            while self.mode == "blackhole":  # noqa: ASYNC110 - the mode is set from another thread
                 await asyncio.sleep(0.05)
             if self.mode == "delay":
                 await asyncio.sleep(self.delay)

@@ -14,7 +14,6 @@ from typing import Any
 from offload import App, Job, JobContext
 from offload.job import Outcome
 from offload.middleware import Middleware
-
 from tests.faults.ledger import Ledger
 
 

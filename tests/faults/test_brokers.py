@@ -1,4 +1,4 @@
-"""Scenarios 6–8 and 10–12 of the fault catalogue: the broker restarted, crashed,
+"""Scenarios 6-8 and 10-12 of the fault catalogue: the broker restarted, crashed,
 shut down at once, cut off, slowed, and a worker's clock skewed. Brokers here
 are throwaway servers of the test's own (tests/faults/servers.py) or, for the
 proxy and clock scenarios, the shared servers reached through a proxy."""
@@ -6,7 +6,6 @@ proxy and clock scenarios, the shared servers reached through a proxy."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,15 +14,14 @@ import pytest
 from offload import App, State
 from offload.errors import BackendError, JobNotFoundError
 from offload.testing import eventually, wait_for_job
-
 from tests.faults.checker import check
 from tests.faults.clock import skewed
 from tests.faults.ledger import Ledger
 from tests.faults.proxy import FaultProxy
 from tests.faults.servers import AzuriteBroker, RedisBroker
 from tests.faults.workers import Workers, enqueue
-from tests.servers.postgres import Cluster, bin_dir
 from tests.servers import unavailable
+from tests.servers.postgres import Cluster, bin_dir
 
 pytestmark = pytest.mark.slow
 
@@ -192,9 +190,7 @@ def _through(url: str, port: int) -> str:
 
 
 @pytest.fixture(params=["redis", "postgres"])
-def proxied(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[str, FaultProxy]]:
+def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, FaultProxy]]:
     """A shared-server URL and a proxy in front of it (the proxy alone is cut)."""
     url = _shared_url(request.param, request, tmp_path)
     target = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1].split("?")[0])

@@ -1,4 +1,4 @@
-"""Scenarios 9, 13–16 and 18–21 of the fault catalogue: what a job carries or
+"""Scenarios 9, 13-16 and 18-21 of the fault catalogue: what a job carries or
 does, checked in one process on every backend (memory included) with a worker
 in the test's own event loop and the same ledger as the process scenarios."""
 
@@ -18,7 +18,6 @@ from offload import App, EventKind, JobQuery, NewJob, State
 from offload.errors import PayloadTooLargeError
 from offload.testing import wait_for_job
 from offload.worker import Worker
-
 from tests.faults.checker import check
 from tests.faults.ledger import Ledger
 from tests.faults.tasks import register
@@ -70,7 +69,8 @@ async def test_s13_malformed_job(fapp: App, ledger: Ledger, payload: bytes, reas
     await drain(fapp)  # one lease of 10 takes the bad job with the good ones
     dead = await fapp.get_job_async(bad)
     assert (dead.state, dead.attempts) == (State.DEAD, 1)  # no retry
-    assert dead.error is not None and dead.error.type == reason
+    assert dead.error is not None
+    assert dead.error.type == reason
     assert EventKind.FAILED not in [e.kind for e in await fapp.events_async(bad)]
     assert await check(fapp, ledger, good, serving_task=None) == []
 
@@ -81,8 +81,10 @@ async def test_s14_unknown_task_name(fapp: App, ledger: Ledger, task: str) -> No
     bad = await _raw(fapp, task, b'{"command": "touch /tmp/offload-s14-pwned"}')
     await drain(fapp)
     dead = await fapp.get_job_async(bad)
-    assert dead.state is State.DEAD and dead.error is not None
-    assert dead.error.type == "UnknownTaskError" and "no task is registered" in dead.error.message
+    assert dead.state is State.DEAD
+    assert dead.error is not None
+    assert dead.error.type == "UnknownTaskError"
+    assert "no task is registered" in dead.error.message
     assert not Path("/tmp/offload-s14-pwned").exists()
     assert {"subprocess", "os"} & (set(sys.modules) - before) == set()  # nothing imported
 
@@ -104,11 +106,14 @@ async def test_s16_task_raises(fapp: App, ledger: Ledger) -> None:
     await run_until_ended(fapp, job_id)
     dead = await fapp.get_job_async(job_id)
     assert (dead.state, dead.attempts) == (State.DEAD, 3)
-    assert dead.error is not None and dead.error.traceback and "on purpose" in dead.error.message
+    assert dead.error is not None
+    assert dead.error.traceback
+    assert "on purpose" in dead.error.message
     events = await fapp.events_async(job_id)
     retries = [e for e in events if e.kind is EventKind.RETRY_SCHEDULED]
     starts = [e.at for e in events if e.kind is EventKind.STARTED]
-    assert len(retries) == 2 and len(starts) == 3
+    assert len(retries) == 2
+    assert len(starts) == 3
     for n, (retry, next_start) in enumerate(zip(retries, starts[1:], strict=True), start=1):
         due = datetime.fromisoformat(str(retry.data["run_at"]))
         waited = (due - retry.at).total_seconds()
@@ -128,7 +133,8 @@ async def test_s18_task_hangs_past_its_timeout(
     await asyncio.wait_for(worker.run(), timeout=60)
     dead = await fapp.get_job_async(job_id)
     assert (dead.state, dead.attempts) == (State.DEAD, 1)
-    assert dead.error is not None and "timeout" in (dead.error.type + dead.error.message).lower()
+    assert dead.error is not None
+    assert "timeout" in (dead.error.type + dead.error.message).lower()
     # the one slot was freed: the next job ran on the same worker
     assert (await fapp.get_job_async(after)).state is State.SUCCEEDED
 
@@ -150,7 +156,8 @@ async def test_s19_concurrent_enqueues_with_one_unique_key(fapp: App, ledger: Le
     assert len(set(ids)) == 1
     await drain(fapp)
     runs = [r for r in ledger.executions() if r.job_id == ids[0]]
-    assert len(runs) == 1 and (await fapp.get_job_async(ids[0])).state is State.SUCCEEDED
+    assert len(runs) == 1
+    assert (await fapp.get_job_async(ids[0])).state is State.SUCCEEDED
 
 
 async def test_s20_dead_letter_redrive_called_twice_at_once(fapp: App, ledger: Ledger) -> None:
@@ -173,3 +180,52 @@ async def test_s21_a_delay_longer_than_the_lease(fapp: App, ledger: Ledger) -> N
     runs = [r for r in ledger.executions() if r.job_id == job_id]
     assert (done.state, done.attempts, len(runs)) == (State.SUCCEEDED, 1, 1)
     assert runs[0].start >= done.created_at.timestamp() + 3 * LEASE - 0.05
+
+
+class _Exploit:
+    """Unpickling this would create a file: the proof a payload was unpickled."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+async def test_s24_pickle_or_code_in_a_payload(fapp: App, tmp_path: Path) -> None:
+    import pickle
+
+    target = tmp_path / "pwned"
+    bad = await _raw(fapp, "f.record", pickle.dumps(_Exploit(str(target))))
+    code = await _raw(fapp, "f.record", b'{"__class__": "os.system", "args": ["touch pwned"]}')
+    await drain(fapp)
+    for job_id in (bad, code):
+        dead = await fapp.get_job_async(job_id)
+        assert dead.state is State.DEAD
+        assert dead.error is not None
+        assert dead.error.type == "PayloadError"
+    assert not target.exists()
+
+
+SECRETS = ("hunter2-password", "c2VjcmV0LWFjY291bnQta2V5", "s3cret-in-url")
+
+
+async def test_s25_secrets_in_arguments_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    app = App("memory://")
+
+    @app.task(name="f.leaky", max_attempts=1)
+    def leaky(dsn: str) -> None:
+        raise RuntimeError(f"cannot connect with {dsn}")
+
+    dsn = (f"password={SECRETS[0]} AccountKey={SECRETS[1]}; "
+           f"postgresql://app:{SECRETS[2]}@db/x")  # fmt: skip
+    with caplog.at_level(logging.DEBUG):
+        job = await leaky.enqueue_async(dsn)
+        await drain(app)
+    assert (await app.get_job_async(job.id)).state is State.DEAD
+    logged = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
+    assert logged
+    assert not [s for s in SECRETS if s in logged]
+    await app.close_async()

@@ -1,4 +1,4 @@
-"""Scenarios 1–5 and 17 of the fault catalogue: worker processes killed, crashed,
+"""Scenarios 1-5 and 17 of the fault catalogue: worker processes killed, crashed,
 stopped, frozen past their lease and racing, on every durable backend (memory
 lives in one process, so a worker process cannot share it)."""
 
@@ -12,7 +12,6 @@ import pytest
 
 from offload import App, EventKind, State
 from offload.testing import eventually, wait_for_job
-
 from tests.faults.checker import check
 from tests.faults.ledger import Ledger
 from tests.faults.workers import Workers, enqueue

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from offload import App
 from offload.worker import Worker
-
 from tests.faults.tasks import CrashAfterReturn, ledger_from_env, register
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from uuid_utils import uuid7
 
 from offload import App, NewJob
-
 from tests.faults.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +38,7 @@ class Workers:
     lease: float = 1.0
     grace: float = 5.0
     env: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -97,15 +97,23 @@ class Workers:
 
     def _spawn(self, args: Sequence[str], prefix: Sequence[str],
                env: dict[str, str]) -> subprocess.Popen[bytes]:  # fmt: skip
-        full = os.environ | self.env | env | {
-            "OFFLOAD_BACKEND_URL": self.url,
-            "OFFLOAD_RECOVER_INTERVAL": "0.2",
-            "FAULT_LEDGER": str(self.ledger.path),
-            "FAULT_MARKS": str(self.folder),
-            "FAULT_BARRIER": str(self.folder / "barrier"),
-            "FAULT_LEASE": str(self.lease),
-            "FAULT_GRACE": str(self.grace),
-            "PYTHONPATH": str(ROOT),
-        }
+        full = (
+            os.environ
+            | self.env
+            | env
+            | {
+                "OFFLOAD_BACKEND_URL": self.url,
+                "OFFLOAD_RECOVER_INTERVAL": "0.2",
+                "FAULT_LEDGER": str(self.ledger.path),
+                "FAULT_MARKS": str(self.folder),
+                "FAULT_BARRIER": str(self.folder / "barrier"),
+                "FAULT_LEASE": str(self.lease),
+                "FAULT_GRACE": str(self.grace),
+                "PYTHONPATH": str(ROOT),
+            }
+        )
         command = [*prefix, sys.executable, "-m", "tests.faults.worker_main", *args]
-        return subprocess.Popen(command, env=full, cwd=ROOT)
+        if not self.quiet:
+            return subprocess.Popen(command, env=full, cwd=ROOT)
+        with (self.folder / "workers.log").open("ab") as log:
+            return subprocess.Popen(command, env=full, cwd=ROOT, stdout=log, stderr=log)
