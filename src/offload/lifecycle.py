@@ -204,6 +204,12 @@ EXPIRE_DEAD = Transition(
     "expire_dead", frozenset({S.RUNNING}), S.DEAD, (E.LEASE_EXPIRED, E.DEAD),
     lease=L.DROP, error=ERR.SET, stamps=(Stamp.WORKER, Stamp.ATTEMPT),
 )  # fmt: skip
+# A running job whose cancel was requested and whose worker then died (its lease
+# ran out) ends cancelled: the request is honoured instead of running it again.
+EXPIRE_CANCELLED = Transition(
+    "expire_cancelled", frozenset({S.RUNNING}), S.CANCELLED, (E.LEASE_EXPIRED, E.CANCELLED),
+    lease=L.DROP, stamps=(Stamp.WORKER, Stamp.ATTEMPT),
+)  # fmt: skip
 REDRIVE = Transition(
     "redrive", frozenset({S.DEAD, S.CANCELLED}), S.QUEUED, (E.RETRIED,),
     attempts=A.RESET, run_at=RunAt.NOW, lease=L.DROP, error=ERR.CLEAR,
@@ -211,7 +217,7 @@ REDRIVE = Transition(
 
 ALL: tuple[Transition, ...] = (
     ENQUEUE, ENQUEUE_LATER, START, SUCCEED, RETRY, FAIL, REJECT, REQUEUE, SNOOZE,
-    CANCEL_WAITING, CANCEL_RUNNING, EXPIRE, EXPIRE_DEAD, REDRIVE,
+    CANCEL_WAITING, CANCEL_RUNNING, EXPIRE, EXPIRE_DEAD, EXPIRE_CANCELLED, REDRIVE,
 )  # fmt: skip
 
 

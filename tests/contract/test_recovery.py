@@ -121,3 +121,19 @@ async def test_recovery_ignores_waiting_and_ended_jobs(backend: Backend) -> None
     assert {queued.id, done.id}.isdisjoint(j.id for j in await backend.job_recover_expired())
     assert (await must_get(backend, done.id)).state is State.SUCCEEDED
     assert (await must_get(backend, queued.id)).state is State.QUEUED
+
+
+async def test_a_cancel_asked_of_a_job_whose_worker_died_ends_it_cancelled(
+    backend: Backend,
+) -> None:
+    """Redelivering it would run a job its owner asked to stop (EXPIRE_CANCELLED)."""
+    job = await enqueue_and_lease(backend, lease_for=SHORT, max_attempts=3)
+    assert await backend.job_cancel(job.id) is not None
+    recovered = await recover(backend, job.id)
+    assert (recovered.state, recovered.lease_token, recovered.cancel_requested) == (
+        State.CANCELLED, None, False,
+    )  # fmt: skip
+    assert recovered.finished_at is not None
+    assert await backend.job_lease("w", [job.queue], 1, 30.0) == []
+    kinds = [e.kind for e in await backend.event_list(job.id)]
+    assert kinds[-2:] == ["lease_expired", "cancelled"]

@@ -23,6 +23,7 @@ TABLE: dict[Transition, tuple[set[State], State, tuple[EventKind, ...], bool]] =
     lc.CANCEL_RUNNING: ({S.RUNNING}, S.CANCELLED, (E.CANCELLED,), True),
     lc.EXPIRE: ({S.RUNNING}, S.QUEUED, (E.LEASE_EXPIRED,), False),
     lc.EXPIRE_DEAD: ({S.RUNNING}, S.DEAD, (E.LEASE_EXPIRED, E.DEAD), False),
+    lc.EXPIRE_CANCELLED: ({S.RUNNING}, S.CANCELLED, (E.LEASE_EXPIRED, E.CANCELLED), False),
     lc.REDRIVE: ({S.DEAD, S.CANCELLED}, S.QUEUED, (E.RETRIED,), False),
 }
 
@@ -61,7 +62,7 @@ def test_only_redrive_leaves_an_ended_state() -> None:
 def test_every_transition_from_running_except_expiry_needs_the_lease() -> None:
     from_running = {t for t in lc.ALL if S.RUNNING in t.sources}
     unleased = {t for t in from_running if not t.leased}
-    assert unleased == {lc.EXPIRE, lc.EXPIRE_DEAD}
+    assert unleased == {lc.EXPIRE, lc.EXPIRE_DEAD, lc.EXPIRE_CANCELLED}
 
 
 def test_every_state_is_reachable_and_every_transition_records_an_event() -> None:

@@ -290,7 +290,9 @@ class MemoryBackend(Backend):
                     continue
                 if job.lease_expires_at > now:
                     continue
-                if job.attempts >= job.max_attempts:
+                if job.cancel_requested:
+                    self._apply(job, lc.EXPIRE_CANCELLED, now, {})
+                elif job.attempts >= job.max_attempts:
                     self._apply(job, lc.EXPIRE_DEAD, now, {}, error=ed.LEASE_EXPIRED)
                 else:
                     self._apply(job, lc.EXPIRE, now, {})

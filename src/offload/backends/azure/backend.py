@@ -314,6 +314,8 @@ class AzureBackend(Records):
         stored = await self._store.read(job_id)
         if stored is None:
             return None
+        if stored.job.cancel_requested:
+            return await self._transit(job_id, lc.EXPIRE_CANCELLED, check=expired)
         if stored.job.attempts >= stored.job.max_attempts:
             h = Handed({}, error=ed.LEASE_EXPIRED)
             return await self._transit(job_id, lc.EXPIRE_DEAD, h, check=expired)

@@ -249,7 +249,9 @@ class PostgresBackend(Backend):
 
     async def job_recover_expired(self) -> list[Job]:
         params = {"error": Jsonb(ed.LEASE_EXPIRED.to_dict()), "channel": self._channel}
-        return [_rows.job(row) for row in await self._rows("job_recover_expired", params)]
+        cancelled = await self._rows("job_recover_expired_cancelled", {})
+        rows = [*cancelled, *await self._rows("job_recover_expired", params)]
+        return [_rows.job(row) for row in rows]
 
     async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
         if not _rows.is_uuid(job_id):

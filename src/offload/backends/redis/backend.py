@@ -267,7 +267,12 @@ class RedisBackend(Backend):
         out: list[Job] = []
         while True:
             reply = await self._run(
-                "recover", _RULES["expire"], _RULES["expire_dead"], _EXPIRED, str(CHUNK)
+                "recover",
+                _RULES["expire"],
+                _RULES["expire_dead"],
+                _EXPIRED,
+                str(CHUNK),
+                _RULES["expire_cancelled"],
             )
             out.extend(codec.job_from_values(flat) for flat in reply)
             if len(reply) < CHUNK:

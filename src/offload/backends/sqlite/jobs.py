@@ -316,13 +316,17 @@ _EXPIRED_ERROR = _rows.error_json(ed.LEASE_EXPIRED)
 
 
 def recover_expired(conn: sqlite3.Connection) -> list[Job]:
-    """EXPIRE, or EXPIRE_DEAD on the last attempt, each lease that ran out; the
+    """EXPIRE, EXPIRE_DEAD on the last attempt, or EXPIRE_CANCELLED when a cancel
+    was asked for, each lease that ran out; the
     worker that held it is read with it, under the same write lock."""
     now = now_us()
     out: list[Job] = []
-    for job_id, token, worker, last in conn.execute(Q["job_select_expired"], (now,)).fetchall():
+    rows = conn.execute(Q["job_select_expired"], (now,)).fetchall()
+    for job_id, token, worker, last, cancel in rows:
         params = {"id": job_id, "token": token, "now": now, "worker": worker}
-        if last:
+        if cancel:
+            job = apply(conn, lc.EXPIRE_CANCELLED, params, {}, LEASE_TOKEN)
+        elif last:
             job = apply(conn, lc.EXPIRE_DEAD, params | {"error": _EXPIRED_ERROR}, {}, LEASE_TOKEN)
         else:
             job = apply(conn, lc.EXPIRE, params, {}, LEASE_TOKEN)

@@ -332,6 +332,32 @@ WITH done AS (
 )
 SELECT done.* FROM done, woken;
 
+-- name: job_recover_expired_cancelled
+-- EXPIRE_CANCELLED: a running job whose cancel was asked for and whose lease ran
+-- out (its worker died before confirming) ends cancelled instead of running again.
+-- Runs before job_recover_expired, which leaves these rows alone.
+WITH expired AS (
+    SELECT j.id, j.worker_id
+    FROM {schema}.jobs AS j
+    WHERE j.state IN ({sources:EXPIRE_CANCELLED}) AND j.lease_expires_at <= now()
+      AND j.cancel_requested
+    FOR UPDATE OF j SKIP LOCKED
+), moved AS (
+    UPDATE {schema}.jobs AS j
+    SET {set:EXPIRE_CANCELLED}
+    FROM expired AS e
+    WHERE j.id = e.id
+    RETURNING {job_columns}, e.worker_id AS prior_worker
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT m.id::uuid, m.tenant, k.kind, now(),
+           {stamps:EXPIRE_CANCELLED m worker=m.prior_worker}
+    FROM moved AS m
+    CROSS JOIN LATERAL unnest({events:EXPIRE_CANCELLED}) WITH ORDINALITY AS k(kind, n)
+    ORDER BY m.id, k.n
+)
+SELECT moved.* FROM moved;
+
 -- name: job_recover_expired
 -- EXPIRE, or EXPIRE_DEAD for a job on its last attempt, in one statement; rows a
 -- concurrent recoverer (or a late completion) holds are left to it. The worker
@@ -340,6 +366,7 @@ WITH expired AS (
     SELECT j.id, j.worker_id, j.attempts >= j.max_attempts AS last
     FROM {schema}.jobs AS j
     WHERE j.state IN ({sources:EXPIRE}) AND j.lease_expires_at <= now()
+      AND NOT j.cancel_requested
     FOR UPDATE OF j SKIP LOCKED
 ), moved AS (
     UPDATE {schema}.jobs AS j

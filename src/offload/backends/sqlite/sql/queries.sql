@@ -106,7 +106,7 @@ SELECT id FROM jobs
 WHERE id IN (SELECT value FROM json_each(?)) AND cancel_requested = 1
 
 -- name: job_select_expired
-SELECT id, lease_token, worker_id, attempts >= max_attempts FROM jobs
+SELECT id, lease_token, worker_id, attempts >= max_attempts, cancel_requested FROM jobs
 WHERE state IN {RUNNING} AND lease_expires_at <= ?
 
 -- name: job_list
