@@ -149,16 +149,41 @@ class App:
     async def enqueue_new_async(self, jobs: Sequence[NewJob]) -> list[Job]:
         """Store prepared jobs through the middleware in one round trip."""
         chain = self.middleware
+        backend = await self.backend()
+        waits = any(j.depends_on for j in jobs)
+        if waits:
+            from offload import dependencies
+
+            jobs = await dependencies.prepare(backend, jobs)
         prepared = await chain.before_enqueue_call(jobs)
         try:
-            stored = await (await self.backend()).job_enqueue_many(prepared)
+            stored = await backend.job_enqueue_many(prepared)
         except Exception as exc:
             await chain.enqueue_failed(prepared, exc)
             raise
         for job in stored:
             job.serializer = self.serializer
+        if waits:
+            stored = await self._release_ready(backend, stored)
         await chain.after_enqueue_call(stored)
         return stored
+
+    async def _release_ready(self, backend: Backend, stored: list[Job]) -> list[Job]:
+        """Dependents whose parents had all ended before they were stored are
+        released now, not at the next sweep; returns the jobs as they are then."""
+        from offload import dependencies
+
+        batch_ids = {j.batch_id for j in stored if j.depends_on and j.batch_id is not None}
+        moved = 0
+        for batch_id in sorted(batch_ids):
+            moved += await dependencies.advance(backend, batch_id)
+        if not moved:
+            return stored
+        fresh = [await backend.job_get(j.id) for j in stored]
+        out = [f if f is not None else j for f, j in zip(fresh, stored, strict=True)]
+        for job, asked in zip(out, stored, strict=True):
+            job.serializer, job.duplicate = self.serializer, asked.duplicate
+        return out
 
     def enqueue_new(self, jobs: Sequence[NewJob]) -> list[Job]:
         return run_sync(self.enqueue_new_async(jobs))

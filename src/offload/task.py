@@ -14,7 +14,9 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, get_args, get_type_hints
+from typing import (
+    TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, get_args, get_type_hints,
+)  # fmt: skip
 
 import pydantic
 import pydantic_core
@@ -22,6 +24,7 @@ from typing_extensions import ParamSpec, Unpack
 from uuid_utils import uuid7
 
 from offload._sync import run_sync
+from offload.dependencies import parent_ids
 from offload.errors import ConfigurationError, PayloadError, PayloadTooLargeError
 from offload.job import DEFAULT_QUEUE, DEFAULT_TENANT, Job, JobContext, NewJob
 from offload.limits import RateSpec, parse_limits
@@ -36,6 +39,9 @@ R = TypeVar("R")
 # defaults to "any arguments", so ``Task[Any]`` and ``Task[str]`` stay valid
 # spellings for a task whose arguments are not tracked.
 P = ParamSpec("P", default=...)
+
+ParentPolicy = Literal["cancel", "run"]
+"""What a parent that ends dead or cancelled does to its dependents."""
 
 RetrySpec = RetryPolicy | Sequence[float] | DelayFunction | None
 
@@ -63,6 +69,8 @@ class Options:
     tenant: str = DEFAULT_TENANT
     unique_key: str | None = None
     batch_id: str | None = None
+    depends_on: Sequence[Job | NewJob | str] = ()
+    on_parent_failure: ParentPolicy = "cancel"
 
 
 class EnqueueOptions(TypedDict, total=False):
@@ -78,6 +86,8 @@ class EnqueueOptions(TypedDict, total=False):
     tenant: str
     unique_key: str | None
     batch_id: str | None
+    depends_on: Sequence[Job | NewJob | str]
+    on_parent_failure: ParentPolicy
 
 
 class Payload:
@@ -314,6 +324,7 @@ class Task(Generic[R, P]):
             max_attempts=o.max_attempts or self.max_attempts,
             timeout=self.timeout if o.timeout is None else o.timeout,
             delay=o.delay, run_at=o.run_at, unique_key=o.unique_key, batch_id=o.batch_id,
+            depends_on=parent_ids(o.depends_on), on_parent_failure=o.on_parent_failure,
         )  # fmt: skip
 
     def decode_payload(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -353,7 +364,8 @@ class Task(Generic[R, P]):
 
     def options(self, **options: Unpack[EnqueueOptions]) -> BoundTask[R, P]:
         """Enqueue with other settings: queue, priority, delay, run_at, tenant,
-        unique_key, max_attempts, timeout, batch_id."""
+        unique_key, max_attempts, timeout, batch_id, and ``depends_on`` (jobs or
+        ids to wait for) with ``on_parent_failure`` ("cancel" or "run")."""
         return BoundTask(self, Options(**options))
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:

@@ -21,7 +21,7 @@ from typing import Any
 
 from offload import event_data as ed
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts, pause_order
+from offload.backends.base import Backend, QueueCounts, check_release, pause_order
 from offload.job import (
     Batch,
     Cancellation,
@@ -277,6 +277,20 @@ class MemoryBackend(Backend):
             if job.unique_key is not None:
                 self._s.unique[(job.tenant, job.unique_key)] = job.id
             self._apply(job, lc.REDRIVE, now, {})
+            out = _snapshot(job)
+        self._notify()
+        return out
+
+    async def job_release(
+        self, job_id: str, transition: Transition, data: dict[str, Any]
+    ) -> Job | None:
+        check_release(transition)
+        now = _now()
+        with self._s.lock:
+            job = self._s.jobs.get(job_id)
+            if job is None or not transition.allows(job.state):
+                return None
+            self._apply(job, transition, now, data)
             out = _snapshot(job)
         self._notify()
         return out
