@@ -5,6 +5,7 @@ from offload.errors import (
     BackendError,
     BatchFinishedError,
     ConfigurationError,
+    DependencyError,
     DuplicateTaskError,
     InvalidCronError,
     InvalidTimezoneError,
@@ -39,6 +40,7 @@ from offload.retry import RetryPolicy
 from offload.serializer import JsonSerializer, Serializer
 from offload.settings import Settings
 from offload.task import BoundTask, Task
+from offload.workflow import Step, Workflow, chain, chord, dag, group, step
 
 __all__ = [
     "App",
@@ -47,6 +49,7 @@ __all__ = [
     "BatchFinishedError",
     "BoundTask",
     "ConfigurationError",
+    "DependencyError",
     "DuplicateTaskError",
     "ErrorInfo",
     "Event",
@@ -73,10 +76,17 @@ __all__ = [
     "Serializer",
     "Settings",
     "State",
+    "Step",
     "Task",
     "TaskError",
     "TaskFailure",
     "TransitionError",
     "UnknownTaskError",
     "UsageError",
+    "Workflow",
+    "chain",
+    "chord",
+    "dag",
+    "group",
+    "step",
 ]

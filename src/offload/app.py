@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from typing_extensions import Unpack
 
@@ -45,6 +45,9 @@ from offload.middleware import Middleware, MiddlewareChain
 from offload.serializer import JSON, Serializer
 from offload.settings import Settings, load_settings
 from offload.task import CommandPayload, EnqueueOptions, Options, Task
+
+if TYPE_CHECKING:
+    from offload.workflow import Graph, Step, Workflow
 
 C = TypeVar("C")
 
@@ -492,6 +495,87 @@ class App:
 
     def settle_batch(self, batch_id: str) -> list[Job]:
         return run_sync(self.settle_batch_async(batch_id))
+
+    # workflows ------------------------------------------------------------------------
+
+    async def workflow_async(
+        self,
+        graph: Graph | Mapping[str, NewJob | Step] | NewJob,
+        *,
+        name: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        """Store a graph of prepared jobs (``chain``, ``group``, ``chord``, or a
+        mapping of step names to jobs and ``step(job, after=[...])``) in one
+        enqueue; each job starts once the steps it runs after have ended."""
+        from offload import workflow as wf
+
+        record = NewBatch(id=workflow_id or new_id(), tenant=tenant, name=name,
+                          meta={wf.MARK: True})  # fmt: skip
+        jobs = wf.workflow_jobs(wf.as_graph(graph), record.id, tenant)
+        stored = await (await self.backend()).batch_create(record)
+        await self.enqueue_new_async(jobs)
+        return await self.get_workflow_async(stored.id)
+
+    def workflow(
+        self,
+        graph: Graph | Mapping[str, NewJob | Step] | NewJob,
+        *,
+        name: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        return run_sync(
+            self.workflow_async(graph, name=name, tenant=tenant, workflow_id=workflow_id)
+        )
+
+    async def get_workflow_async(self, workflow_id: str, tenant: str | None = None) -> Workflow:
+        from offload import dependencies
+        from offload import workflow as wf
+
+        backend = await self.backend()
+        found = await backend.batch_get(workflow_id, tenant)
+        if found is None or not wf.is_workflow(found):
+            raise NotFoundError(f"no workflow {workflow_id!r}")
+        jobs = await dependencies.batch_jobs(backend, found.id)
+        for job in jobs:
+            job.serializer = self.serializer
+        return wf.assemble(found, jobs)
+
+    def get_workflow(self, workflow_id: str, tenant: str | None = None) -> Workflow:
+        return run_sync(self.get_workflow_async(workflow_id, tenant))
+
+    async def workflows_async(
+        self, tenant: str | None = None, *, before_id: str | None = None, limit: int = 50
+    ) -> list[Batch]:
+        """Workflows newest first, as their batch records (counts per state)."""
+        from offload import workflow as wf
+
+        out: list[Batch] = []
+        backend = await self.backend()
+        while len(out) < limit:
+            page = await backend.batch_list(tenant, before_id=before_id, limit=limit)
+            out.extend(b for b in page if wf.is_workflow(b))
+            if len(page) < limit:
+                break
+            before_id = page[-1].id
+        return out[:limit]
+
+    def workflows(
+        self, tenant: str | None = None, *, before_id: str | None = None, limit: int = 50
+    ) -> list[Batch]:
+        return run_sync(self.workflows_async(tenant, before_id=before_id, limit=limit))
+
+    async def cancel_workflow_async(self, workflow_id: str, tenant: str | None = None) -> Workflow:
+        """Cancel every job of the workflow not yet ended: waiting ones at once,
+        running ones asked to stop (their workers abort them)."""
+        found = await self.get_workflow_async(workflow_id, tenant)
+        await self.cancel_batch_async(found.id)
+        return await self.get_workflow_async(found.id)
+
+    def cancel_workflow(self, workflow_id: str, tenant: str | None = None) -> Workflow:
+        return run_sync(self.cancel_workflow_async(workflow_id, tenant))
 
     # runtime --------------------------------------------------------------------------
 

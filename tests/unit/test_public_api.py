@@ -17,6 +17,7 @@ PUBLIC = [
     "BatchFinishedError",
     "BoundTask",
     "ConfigurationError",
+    "DependencyError",
     "DuplicateTaskError",
     "ErrorInfo",
     "Event",
@@ -43,12 +44,19 @@ PUBLIC = [
     "Serializer",
     "Settings",
     "State",
+    "Step",
     "Task",
     "TaskError",
     "TaskFailure",
     "TransitionError",
     "UnknownTaskError",
     "UsageError",
+    "Workflow",
+    "chain",
+    "chord",
+    "dag",
+    "group",
+    "step",
 ]
 
 
