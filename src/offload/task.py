@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import (
-    TYPE_CHECKING, Any, Generic, Literal, TypedDict, TypeVar, get_args, get_type_hints,
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    TypedDict,
+    TypeVar,
+    get_args,
+    get_type_hints,
 )  # fmt: skip
 
 import pydantic

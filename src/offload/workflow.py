@@ -183,7 +183,7 @@ class Workflow:
 
     @property
     def state(self) -> str:
-        """"running" while a job has not ended; then "succeeded" when all did,
+        """ "running" while a job has not ended; then "succeeded" when all did,
         "dead" when one died, else "cancelled"."""
         states = {j.state for j in self.jobs.values()}
         if not states or any(not s.ended for s in states):

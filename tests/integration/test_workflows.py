@@ -15,8 +15,8 @@ from offload import (
     App,
     DependencyError,
     EventKind,
-    JobQuery,
     JobContext,
+    JobQuery,
     State,
     chain,
     chord,
@@ -78,7 +78,9 @@ async def test_a_diamond_runs_in_order_and_the_join_sees_both_results(app: App) 
         done = await wait_for_job(app, flow.job("D").id)
     assert done.state is State.SUCCEEDED
     assert done.result == ["B7", "C7"]
-    assert order[0] == "A" and order[-1] == "D" and sorted(order[1:3]) == ["B", "C"]
+    assert order[0] == "A"
+    assert order[-1] == "D"
+    assert sorted(order[1:3]) == ["B", "C"]
     final = await app.get_workflow_async(flow.id)
     assert final.state == "succeeded"
     kinds = [e.kind for e in await app.events_async(flow.job("B").id)]
@@ -131,9 +133,7 @@ async def test_a_chord_joins_a_fan_out(app: App) -> None:
     async def total(ctx: JobContext) -> int:
         return sum(square.result_of(p) for p in ctx.parents.values())
 
-    flow = await app.workflow_async(
-        chord([square.prepare(n) for n in range(5)], total.prepare())
-    )
+    flow = await app.workflow_async(chord([square.prepare(n) for n in range(5)], total.prepare()))
     async with running(app, concurrency=4):
         done = await wait_for_job(app, flow.job("total-2").id)
     assert done.result == 30

@@ -24,6 +24,8 @@ TABLE: dict[Transition, tuple[set[State], State, tuple[EventKind, ...], bool]] =
     lc.EXPIRE: ({S.RUNNING}, S.QUEUED, (E.LEASE_EXPIRED,), False),
     lc.EXPIRE_DEAD: ({S.RUNNING}, S.DEAD, (E.LEASE_EXPIRED, E.DEAD), False),
     lc.REDRIVE: ({S.DEAD, S.CANCELLED}, S.QUEUED, (E.RETRIED,), False),
+    lc.RELEASE: ({S.SCHEDULED}, S.QUEUED, (E.RELEASED,), False),
+    lc.CANCEL_DEPENDENT: ({S.SCHEDULED}, S.CANCELLED, (E.CANCELLED,), False),
 }
 
 
