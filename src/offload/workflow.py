@@ -95,6 +95,8 @@ def dag(steps: Mapping[str, NewJob | Step]) -> Graph:
     jobs: dict[str, NewJob] = {}
     after: dict[str, tuple[str, ...]] = {}
     for name, value in steps.items():
+        if not isinstance(value, NewJob | Step):
+            raise DependencyError(f"step {name!r} is {value!r}, not a prepared job or step()")
         found = value if isinstance(value, Step) else Step(value)
         jobs[name] = found.job
         after[name] = found.after

@@ -28,6 +28,7 @@ from offload import (
     Pause,
     Schedule,
     State,
+    Step,
     Task,
     TaskFailure,
     Workflow,
@@ -145,7 +146,10 @@ async def workflows(done: Job) -> None:
         chain(report.prepare("a"), group(report.prepare("b"), report.prepare("c")))
     )
     joined = chord([report.prepare("x")], report.prepare("all"))
-    graph = {"a": report.prepare("a"), "b": step(report.prepare("b"), after=["a"])}
+    graph: dict[str, NewJob | Step] = {
+        "a": report.prepare("a"),
+        "b": step(report.prepare("b"), after=["a"]),
+    }
     assert_type(app.workflow(graph).state, str)
     assert_type(app.workflow(joined).jobs, dict[str, Job])
     assert_type(app.cancel_workflow(flow.id), Workflow)
