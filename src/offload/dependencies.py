@@ -18,7 +18,7 @@ still waits in ``scheduled``, so each dependent moves on exactly once.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -95,29 +95,27 @@ def check_acyclic(jobs: Sequence[NewJob]) -> None:
 
 
 def _walk(start: str, edges: Mapping[str, list[str]], done: set[str]) -> None:
-    """Depth-first from ``start`` without recursion (graphs may be deep)."""
+    """Depth-first from ``start`` without recursion (graphs may be deep); each
+    node's parents are walked through one iterator, so a join of N is O(N)."""
     if start in done:
         return
-    path: list[str] = []
-    on_path: set[str] = set()
-    stack: list[tuple[str, int]] = [(start, 0)]
+    path: list[str] = [start]
+    on_path: set[str] = {start}
+    stack: list[Iterator[str]] = [iter(edges[start])]
     while stack:
-        node, index = stack.pop()
-        if index == 0:
-            path.append(node)
-            on_path.add(node)
-        nexts = [p for p in edges.get(node, []) if p in edges and p not in done]
-        if index < len(nexts):
-            stack.append((node, index + 1))
-            child = nexts[index]
-            if child in on_path:
-                cycle = " -> ".join([*path[path.index(child) :], child])
-                raise DependencyError(f"dependency cycle: {cycle}")
-            stack.append((child, 0))
-        else:
-            path.pop()
+        child = next((p for p in stack[-1] if p in edges and p not in done), None)
+        if child is None:
+            stack.pop()
+            node = path.pop()
             on_path.discard(node)
             done.add(node)
+            continue
+        if child in on_path:
+            cycle = " -> ".join([*path[path.index(child) :], child])
+            raise DependencyError(f"dependency cycle: {cycle}")
+        path.append(child)
+        on_path.add(child)
+        stack.append(iter(edges[child]))
 
 
 async def _check_parents(backend: Backend, jobs: Sequence[NewJob]) -> None:
