@@ -173,10 +173,15 @@ class App:
 
     async def _release_ready(self, backend: Backend, stored: list[Job]) -> list[Job]:
         """Dependents whose parents had all ended before they were stored are
-        released now, not at the next sweep; returns the jobs as they are then."""
+        released now, not at the next sweep; returns the jobs as they are then.
+        Only a parent stored before this call can have ended already."""
         from offload import dependencies
 
-        batch_ids = {j.batch_id for j in stored if j.depends_on and j.batch_id is not None}
+        here = {j.id for j in stored}
+        batch_ids = {
+            j.batch_id for j in stored
+            if j.batch_id is not None and any(p not in here for p in j.depends_on)
+        }  # fmt: skip
         moved = 0
         for batch_id in sorted(batch_ids):
             moved += await dependencies.advance(backend, batch_id)
@@ -515,8 +520,7 @@ class App:
                           meta={wf.MARK: True})  # fmt: skip
         jobs = wf.workflow_jobs(wf.as_graph(graph), record.id, tenant)
         stored = await (await self.backend()).batch_create(record)
-        await self.enqueue_new_async(jobs)
-        return await self.get_workflow_async(stored.id)
+        return wf.assemble(stored, await self.enqueue_new_async(jobs))
 
     def workflow(
         self,

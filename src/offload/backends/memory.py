@@ -319,10 +319,11 @@ class MemoryBackend(Backend):
             return _snapshot(job) if job is not None else None
 
     async def job_list(self, query: JobQuery) -> list[Job]:
+        # Copy only the page: a batch of thousands is read page by page.
         with self._s.lock:
-            jobs = [_snapshot(j) for j in self._s.jobs.values() if _matches(j, query)]
-        jobs.sort(key=lambda j: j.id, reverse=True)
-        return jobs[: query.limit]
+            jobs = [j for j in self._s.jobs.values() if _matches(j, query)]
+            jobs.sort(key=lambda j: j.id, reverse=True)
+            return [_snapshot(j) for j in jobs[: query.limit]]
 
     async def job_counts(self, tenant: str | None = None) -> QueueCounts:
         counts: QueueCounts = {}
