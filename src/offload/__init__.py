@@ -7,6 +7,7 @@ from offload.errors import (
     BatchFinishedError,
     CheckpointError,
     ConfigurationError,
+    DependencyError,
     DuplicateTaskError,
     InvalidCronError,
     InvalidTimezoneError,
@@ -42,6 +43,7 @@ from offload.retry import RetryPolicy
 from offload.serializer import JsonSerializer, Serializer
 from offload.settings import Settings
 from offload.task import BoundTask, Task
+from offload.workflow import Step, Workflow, chain, chord, dag, group, step
 
 __all__ = [
     "App",
@@ -51,6 +53,7 @@ __all__ = [
     "BoundTask",
     "CheckpointError",
     "ConfigurationError",
+    "DependencyError",
     "Depends",
     "DuplicateTaskError",
     "ErrorInfo",
@@ -79,10 +82,17 @@ __all__ = [
     "Serializer",
     "Settings",
     "State",
+    "Step",
     "Task",
     "TaskError",
     "TaskFailure",
     "TransitionError",
     "UnknownTaskError",
     "UsageError",
+    "Workflow",
+    "chain",
+    "chord",
+    "dag",
+    "group",
+    "step",
 ]

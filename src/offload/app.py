@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from typing_extensions import Unpack
 
@@ -48,6 +48,9 @@ from offload.serializer import JSON, Serializer
 from offload.settings import Settings, load_settings
 from offload.status import CursorStore, StatusCallback, StatusFollower
 from offload.task import CommandPayload, EnqueueOptions, Options, Task
+
+if TYPE_CHECKING:
+    from offload.workflow import Graph, Step, Workflow
 
 C = TypeVar("C")
 
@@ -185,16 +188,46 @@ class App:
     async def enqueue_new_async(self, jobs: Sequence[NewJob]) -> list[Job]:
         """Store prepared jobs through the middleware in one round trip."""
         chain = self.middleware
+        backend = await self.backend()
+        waits = any(j.depends_on for j in jobs)
+        if waits:
+            from offload import dependencies
+
+            jobs = await dependencies.prepare(backend, jobs)
         prepared = await chain.before_enqueue_call(jobs)
         try:
-            stored = await (await self.backend()).job_enqueue_many(prepared)
+            stored = await backend.job_enqueue_many(prepared)
         except Exception as exc:
             await chain.enqueue_failed(prepared, exc)
             raise
         for job in stored:
             job.serializer = self.serializer
+        if waits:
+            stored = await self._release_ready(backend, stored)
         await chain.after_enqueue_call(stored)
         return stored
+
+    async def _release_ready(self, backend: Backend, stored: list[Job]) -> list[Job]:
+        """Dependents whose parents had all ended before they were stored are
+        released now, not at the next sweep; returns the jobs as they are then.
+        Only a parent stored before this call can have ended already."""
+        from offload import dependencies
+
+        here = {j.id for j in stored}
+        batch_ids = {
+            j.batch_id for j in stored
+            if j.batch_id is not None and any(p not in here for p in j.depends_on)
+        }  # fmt: skip
+        moved = 0
+        for batch_id in sorted(batch_ids):
+            moved += await dependencies.advance(backend, batch_id)
+        if not moved:
+            return stored
+        fresh = [await backend.job_get(j.id) for j in stored]
+        out = [f if f is not None else j for f, j in zip(fresh, stored, strict=True)]
+        for job, asked in zip(out, stored, strict=True):
+            job.serializer, job.duplicate = self.serializer, asked.duplicate
+        return out
 
     def enqueue_new(self, jobs: Sequence[NewJob]) -> list[Job]:
         return run_sync(self.enqueue_new_async(jobs))
@@ -504,6 +537,86 @@ class App:
 
     def settle_batch(self, batch_id: str) -> list[Job]:
         return run_sync(self.settle_batch_async(batch_id))
+
+    # workflows ------------------------------------------------------------------------
+
+    async def workflow_async(
+        self,
+        graph: Graph | Mapping[str, NewJob | Step] | NewJob,
+        *,
+        name: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        """Store a graph of prepared jobs (``chain``, ``group``, ``chord``, or a
+        mapping of step names to jobs and ``step(job, after=[...])``) in one
+        enqueue; each job starts once the steps it runs after have ended."""
+        from offload import workflow as wf
+
+        record = NewBatch(id=workflow_id or new_id(), tenant=tenant, name=name,
+                          meta={wf.MARK: True})  # fmt: skip
+        jobs = wf.workflow_jobs(wf.as_graph(graph), record.id, tenant)
+        stored = await (await self.backend()).batch_create(record)
+        return wf.assemble(stored, await self.enqueue_new_async(jobs))
+
+    def workflow(
+        self,
+        graph: Graph | Mapping[str, NewJob | Step] | NewJob,
+        *,
+        name: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        return run_sync(
+            self.workflow_async(graph, name=name, tenant=tenant, workflow_id=workflow_id)
+        )
+
+    async def get_workflow_async(self, workflow_id: str, tenant: str | None = None) -> Workflow:
+        from offload import dependencies
+        from offload import workflow as wf
+
+        backend = await self.backend()
+        found = await backend.batch_get(workflow_id, tenant)
+        if found is None or not wf.is_workflow(found):
+            raise NotFoundError(f"no workflow {workflow_id!r}")
+        jobs = await dependencies.batch_jobs(backend, found.id)
+        for job in jobs:
+            job.serializer = self.serializer
+        return wf.assemble(found, jobs)
+
+    def get_workflow(self, workflow_id: str, tenant: str | None = None) -> Workflow:
+        return run_sync(self.get_workflow_async(workflow_id, tenant))
+
+    async def workflows_async(
+        self, tenant: str | None = None, *, before_id: str | None = None, limit: int = 50
+    ) -> list[Batch]:
+        """Workflows newest first, as their batch records (counts per state)."""
+        from offload import workflow as wf
+
+        out: list[Batch] = []
+        backend = await self.backend()
+        while len(out) < limit:
+            page = await backend.batch_list(tenant, before_id=before_id, limit=limit)
+            out.extend(b for b in page if wf.is_workflow(b))
+            if len(page) < limit:
+                break
+            before_id = page[-1].id
+        return out[:limit]
+
+    def workflows(
+        self, tenant: str | None = None, *, before_id: str | None = None, limit: int = 50
+    ) -> list[Batch]:
+        return run_sync(self.workflows_async(tenant, before_id=before_id, limit=limit))
+
+    async def cancel_workflow_async(self, workflow_id: str, tenant: str | None = None) -> Workflow:
+        """Cancel every job of the workflow not yet ended: waiting ones at once,
+        running ones asked to stop (their workers abort them)."""
+        found = await self.get_workflow_async(workflow_id, tenant)
+        await self.cancel_batch_async(found.id)
+        return await self.get_workflow_async(found.id)
+
+    def cancel_workflow(self, workflow_id: str, tenant: str | None = None) -> Workflow:
+        return run_sync(self.cancel_workflow_async(workflow_id, tenant))
 
     # runtime --------------------------------------------------------------------------
 

@@ -17,8 +17,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from offload.backends.base import Backend
+from offload.dependencies import advance
 from offload.ids import derived_id, id_time_millis
 from offload.job import Batch, Job, NewJob
+from offload.lifecycle import State
 
 if TYPE_CHECKING:
     from offload.app import App
@@ -69,11 +71,16 @@ def continuation_jobs(batch: Batch) -> list[NewJob]:
 
 
 async def settle(app: App, backend: Backend, batch_id: str, *, empty_ok: bool = False) -> list[Job]:
-    """Fire the batch's continuations if every job has ended and nobody has yet;
-    returns the continuation jobs enqueued (empty when nothing was due)."""
+    """Move on the batch's dependents whose parents have ended, then fire the
+    batch's continuations if every job has ended and nobody has yet; returns the
+    continuation jobs enqueued (empty when nothing was due)."""
     batch = await backend.batch_get(batch_id)
     if batch is None or batch.finished_at is not None:
         return []
+    if batch.counts.get(State.SCHEDULED) and await advance(backend, batch.id):
+        batch = await backend.batch_get(batch_id)
+        if batch is None or batch.finished_at is not None:
+            return []
     if not (batch.ended or (empty_ok and batch.total == 0)):
         return []
     news = continuation_jobs(batch)

@@ -13,6 +13,7 @@ Callers catch the narrowest class that lets them act; the tree::
     │   └── DuplicateTaskError    two tasks claim one name
     ├── PayloadError              arguments that do not fit the task's signature
     │   └── PayloadTooLargeError  encoded payload over the configured limit
+    ├── DependencyError           a parent that does not exist, or a cycle (also a ValueError)
     ├── SerializationError        bytes that cannot be decoded
     │   └── CheckpointError       a stored checkpoint that no longer fits its model
     ├── NotFoundError             no batch or schedule with that id (in that tenant)
@@ -81,6 +82,11 @@ class PayloadError(OffloadError):
 
 class PayloadTooLargeError(PayloadError):
     """The encoded payload is larger than ``max_payload_bytes``."""
+
+
+class DependencyError(OffloadError, ValueError):
+    """A job asked to wait for a job that does not exist (in its tenant), for
+    itself through a cycle, or with a policy other than "cancel" or "run"."""
 
 
 class SerializationError(OffloadError):

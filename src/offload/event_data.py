@@ -38,6 +38,16 @@ def progress(fraction: float, message: str | None) -> EventData:
     return {"progress": fraction, "message": message}
 
 
+def released(parents: dict[str, str]) -> EventData:
+    """Data of ``released``: the state each parent ended in (id -> state)."""
+    return {"parents": dict(parents)}
+
+
+def parent_failed(parent_id: str, state: str) -> EventData:
+    """Data of the ``cancelled`` event of CANCEL_DEPENDENT: which parent ended how."""
+    return {"reason": f"parent {parent_id} {state}", "parent": parent_id, "parent_state": state}
+
+
 def stamped(
     transition: Transition,
     handed: EventData,

@@ -71,6 +71,11 @@ class NewJob:
     unique_key: str | None = None
     batch_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # Parents this job waits for (job ids), and what a parent that ends dead or
+    # cancelled does to it: "cancel" it (the default) or "run" it anyway. The
+    # app stores both in ``meta`` (offload.dependencies); backends never read them.
+    depends_on: tuple[str, ...] = ()
+    on_parent_failure: str = "cancel"
 
 
 @dataclass(slots=True)
@@ -112,6 +117,12 @@ class Job:
     @property
     def ended(self) -> bool:
         return self.state.ended
+
+    @property
+    def depends_on(self) -> list[str]:
+        """Ids of the parents this job waited (or waits) for."""
+        found = self.meta.get("depends_on")
+        return [str(p) for p in found] if isinstance(found, list) else []
 
     @property
     def lease(self) -> Lease:
@@ -374,7 +385,8 @@ class JobContextOf(Generic[CheckpointT]):
     """
 
     __slots__ = (
-        "_encode", "_loop", "_reporter", "cancel_reason", "cancelled", "checkpoint", "job", "state",
+        "_encode", "_loop", "_reporter", "cancel_reason", "cancelled", "checkpoint", "job",
+        "parents", "state",
     )  # fmt: skip
 
     def __init__(
@@ -392,6 +404,9 @@ class JobContextOf(Generic[CheckpointT]):
         # returns after a cancel request is then recorded as cancelled.
         self.cancel_reason: str | None = None
         self.checkpoint: CheckpointT | None = checkpoint
+        # The jobs this one depended on, by id, as they ended: the worker fills it
+        # in before the task starts (``task.result_of(ctx.parents[id])``).
+        self.parents: dict[str, Job] = {}
         self._reporter = reporter
         self._encode = encode
         self._loop: asyncio.AbstractEventLoop | None = None

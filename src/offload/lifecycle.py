@@ -49,6 +49,7 @@ class EventKind(StrEnum):
     RETRIED = "retried"
     PROGRESS = "progress"
     SNOOZED = "snoozed"
+    RELEASED = "released"
 
 
 class Attempts(StrEnum):
@@ -215,9 +216,24 @@ REDRIVE = Transition(
     attempts=A.RESET, run_at=RunAt.NOW, lease=L.DROP, error=ERR.CLEAR,
 )  # fmt: skip
 
+# A dependent waits in ``scheduled`` (not yet due) until every parent has ended;
+# then exactly one caller moves it on: RELEASE makes it due now, CANCEL_DEPENDENT
+# ends it because a parent ended dead or cancelled. Both start from ``scheduled``
+# only, so of callers racing on one dependent, the first wins and the rest change
+# nothing (offload.dependencies decides which one applies).
+RELEASE = Transition(
+    "release", frozenset({S.SCHEDULED}), S.QUEUED, (E.RELEASED,), run_at=RunAt.NOW,
+)  # fmt: skip
+CANCEL_DEPENDENT = Transition(
+    "cancel_dependent", frozenset({S.SCHEDULED}), S.CANCELLED, (E.CANCELLED,),
+)  # fmt: skip
+DEPENDENCY = frozenset({RELEASE, CANCEL_DEPENDENT})
+"""The transitions ``Backend.job_release`` applies."""
+
 ALL: tuple[Transition, ...] = (
     ENQUEUE, ENQUEUE_LATER, START, SUCCEED, RETRY, FAIL, REJECT, REQUEUE, SNOOZE,
-    CANCEL_WAITING, CANCEL_RUNNING, EXPIRE, EXPIRE_DEAD, EXPIRE_CANCELLED, REDRIVE,
+    CANCEL_WAITING, CANCEL_RUNNING, EXPIRE, EXPIRE_DEAD, EXPIRE_CANCELLED, REDRIVE, RELEASE,
+    CANCEL_DEPENDENT,
 )  # fmt: skip
 
 

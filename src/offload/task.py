@@ -18,6 +18,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Generic,
+    Literal,
     TypedDict,
     TypeVar,
     get_args,
@@ -31,6 +32,7 @@ from typing_extensions import ParamSpec, Unpack
 from uuid_utils import uuid7
 
 from offload._sync import run_sync
+from offload.dependencies import parent_ids
 from offload.depends import Resolver, dependency_params
 from offload.errors import (
     CheckpointError,
@@ -52,6 +54,9 @@ R = TypeVar("R")
 # defaults to "any arguments", so ``Task[Any]`` and ``Task[str]`` stay valid
 # spellings for a task whose arguments are not tracked.
 P = ParamSpec("P", default=...)
+
+ParentPolicy = Literal["cancel", "run"]
+"""What a parent that ends dead or cancelled does to its dependents."""
 
 RetrySpec = RetryPolicy | Sequence[float] | DelayFunction | None
 
@@ -79,6 +84,8 @@ class Options:
     tenant: str = DEFAULT_TENANT
     unique_key: str | None = None
     batch_id: str | None = None
+    depends_on: Sequence[Job | NewJob | str] = ()
+    on_parent_failure: ParentPolicy = "cancel"
 
 
 class EnqueueOptions(TypedDict, total=False):
@@ -94,6 +101,8 @@ class EnqueueOptions(TypedDict, total=False):
     tenant: str
     unique_key: str | None
     batch_id: str | None
+    depends_on: Sequence[Job | NewJob | str]
+    on_parent_failure: ParentPolicy
 
 
 class Payload:
@@ -348,6 +357,7 @@ class Task(Generic[R, P]):
             max_attempts=o.max_attempts or self.max_attempts,
             timeout=self.timeout if o.timeout is None else o.timeout,
             delay=o.delay, run_at=o.run_at, unique_key=o.unique_key, batch_id=o.batch_id,
+            depends_on=parent_ids(o.depends_on), on_parent_failure=o.on_parent_failure,
         )  # fmt: skip
 
     def decode_payload(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -410,7 +420,8 @@ class Task(Generic[R, P]):
 
     def options(self, **options: Unpack[EnqueueOptions]) -> BoundTask[R, P]:
         """Enqueue with other settings: queue, priority, delay, run_at, tenant,
-        unique_key, max_attempts, timeout, batch_id."""
+        unique_key, max_attempts, timeout, batch_id, and ``depends_on`` (jobs or
+        ids to wait for) with ``on_parent_failure`` ("cancel" or "run")."""
         return BoundTask(self, Options(**options))
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:

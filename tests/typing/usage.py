@@ -30,8 +30,14 @@ from offload import (
     Pause,
     Schedule,
     State,
+    Step,
     Task,
     TaskFailure,
+    Workflow,
+    chain,
+    chord,
+    group,
+    step,
 )
 
 app = App("memory://")
@@ -131,6 +137,24 @@ def options_keep_the_types(done: Job) -> None:
     send.options(queu="urgent")  # type: ignore[call-arg]
     app.dispatch(Resize(path="a.png", width=1), tenant="acme", priority=2)
     app.dispatch(Resize(path="a.png", width=1), tenant=3)  # type: ignore[arg-type]
+
+
+async def workflows(done: Job) -> None:
+    after = send.options(depends_on=[done, "some-id"], on_parent_failure="run")
+    assert_type(after.enqueue("a@b.c"), Job)
+    send.options(on_parent_failure="sometimes")  # type: ignore[arg-type]
+    send.options(depends_on=[1])  # type: ignore[list-item]
+    flow: Workflow = await app.workflow_async(
+        chain(report.prepare("a"), group(report.prepare("b"), report.prepare("c")))
+    )
+    joined = chord([report.prepare("x")], report.prepare("all"))
+    graph: dict[str, NewJob | Step] = {
+        "a": report.prepare("a"),
+        "b": step(report.prepare("b"), after=["a"]),
+    }
+    assert_type(app.workflow(graph).state, str)
+    assert_type(app.workflow(joined).jobs, dict[str, Job])
+    assert_type(app.cancel_workflow(flow.id), Workflow)
 
 
 async def async_surface() -> None:

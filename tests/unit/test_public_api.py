@@ -18,6 +18,7 @@ PUBLIC = [
     "BoundTask",
     "CheckpointError",
     "ConfigurationError",
+    "DependencyError",
     "Depends",
     "DuplicateTaskError",
     "ErrorInfo",
@@ -46,12 +47,19 @@ PUBLIC = [
     "Serializer",
     "Settings",
     "State",
+    "Step",
     "Task",
     "TaskError",
     "TaskFailure",
     "TransitionError",
     "UnknownTaskError",
     "UsageError",
+    "Workflow",
+    "chain",
+    "chord",
+    "dag",
+    "group",
+    "step",
 ]
 
 

@@ -44,9 +44,15 @@ from offload.job import (
     Schedule,
     WorkerInfo,
 )
-from offload.lifecycle import State
+from offload.lifecycle import DEPENDENCY, State, Transition
 
 QueueCounts = dict[tuple[str, State], int]
+
+
+def check_release(transition: Transition) -> None:
+    """The guard every ``job_release`` starts with."""
+    if transition not in DEPENDENCY:
+        raise ValueError(f"job_release applies release or cancel_dependent, not {transition.name}")
 
 
 def pause_order(pause: Pause) -> tuple[bool, str, bool, str]:
@@ -156,6 +162,17 @@ class Backend(ABC):
     async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
         """REDRIVE a dead or cancelled job: queued again, attempts reset to 0.
         Refused (``None``) while another live job holds its ``unique_key``."""
+
+    @abstractmethod
+    async def job_release(
+        self, job_id: str, transition: Transition, data: dict[str, Any]
+    ) -> Job | None:
+        """Apply ``transition`` (``lifecycle.RELEASE`` or ``CANCEL_DEPENDENT``,
+        anything else raises ``ValueError``) to a dependent job that still waits
+        in ``scheduled``, appending its event with ``data`` (built by
+        ``event_data.released`` / ``parent_failed``). A compare-and-set on the
+        state: of callers racing on one job, one gets the job back, the others
+        ``None``. RELEASE makes the job due now and wakes its queue."""
 
     @abstractmethod
     async def job_recover_expired(self) -> list[Job]:

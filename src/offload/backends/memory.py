@@ -21,7 +21,7 @@ from typing import Any
 
 from offload import event_data as ed
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts, pause_order
+from offload.backends.base import Backend, QueueCounts, check_release, pause_order
 from offload.job import (
     Batch,
     Cancellation,
@@ -281,6 +281,20 @@ class MemoryBackend(Backend):
         self._notify()
         return out
 
+    async def job_release(
+        self, job_id: str, transition: Transition, data: dict[str, Any]
+    ) -> Job | None:
+        check_release(transition)
+        now = _now()
+        with self._s.lock:
+            job = self._s.jobs.get(job_id)
+            if job is None or not transition.allows(job.state):
+                return None
+            self._apply(job, transition, now, data)
+            out = _snapshot(job)
+        self._notify()
+        return out
+
     async def job_recover_expired(self) -> list[Job]:
         now = _now()
         out: list[Job] = []
@@ -307,10 +321,11 @@ class MemoryBackend(Backend):
             return _snapshot(job) if job is not None else None
 
     async def job_list(self, query: JobQuery) -> list[Job]:
+        # Copy only the page: a batch of thousands is read page by page.
         with self._s.lock:
-            jobs = [_snapshot(j) for j in self._s.jobs.values() if _matches(j, query)]
-        jobs.sort(key=lambda j: j.id, reverse=True)
-        return jobs[: query.limit]
+            jobs = [j for j in self._s.jobs.values() if _matches(j, query)]
+            jobs.sort(key=lambda j: j.id, reverse=True)
+            return [_snapshot(j) for j in jobs[: query.limit]]
 
     async def job_counts(self, tenant: str | None = None) -> QueueCounts:
         counts: QueueCounts = {}

@@ -31,6 +31,7 @@ from offload.cli.schedules import schedules
 from offload.cli.web import web
 from offload.cli.worker import worker
 from offload.cli.workers import workers
+from offload.cli.workflows import workflows
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,7 +47,7 @@ def main(ctx: click.Context, backend_url: str | None, app_spec: str | None) -> N
 
 
 for command in (worker, web, enqueue, jobs, dead, queues, batches, schedules, pause, resume,
-                workers, demo):  # fmt: skip
+                workers, demo, workflows):  # fmt: skip
     main.add_command(command)
 
 __all__ = ["main"]

@@ -27,6 +27,7 @@ from typing import Any
 from offload.app import App
 from offload.backends.base import Backend
 from offload.batch import settle
+from offload.dependencies import parents_of
 from offload.job import (
     Failed,
     HeartbeatReply,
@@ -335,12 +336,22 @@ class Worker:
                 refused = await self.gate.admit(job, task)
             except Exception as exc:
                 refused = Snoozed(self.poll_interval, f"limit check failed: {exc}")
+        if job.depends_on and refused is None:
+            await self._read_parents(job, ctx)
         try:
             outcome: Outcome = refused or await self.executor.run(job, ctx)
             await self._finish(job, outcome)
         finally:
             if self.gate.held:
                 await self.gate.release(job.id)
+
+    async def _read_parents(self, job: Job, ctx: JobContext) -> None:
+        """Fill ``ctx.parents``; a failed read leaves it empty rather than
+        stranding the job, and a task that needs a parent then fails and retries."""
+        try:
+            ctx.parents = await parents_of(self.recorder.backend, job)
+        except Exception as exc:
+            log.warning("job %s: could not read its parents (%s)", job.id, exc)
 
     async def _finish(self, job: Job, outcome: Outcome) -> None:
         self.running.pop(job.id, None)

@@ -16,7 +16,7 @@ from offload.backends.azure.clients import Clients
 from offload.backends.azure.delivery import Doorbell
 from offload.backends.azure.records import Records
 from offload.backends.azure.store import JobStore, Stored
-from offload.backends.base import QueueCounts
+from offload.backends.base import QueueCounts, check_release
 from offload.job import (
     Cancellation,
     CancelOutcome,
@@ -294,6 +294,12 @@ class AzureBackend(Records):
             if holder is not None:
                 return None
         return await self._transit(job_id, lc.REDRIVE)
+
+    async def job_release(
+        self, job_id: str, transition: Transition, data: dict[str, Any]
+    ) -> Job | None:
+        check_release(transition)
+        return await self._transit(job_id, transition, Handed(data))
 
     async def job_recover_expired(self) -> list[Job]:
         await self.open()

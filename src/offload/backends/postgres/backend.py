@@ -37,7 +37,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from offload import event_data as ed
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts, pause_order
+from offload.backends.base import Backend, QueueCounts, check_release, pause_order
 from offload.backends.postgres import _rows, _sql
 from offload.backends.postgres._url import parse_url
 from offload.backends.postgres.enqueue import enqueue_async
@@ -246,6 +246,17 @@ class PostgresBackend(Backend):
             if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
                 return None
             raise
+
+    async def job_release(
+        self, job_id: str, transition: lc.Transition, data: dict[str, Any]
+    ) -> Job | None:
+        check_release(transition)
+        if not _rows.is_uuid(job_id):
+            return None
+        query = "job_release" if transition is lc.RELEASE else "job_cancel_dependent"
+        params = {"id": job_id, "channel": self._channel, "data": Jsonb(data),
+                  "sources": _states(transition.sources)}  # fmt: skip
+        return await self._one(query, params, False)
 
     async def job_recover_expired(self) -> list[Job]:
         params = {"error": Jsonb(ed.LEASE_EXPIRED.to_dict()), "channel": self._channel}

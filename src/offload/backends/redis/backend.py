@@ -29,7 +29,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from offload import event_data as ed
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts, pause_order
+from offload.backends.base import Backend, QueueCounts, check_release, pause_order
 from offload.backends.redis import codec, lua
 from offload.backends.redis.connection import connect, parse
 from offload.backends.redis.keys import Keys, lane, split_lane
@@ -261,6 +261,13 @@ class RedisBackend(Backend):
 
     async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
         reply = await self._run("redrive", _RULES["redrive"], _ENDED, job_id, codec.opt(tenant))
+        return _job_or_none(reply)
+
+    async def job_release(
+        self, job_id: str, transition: lc.Transition, data: dict[str, Any]
+    ) -> Job | None:
+        check_release(transition)
+        reply = await self._run("release", _RULES[transition.name], job_id, _json(data))
         return _job_or_none(reply)
 
     async def job_recover_expired(self) -> list[Job]:

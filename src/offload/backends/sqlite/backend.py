@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts
+from offload.backends.base import Backend, QueueCounts, check_release
 from offload.backends.sqlite import _rows, records, wake
 from offload.backends.sqlite import jobs as ops
 from offload.backends.sqlite._connection import SCHEMA_VERSION, connect, data_version, transaction
@@ -233,6 +233,12 @@ class SQLiteBackend(Backend):
 
     async def job_redrive(self, job_id: str, tenant: str | None = None) -> Job | None:
         return self._woken(await self._write(ops.redrive, job_id, tenant))
+
+    async def job_release(
+        self, job_id: str, transition: lc.Transition, data: dict[str, Any]
+    ) -> Job | None:
+        check_release(transition)
+        return self._woken(await self._write(ops.release, job_id, transition, data))
 
     async def job_recover_expired(self) -> list[Job]:
         recovered = await self._write(ops.recover_expired)

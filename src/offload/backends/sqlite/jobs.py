@@ -312,6 +312,13 @@ def redrive(conn: sqlite3.Connection, job_id: str, tenant: str | None) -> Job | 
     return apply(conn, lc.REDRIVE, {"id": job_id, "tenant": tenant, "now": now_us()}, {}, KEY_FREE)
 
 
+def release(
+    conn: sqlite3.Connection, job_id: str, t: Transition, data: Mapping[str, Any]
+) -> Job | None:
+    """RELEASE or CANCEL_DEPENDENT a dependent still waiting (see ``Backend.job_release``)."""
+    return apply(conn, t, {"id": job_id, "tenant": None, "now": now_us()}, data, TENANT)
+
+
 _EXPIRED_ERROR = _rows.error_json(ed.LEASE_EXPIRED)
 
 

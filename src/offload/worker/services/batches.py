@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from offload.backends.base import Backend
 from offload.batch import settle
+from offload.lifecycle import State
 
 if TYPE_CHECKING:
     from offload.app import App
@@ -57,7 +58,8 @@ class BatchSettler:
             raise
 
     async def sweep(self) -> None:
-        """Settle batches a worker that died (or an API cancel) left ended."""
+        """Settle batches a worker that died (or an API cancel) left ended, and
+        move on dependents whose parents ended with nobody left to tell them."""
         for batch in await self.backend.batch_list(unfinished=True, limit=SWEEP_LIMIT):
-            if batch.ended:
+            if batch.ended or batch.counts.get(State.SCHEDULED):
                 await settle(self.app, self.backend, batch.id)

@@ -732,3 +732,37 @@ UPDATE {schema}.batches AS b
 SET finished_at = now(), continuation_ids = %(continuation_ids)s::text[]
 WHERE b.id = %(id)s AND b.finished_at IS NULL
 RETURNING b.id;
+
+-- name: job_release
+-- RELEASE a dependent whose parents have all ended: due now, its queue woken.
+-- The state guard is the compare-and-set: racing releasers, one wins.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET {set:RELEASE}
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[])
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb || {stamps:RELEASE d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:RELEASE}) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+), woken AS (
+    SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d
+)
+SELECT done.* FROM done, woken;
+
+-- name: job_cancel_dependent
+-- CANCEL_DEPENDENT: a parent ended dead or cancelled; the event says which.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET {set:CANCEL_DEPENDENT}
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[])
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb || {stamps:CANCEL_DEPENDENT d}
+    FROM done AS d
+    CROSS JOIN LATERAL unnest({events:CANCEL_DEPENDENT}) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+)
+SELECT done.* FROM done;
