@@ -25,6 +25,8 @@ TABLE: dict[Transition, tuple[set[State], State, tuple[EventKind, ...], bool]] =
     lc.EXPIRE_DEAD: ({S.RUNNING}, S.DEAD, (E.LEASE_EXPIRED, E.DEAD), False),
     lc.EXPIRE_CANCELLED: ({S.RUNNING}, S.CANCELLED, (E.LEASE_EXPIRED, E.CANCELLED), False),
     lc.REDRIVE: ({S.DEAD, S.CANCELLED}, S.QUEUED, (E.RETRIED,), False),
+    lc.DISCARD: ({S.RUNNING}, S.CANCELLED, (E.FAILED, E.DISCARDED), True),
+    lc.DISCARD_REJECTED: ({S.RUNNING}, S.CANCELLED, (E.DISCARDED,), True),
 }
 
 
