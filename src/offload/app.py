@@ -336,12 +336,14 @@ class App:
         max_attempts: int | None = None,
         timeout: float | None = None,
         from_json: bool = False,
+        description: str | None = None,
     ) -> Schedule:
         """Create or replace the schedule ``(tenant, schedule_id)``: a job of
         ``task`` at every firing of ``cron`` (5 fields, or 6 with seconds first) in
         ``timezone``. Arguments are validated now, as at enqueue. ``unique`` skips a
         firing while the job of the previous one has not ended. ``from_json``: the
-        arguments came as JSON (CLI, HTTP) and are validated in JSON mode."""
+        arguments came as JSON (CLI, HTTP) and are validated in JSON mode.
+        ``description`` is stored for the people reading schedule lists."""
         from offload.schedule import CronRule
 
         rule = CronRule(cron, timezone)
@@ -355,6 +357,7 @@ class App:
             priority=found.priority if priority is None else priority,
             max_attempts=max_attempts or found.max_attempts,
             timeout=found.timeout if timeout is None else timeout, unique=unique,
+            description=description,
         )  # fmt: skip
         return await backend.schedule_upsert(schedule)
 
@@ -374,6 +377,7 @@ class App:
         max_attempts: int | None = None,
         timeout: float | None = None,
         from_json: bool = False,
+        description: str | None = None,
     ) -> Schedule:
         return run_sync(
             self.schedule_async(
@@ -390,6 +394,7 @@ class App:
                 max_attempts=max_attempts,
                 timeout=timeout,
                 from_json=from_json,
+                description=description,
             )
         )
 

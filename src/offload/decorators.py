@@ -63,6 +63,7 @@ class TaskSettings(TypedDict, total=False):
     limit_key: str | None
     error: Any
     checkpoint: Any
+    dead_letter: bool
 
 
 class TaskDecorator:

@@ -24,7 +24,8 @@ LEASE_EXPIRED = ErrorInfo("LeaseExpired", "lease expired on the last attempt")
 
 
 def failure(error: ErrorInfo) -> EventData:
-    """Data of ``failed``, ``retry_scheduled`` and ``dead`` for RETRY, FAIL, REJECT."""
+    """Data of ``failed``, ``retry_scheduled``, ``dead`` and ``discarded`` for RETRY,
+    FAIL, REJECT, DISCARD and DISCARD_REJECTED."""
     return {"error": error.to_dict()}
 
 

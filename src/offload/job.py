@@ -256,6 +256,7 @@ class Schedule:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    description: str | None = None  # for people reading schedule lists (004's Scope)
 
 
 @dataclass(slots=True)
@@ -326,6 +327,7 @@ class Failed:
 
     error: ErrorInfo
     retry_in: float | None
+    discard: bool = False  # out of attempts and the task keeps no dead letter
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +335,7 @@ class Rejected:
     """The job could not even start: unknown task, undecodable or invalid payload."""
 
     error: ErrorInfo
+    discard: bool = False  # its task keeps no dead letter
 
 
 @dataclass(frozen=True, slots=True)

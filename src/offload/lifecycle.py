@@ -50,6 +50,7 @@ class EventKind(StrEnum):
     PROGRESS = "progress"
     SNOOZED = "snoozed"
     RELEASED = "released"
+    DISCARDED = "discarded"
 
 
 class Attempts(StrEnum):
@@ -211,6 +212,17 @@ EXPIRE_CANCELLED = Transition(
     "expire_cancelled", frozenset({S.RUNNING}), S.CANCELLED, (E.LEASE_EXPIRED, E.CANCELLED),
     lease=L.DROP, stamps=(Stamp.WORKER, Stamp.ATTEMPT),
 )  # fmt: skip
+# A task declared with ``dead_letter=False`` whose job fails for the last time (or
+# cannot start) is discarded: it ends cancelled, which the dead letter does not
+# list, with its error kept and a ``discarded`` event saying why it ended.
+DISCARD = Transition(
+    "discard", frozenset({S.RUNNING}), S.CANCELLED, (E.FAILED, E.DISCARDED),
+    leased=True, lease=L.DROP, error=ERR.SET, stamps=(Stamp.ATTEMPT,),
+)  # fmt: skip
+DISCARD_REJECTED = Transition(
+    "discard_rejected", frozenset({S.RUNNING}), S.CANCELLED, (E.DISCARDED,),
+    leased=True, lease=L.DROP, error=ERR.SET,
+)  # fmt: skip
 REDRIVE = Transition(
     "redrive", frozenset({S.DEAD, S.CANCELLED}), S.QUEUED, (E.RETRIED,),
     attempts=A.RESET, run_at=RunAt.NOW, lease=L.DROP, error=ERR.CLEAR,
@@ -233,7 +245,7 @@ DEPENDENCY = frozenset({RELEASE, CANCEL_DEPENDENT})
 ALL: tuple[Transition, ...] = (
     ENQUEUE, ENQUEUE_LATER, START, SUCCEED, RETRY, FAIL, REJECT, REQUEUE, SNOOZE,
     CANCEL_WAITING, CANCEL_RUNNING, EXPIRE, EXPIRE_DEAD, EXPIRE_CANCELLED, REDRIVE, RELEASE,
-    CANCEL_DEPENDENT,
+    CANCEL_DEPENDENT, DISCARD, DISCARD_REJECTED,
 )  # fmt: skip
 
 

@@ -285,6 +285,7 @@ class Task(Generic[R, P]):
         limit_key: str | None = None,
         error: Any = None,
         checkpoint: Any = None,
+        dead_letter: bool = True,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"task {name!r}: max_attempts must be at least 1")
@@ -294,6 +295,8 @@ class Task(Generic[R, P]):
         self.payload = payload
         self.queue = queue
         self.max_attempts = max_attempts
+        # False: a job out of attempts is discarded (ends cancelled) instead of dead.
+        self.dead_letter = dead_letter
         self.timeout = timeout
         self.priority = priority
         self.retry = as_retry_policy(retry)

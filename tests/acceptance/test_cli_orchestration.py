@@ -41,10 +41,12 @@ def test_pause_holds_a_queue_until_resume(cli: Cli) -> None:
 
 def test_schedules_add_list_delete(cli: Cli) -> None:
     out = cli("--app", "cliapp:app", "schedules", "add", "nightly", "cli.add", "0 3 * * *",
-              "--args", '{"a": 1, "b": 2}', "--timezone", "Europe/Berlin").stdout  # fmt: skip
+              "--args", '{"a": 1, "b": 2}', "--timezone", "Europe/Berlin",
+              "--description", "Nightly sums").stdout  # fmt: skip
     assert "next firing" in out
     [listed] = cli.json("schedules", "list", "--next", "3")
     assert (listed["id"], listed["task"], listed["cron"]) == ("nightly", "cli.add", "0 3 * * *")
+    assert listed["description"] == "Nightly sums"
     assert len(listed["upcoming"]) == 3
     assert all(t.endswith(("01:00:00+00:00", "02:00:00+00:00")) for t in listed["upcoming"])
     cli("--app", "cliapp:app", "schedules", "add", "bad", "cli.add", "61 * * * *", code=1)

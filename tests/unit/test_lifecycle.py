@@ -27,6 +27,8 @@ TABLE: dict[Transition, tuple[set[State], State, tuple[EventKind, ...], bool]] =
     lc.REDRIVE: ({S.DEAD, S.CANCELLED}, S.QUEUED, (E.RETRIED,), False),
     lc.RELEASE: ({S.SCHEDULED}, S.QUEUED, (E.RELEASED,), False),
     lc.CANCEL_DEPENDENT: ({S.SCHEDULED}, S.CANCELLED, (E.CANCELLED,), False),
+    lc.DISCARD: ({S.RUNNING}, S.CANCELLED, (E.FAILED, E.DISCARDED), True),
+    lc.DISCARD_REJECTED: ({S.RUNNING}, S.CANCELLED, (E.DISCARDED,), True),
 }
 
 

@@ -526,3 +526,16 @@ def test_new_pages_open_and_are_in_the_navigation(app: App, client_for: Client) 
     assert f'data-batch-id="{batch_id}"' in client.get(f"/batches/{batch_id}").text
     assert 'aria-current="page">Queues' in client.get("/queues").text
     assert_problem(client.get("/batches/nope"), 404)
+
+
+def test_a_schedule_carries_its_description(app: App, client_for: Client) -> None:
+    client = client_for(app)
+    body = NIGHTLY | {"description": "Nightly totals for the finance team"}
+    created = client.put("/api/v1/schedules/described", json=body).json()
+    assert created["description"] == "Nightly totals for the finance team"
+    listed = client.get("/api/v1/schedules").json()["schedules"]
+    assert [s["description"] for s in listed if s["id"] == "described"] == [body["description"]]
+    cleared = client.put("/api/v1/schedules/described", json=NIGHTLY).json()
+    assert cleared["description"] is None
+    too_long = client.put("/api/v1/schedules/described", json=NIGHTLY | {"description": "x" * 1001})
+    assert too_long.status_code == 422

@@ -122,6 +122,11 @@ class Backend(ABC):
         """REJECT: dead without running (unknown task, bad payload)."""
 
     @abstractmethod
+    async def job_discard(self, lease: Lease, error: ErrorInfo, *, ran: bool) -> Job | None:
+        """DISCARD (``ran``: its last attempt failed) or DISCARD_REJECTED (it could
+        not start): a job of a task without dead letter ends cancelled, error kept."""
+
+    @abstractmethod
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
         """REQUEUE on shutdown: back to queued, attempt not counted, checkpoint kept."""
 
@@ -371,6 +376,11 @@ class Backend(ABC):
     async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
         """Delete ended jobs in ``states`` that finished before the given time,
         with their events; returns how many jobs went."""
+
+    @abstractmethod
+    async def batch_purge(self, finished_before: datetime) -> int:
+        """Delete batches that finished before the given time and have no job
+        left (their jobs were purged); returns how many went."""
 
     def describe(self) -> dict[str, Any]:
         """Facts for humans (CLI, dashboard); never secrets."""

@@ -197,6 +197,16 @@ class MemoryBackend(Backend):
             self._apply(job, lc.REJECT, now, ed.failure(error), error=error)
             return _snapshot(job)
 
+    async def job_discard(self, lease: Lease, error: ErrorInfo, *, ran: bool) -> Job | None:
+        now = _now()
+        transition = lc.DISCARD if ran else lc.DISCARD_REJECTED
+        with self._s.lock:
+            job = self._guard(transition, lease)
+            if job is None:
+                return None
+            self._apply(job, transition, now, ed.failure(error), error=error)
+            return _snapshot(job)
+
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
         now = _now()
         with self._s.lock:
@@ -519,6 +529,18 @@ class MemoryBackend(Backend):
             found.finished_at = _now()
             found.continuation_ids = list(continuation_ids)
             return True
+
+    async def batch_purge(self, finished_before: datetime) -> int:
+        with self._s.lock:
+            kept = {j.batch_id for j in self._s.jobs.values() if j.batch_id is not None}
+            doomed = [
+                b.id for b in self._s.batches.values()
+                if b.finished_at is not None and b.finished_at < finished_before
+                and b.id not in kept
+            ]  # fmt: skip
+            for batch_id in doomed:
+                del self._s.batches[batch_id]
+        return len(doomed)
 
     def _counted(self, batch: Batch) -> Batch:
         counts: dict[State, int] = {}

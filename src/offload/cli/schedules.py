@@ -21,6 +21,7 @@ from offload.schedule import upcoming_firings
 def schedule_dict(s: Schedule, upcoming: list[datetime]) -> dict[str, Any]:
     return {
         "id": s.id, "tenant": s.tenant, "task": s.task, "cron": s.cron,
+        "description": s.description,
         "timezone": s.timezone, "queue": s.queue, "unique": s.unique,
         "next_run_at": s.next_run_at, "upcoming": upcoming, "last_run_at": s.last_run_at,
         "last_job_id": s.last_job_id,
@@ -47,10 +48,11 @@ def list_schedules(state: CliState, tenant: str | None, count: int, as_json: boo
         echo_json([schedule_dict(s, up) for s, up in rows])
         return
     table = Table("tenant", "id", "task", "cron", "zone", "next firings", "last job",
-                  title=f"{len(found)} schedule(s)")  # fmt: skip
+                  "description", title=f"{len(found)} schedule(s)")  # fmt: skip
     for s, up in rows:
         table.add_row(s.tenant, s.id, s.task, s.cron, s.timezone,
-                      "\n".join(when(t) for t in up) or "never", s.last_job_id or "")  # fmt: skip
+                      "\n".join(when(t) for t in up) or "never", s.last_job_id or "",
+                      s.description or "")  # fmt: skip
     console.print(table)
 
 
@@ -63,11 +65,12 @@ def list_schedules(state: CliState, tenant: str | None, count: int, as_json: boo
 @click.option("--unique", is_flag=True, help="Skip a firing while the last job runs.")
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
 @click.option("--queue", help="Queue [default: the task's].")
+@click.option("--description", help="What the schedule is for, shown in lists.")
 @target_options
 @click.pass_obj
 def add_schedule(state: CliState, schedule_id: str, task_name: str, cron: str,
                  args_json: str | None, timezone: str, unique: bool, tenant: str,
-                 queue: str | None) -> None:  # fmt: skip
+                 queue: str | None, description: str | None) -> None:  # fmt: skip
     """Create or replace schedule ID: a job of TASK at every firing of CRON
     (5 fields, or 6 with seconds first; quote it)."""
     args, kwargs = parse_args(args_json)
@@ -79,6 +82,7 @@ def add_schedule(state: CliState, schedule_id: str, task_name: str, cron: str,
             return await app.schedule_async(
                 schedule_id, task, cron, args=args, kwargs=kwargs, timezone=timezone,
                 unique=unique, tenant=tenant, queue=queue, from_json=True,
+                description=description,
             )  # fmt: skip
         except ValueError as exc:  # a bad rule or zone; PayloadError is an OffloadError
             raise click.ClickException(str(exc)) from None

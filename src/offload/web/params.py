@@ -235,6 +235,7 @@ class ScheduleBody(_Strict):
     timezone: Annotated[str, Field(min_length=1, max_length=200)] = "UTC"
     unique: bool = False
     options: TemplateOptions = TemplateOptions()
+    description: Annotated[str, Field(max_length=1000)] | None = None
 
 
 class PauseBody(_Strict):

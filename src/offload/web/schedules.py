@@ -106,6 +106,7 @@ async def put_schedule(request: Request) -> Response:
             schedule_id, body.task, body.cron, args=args, kwargs=kwargs, timezone=body.timezone,
             unique=body.unique, tenant=tenant, queue=o.queue, priority=o.priority,
             max_attempts=o.max_attempts, timeout=o.timeout, from_json=True,
+            description=body.description,
         )  # fmt: skip
     except InvalidTimezoneError as exc:
         raise _bad_rule("timezone", "invalid-timezone", str(exc)) from None

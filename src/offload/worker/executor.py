@@ -56,13 +56,15 @@ class JobExecutor:
     def prepare(self, job: Job, ctx: JobContext) -> tuple[Task[Any], tuple[Any, ...],
                                                           dict[str, Any]] | Rejected:  # fmt: skip
         """Resolve the task and validate the payload, or say why the job cannot run."""
+        task: Task[Any] | None = None
         try:
             task = self.app.get_task(job.task)
             args, kwargs = task.decode_payload(job.payload)
             if job.checkpoint_data is not None:
                 ctx.checkpoint = task.decode_checkpoint(job.checkpoint_data)
         except (UnknownTaskError, PayloadError, SerializationError) as exc:
-            return Rejected(ErrorInfo(type(exc).__name__, str(exc)))
+            discard = task is not None and not task.dead_letter
+            return Rejected(ErrorInfo(type(exc).__name__, str(exc)), discard)
         if task.ctx_param is not None:
             kwargs[task.ctx_param] = ctx
         return task, args, kwargs
@@ -135,6 +137,7 @@ class JobExecutor:
         if self.app.middleware.has("on_error"):
             await self.app.middleware.run("on_error", job, exc)
         if isinstance(exc, TaskFailure) and not exc.retry:
-            return Failed(error_info(exc, task), None)
+            return Failed(error_info(exc, task), None, not task.dead_letter)
         decision = task.retry.decide(job.attempts, job.max_attempts, exc)
-        return Failed(error_info(exc, task), decision.retry_in)
+        retry_in = decision.retry_in
+        return Failed(error_info(exc, task), retry_in, retry_in is None and not task.dead_letter)

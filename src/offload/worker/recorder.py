@@ -89,6 +89,10 @@ class Recorder:
     async def _apply(self, lease: Lease, outcome: Outcome) -> object:
         b = self.backend
         match outcome:
+            case Failed(error=error, discard=True):
+                return await b.job_discard(lease, error, ran=True)
+            case Rejected(error=error, discard=True):
+                return await b.job_discard(lease, error, ran=False)
             case Failed(error=error, retry_in=retry_in):
                 return await b.job_fail(lease, error, retry_in)
             case Rejected(error=error):

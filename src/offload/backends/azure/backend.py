@@ -224,6 +224,11 @@ class AzureBackend(Records):
         h = Handed(ed.failure(error), error=error)
         return await self._transit(lease.job_id, lc.REJECT, h, token=lease.token)
 
+    async def job_discard(self, lease: Lease, error: ErrorInfo, *, ran: bool) -> Job | None:
+        h = Handed(ed.failure(error), error=error)
+        t = lc.DISCARD if ran else lc.DISCARD_REJECTED
+        return await self._transit(lease.job_id, t, h, token=lease.token)
+
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
         h = Handed({}, checkpoint=checkpoint)
         return await self._transit(lease.job_id, lc.REQUEUE, h, token=lease.token)

@@ -297,6 +297,18 @@ class Records(Backend):
         row["Continuations"] = json.dumps(list(continuation_ids))
         return await self._put(dict(row), row.metadata["etag"])
 
+    async def batch_purge(self, finished_before: datetime) -> int:
+        """A scan of the batch rows, then one count of each candidate's jobs:
+        batch records are few next to jobs, and only finished ones are counted."""
+        await self.open()
+        old = [b for b in (_batch(r) for r in await self._rows("batch"))
+               if b.finished_at is not None and b.finished_at < finished_before]  # fmt: skip
+        gone = 0
+        for batch in old:
+            if (await self._counted(batch)).total == 0 and await self._delete("batch", batch.id):
+                gone += 1
+        return gone
+
     async def _counted(self, batch: Batch) -> Batch:
         """Counts read from the jobs themselves, so they always equal their states."""
         self._c.ops["table"] += 1
@@ -341,7 +353,8 @@ def _schedule_entity(s: Schedule) -> Entity:
         "Unique": s.unique, "Meta": json.dumps(s.meta),
     }  # fmt: skip
     codec.put_bytes(e, "Payload", s.payload)
-    for name, value in (("Timeout", s.timeout), ("LastJobId", s.last_job_id)):
+    for name, value in (("Timeout", s.timeout), ("LastJobId", s.last_job_id),
+                        ("Description", s.description)):  # fmt: skip
         if value is not None:
             e[name] = value
     for name, moment in (("NextRunAt", s.next_run_at), ("LastRunAt", s.last_run_at),
@@ -361,6 +374,7 @@ def _schedule(r: Any) -> Schedule:
         unique=bool(r["Unique"]), last_run_at=codec.from_ts(r.get("LastRunAt")),
         last_job_id=r.get("LastJobId"), created_at=codec.from_ts(r.get("CreatedAt")),
         updated_at=codec.from_ts(r.get("UpdatedAt")), meta=json.loads(r["Meta"]),
+        description=r.get("Description"),
     )  # fmt: skip
 
 

@@ -95,13 +95,13 @@ def schedule(row: Row) -> Schedule:
     """A schedule from a row in ``_sql.SCHEDULE_COLUMNS`` order."""
     (tenant, id_, task, payload, cron, timezone, queue, priority, max_attempts, timeout,
      unique_job, next_run_at, last_run_at, last_job_id, created_at, updated_at,
-     meta) = row  # fmt: skip
+     meta, description) = row  # fmt: skip
     return Schedule(
         id=id_, task=task, payload=payload, cron=cron, next_run_at=next_run_at,
         tenant=tenant, timezone=timezone, queue=queue, priority=priority,
         max_attempts=max_attempts, timeout=timeout, unique=unique_job,
         last_run_at=last_run_at, last_job_id=last_job_id, created_at=created_at,
-        updated_at=updated_at, meta=meta,
+        updated_at=updated_at, meta=meta, description=description,
     )  # fmt: skip
 
 
@@ -112,7 +112,7 @@ def schedule_params(s: Schedule) -> dict[str, Any]:
         "tenant": s.tenant, "id": s.id, "task": s.task, "payload": s.payload,
         "cron": s.cron, "timezone": s.timezone, "queue": s.queue, "priority": s.priority,
         "max_attempts": s.max_attempts, "timeout": s.timeout, "unique_job": s.unique,
-        "next_run_at": s.next_run_at, "meta": Jsonb(s.meta),
+        "next_run_at": s.next_run_at, "meta": Jsonb(s.meta), "description": s.description,
     }  # fmt: skip
 
 

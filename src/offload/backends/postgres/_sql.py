@@ -29,7 +29,7 @@ COLUMNS = (
 SCHEDULE_COLUMNS = (
     "tenant", "id", "task", "payload", "cron", "timezone", "queue", "priority",
     "max_attempts", "timeout", "unique_job", "next_run_at", "last_run_at", "last_job_id",
-    "created_at", "updated_at", "meta",
+    "created_at", "updated_at", "meta", "description",
 )  # fmt: skip
 """The order in which queries return a schedule (alias ``s``); ``_rows.schedule`` reads it."""
 

@@ -190,6 +190,10 @@ class PostgresBackend(Backend):
     async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
         return await self._leased(lc.REJECT, lease, _failure(error))
 
+    async def job_discard(self, lease: Lease, error: ErrorInfo, *, ran: bool) -> Job | None:
+        return await self._leased(lc.DISCARD if ran else lc.DISCARD_REJECTED, lease,
+                                  _failure(error))  # fmt: skip
+
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
         extra = {"checkpoint": checkpoint, "channel": self._channel}
         return await self._leased(lc.REQUEUE, lease, extra)
@@ -409,6 +413,10 @@ class PostgresBackend(Backend):
             "limit": max(0, limit),
         }  # fmt: skip
         return [_rows.batch(row) for row in await self._rows("batch_list", params, retry=True)]
+
+    async def batch_purge(self, finished_before: datetime) -> int:
+        [(count,)] = await self._rows("batch_purge", {"before": finished_before})
+        return int(count)
 
     async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
         """Not retried, for the reason ``schedule_advance`` is not: a repeat would

@@ -58,6 +58,7 @@ _UNBLOCK_TRIES, _UNBLOCK_PAUSE = 50, 0.002
 
 _RULES = {t.name: codec.rule(t) for t in lc.ALL}
 _ENDED = codec.states_arg(lc.ENDED)
+_STATES = codec.states_arg(frozenset(State))
 _EXPIRED = codec.error_json(ed.LEASE_EXPIRED)
 _OUTCOMES = [o.value for o in (CancelOutcome.CANCELLED, CancelOutcome.REQUESTED,
                                 CancelOutcome.ENDED)]  # fmt: skip
@@ -201,6 +202,14 @@ class RedisBackend(Backend):
         reply = await self._run(
             "reject", _RULES["reject"], lease.job_id, lease.token, codec.error_json(error),
             _json(ed.failure(error)),
+        )  # fmt: skip
+        return _job_or_none(reply)
+
+    async def job_discard(self, lease: Lease, error: ErrorInfo, *, ran: bool) -> Job | None:
+        """The reject script applies whichever rule it is handed."""
+        reply = await self._run(
+            "reject", _RULES["discard" if ran else "discard_rejected"], lease.job_id,
+            lease.token, codec.error_json(error), _json(ed.failure(error)),
         )  # fmt: skip
         return _job_or_none(reply)
 
@@ -539,6 +548,16 @@ class RedisBackend(Backend):
             )
         found = await self._batches([i.decode() for i in ids])
         return [b for b in found if not unfinished or b.finished_at is None]
+
+    async def batch_purge(self, finished_before: datetime) -> int:
+        cutoff, total, offset = str(codec.to_us(finished_before)), 0, 0
+        while True:
+            deleted, kept, scanned = await self._run(
+                "batch_purge", cutoff, _STATES, str(offset), str(CHUNK)
+            )
+            total, offset = total + int(deleted), offset + int(kept)
+            if int(scanned) < CHUNK:
+                return total
 
     async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
         reply = await self._run("batch_finish", batch_id, json.dumps(list(continuation_ids)))

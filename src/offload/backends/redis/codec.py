@@ -239,7 +239,7 @@ def pause_from_field(field: bytes, at_us: bytes) -> Pause:
 SCHEDULE_FIELDS = (
     "id", "tenant", "task", "payload", "cron", "timezone", "queue", "priority",
     "max_attempts", "timeout", "unique", "next_run_at", "last_run_at", "last_job_id",
-    "created_at", "updated_at", "meta",
+    "created_at", "updated_at", "meta", "description",
 )  # fmt: skip
 """A schedule hash's fields, in the order ``schedule_from_values`` reads them."""
 
@@ -259,6 +259,8 @@ def schedule_rule(schedule: Schedule) -> list[str | bytes]:
     ]  # fmt: skip
     if schedule.timeout is not None:
         pairs += ["timeout", repr(float(schedule.timeout))]
+    if schedule.description is not None:
+        pairs += ["description", schedule.description]
     return pairs
 
 
@@ -275,7 +277,7 @@ def schedule_from_values(v: Sequence[bytes | str | None]) -> Schedule:
         priority=int(_str(raw[7])), max_attempts=int(_str(raw[8])), timeout=_float(raw[9]),
         unique=raw[10] == b"1", next_run_at=_moment(raw[11]), last_run_at=_moment(raw[12]),
         last_job_id=_text(raw[13]), created_at=_moment(raw[14]), updated_at=_moment(raw[15]),
-        meta=json.loads(raw[16] or b"{}"),
+        meta=json.loads(raw[16] or b"{}"), description=_text(raw[17]),
     )  # fmt: skip
 
 

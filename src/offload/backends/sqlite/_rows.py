@@ -93,6 +93,7 @@ def schedule(r: Row) -> Schedule:
         timezone=r[6], queue=r[7], priority=r[8], max_attempts=r[9], timeout=r[10],
         unique=bool(r[11]), last_run_at=opt_dt(r[12]), last_job_id=r[13],
         created_at=opt_dt(r[14]), updated_at=opt_dt(r[15]), meta=loads(r[16]),
+        description=r[17],
     )  # fmt: skip
 
 

@@ -32,7 +32,7 @@ JOB_COLUMNS = (
 
 SCHEDULE_COLUMNS = (
     "id, task, payload, cron, next_run_at, tenant, timezone, queue, priority, max_attempts, "
-    "timeout, is_unique, last_run_at, last_job_id, created_at, updated_at, meta"
+    "timeout, is_unique, last_run_at, last_job_id, created_at, updated_at, meta, description"
 )
 WORKER_COLUMNS = "id, hostname, pid, queues, concurrency, started_at, job_ids, last_seen_at, meta"
 

@@ -204,6 +204,9 @@ class SQLiteBackend(Backend):
     async def job_reject(self, lease: Lease, error: ErrorInfo) -> Job | None:
         return await self._write(ops.reject, lease, error)
 
+    async def job_discard(self, lease: Lease, error: ErrorInfo, *, ran: bool) -> Job | None:
+        return await self._write(ops.discard, lease, error, ran)
+
     async def job_requeue(self, lease: Lease, checkpoint: bytes | None) -> Job | None:
         return self._woken(await self._write(ops.requeue, lease, checkpoint))
 
@@ -349,6 +352,9 @@ class SQLiteBackend(Backend):
         limit: int = 50,
     ) -> list[Batch]:
         return await self._read(records.batches, tenant, unfinished, before_id, limit)
+
+    async def batch_purge(self, finished_before: datetime) -> int:
+        return await self._write(records.batch_purge, finished_before)
 
     async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
         return await self._write(records.batch_finish, batch_id, continuation_ids)

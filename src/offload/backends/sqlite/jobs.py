@@ -252,6 +252,11 @@ def reject(conn: sqlite3.Connection, held: Lease, error: ErrorInfo) -> Job | Non
     return apply(conn, lc.REJECT, params, ed.failure(error))
 
 
+def discard(conn: sqlite3.Connection, held: Lease, error: ErrorInfo, ran: bool) -> Job | None:
+    params = _leased(held, now_us(), error=_rows.error_json(error))
+    return apply(conn, lc.DISCARD if ran else lc.DISCARD_REJECTED, params, ed.failure(error))
+
+
 def requeue(conn: sqlite3.Connection, held: Lease, checkpoint: bytes | None) -> Job | None:
     return apply(conn, lc.REQUEUE, _leased(held, now_us(), checkpoint=checkpoint), {})
 

@@ -51,6 +51,7 @@ def schedule_upsert(conn: sqlite3.Connection, s: Schedule) -> Schedule:
         "next_run_at": opt_us(s.next_run_at), "tenant": s.tenant, "timezone": s.timezone,
         "queue": s.queue, "priority": s.priority, "max_attempts": s.max_attempts,
         "timeout": s.timeout, "is_unique": int(s.unique), "now": now_us(), "meta": dumps(s.meta),
+        "description": s.description,
     }  # fmt: skip
     return _rows.schedule(conn.execute(Q["schedule_upsert"], params).fetchone())
 
@@ -111,6 +112,11 @@ def batch_finish(conn: sqlite3.Connection, batch_id: str, continuation_ids: Sequ
     params = (now_us(), json.dumps(list(continuation_ids)), batch_id)
     finished: int = conn.execute(Q["batch_finish"], params).rowcount
     return finished > 0
+
+
+def batch_purge(conn: sqlite3.Connection, finished_before: datetime) -> int:
+    purged: int = conn.execute(Q["batch_purge"], (us(finished_before),)).rowcount
+    return purged
 
 
 # limits shared by every worker -------------------------------------------------------

@@ -1,6 +1,10 @@
 """Deletes succeeded and cancelled jobs (with their events) once they are older
 than the retention period, so storage stays bounded. The dead letter is kept
-until someone retries or purges it: those jobs still need a human."""
+until someone retries or purges it: those jobs still need a human.
+
+A batch goes in the same pass once it finished before the cutoff and none of its
+jobs is left: its record would only show empty counts, while a batch holding a
+dead job stays with it, so the counts of what is still there stay true."""
 
 from __future__ import annotations
 
@@ -32,4 +36,7 @@ class Purge:
         gone = await self.backend.job_purge(cutoff, PURGED_STATES)
         if gone:
             log.info("purged %d job(s) finished before %s", gone, cutoff.isoformat())
+        batches = await self.backend.batch_purge(cutoff)
+        if batches:
+            log.info("purged %d batch(es) finished before %s", batches, cutoff.isoformat())
         return gone

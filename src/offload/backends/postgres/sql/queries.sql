@@ -184,6 +184,36 @@ WITH done AS (
 )
 SELECT * FROM done;
 
+-- name: job_discard
+-- DISCARD: a task without dead letter: its last failure ends the job cancelled.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET {set:DISCARD}
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb || {stamps:DISCARD d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:DISCARD}) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+)
+SELECT * FROM done;
+
+-- name: job_discard_rejected
+-- DISCARD_REJECTED: the same for a job of such a task that could not start.
+WITH done AS (
+    UPDATE {schema}.jobs AS j
+    SET {set:DISCARD_REJECTED}
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
+    RETURNING {job_columns}
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), %(data)s::jsonb || {stamps:DISCARD_REJECTED d}
+    FROM done AS d CROSS JOIN LATERAL unnest({events:DISCARD_REJECTED}) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+)
+SELECT * FROM done;
+
 -- name: job_cancel_running
 -- CANCEL_RUNNING: the worker confirms the cancel request it was sent.
 WITH done AS (
@@ -624,18 +654,18 @@ RETURNING w.id;
 -- last_run_at and last_job_id are not in the SET list.
 INSERT INTO {schema}.schedules AS s (
     tenant, id, task, payload, cron, timezone, queue, priority, max_attempts, timeout,
-    unique_job, next_run_at, meta
+    unique_job, next_run_at, meta, description
 ) VALUES (
     %(tenant)s, %(id)s, %(task)s, %(payload)s, %(cron)s, %(timezone)s, %(queue)s,
     %(priority)s, %(max_attempts)s, %(timeout)s, %(unique_job)s,
-    %(next_run_at)s::timestamptz, %(meta)s
+    %(next_run_at)s::timestamptz, %(meta)s, %(description)s
 )
 ON CONFLICT (tenant, id) DO UPDATE
 SET task = excluded.task, payload = excluded.payload, cron = excluded.cron,
     timezone = excluded.timezone, queue = excluded.queue, priority = excluded.priority,
     max_attempts = excluded.max_attempts, timeout = excluded.timeout,
     unique_job = excluded.unique_job, next_run_at = excluded.next_run_at,
-    meta = excluded.meta, updated_at = now()
+    meta = excluded.meta, description = excluded.description, updated_at = now()
 RETURNING {schedule_columns};
 
 -- name: schedule_get
@@ -724,6 +754,18 @@ SELECT p.*, COALESCE(c.counts, '{}'::jsonb)
 FROM picked AS p
 LEFT JOIN counted AS c ON c.batch_id = p.id COLLATE "default"
 ORDER BY p.id DESC;
+
+-- name: batch_purge
+-- Finished before the cutoff and no job left: the jobs went with the retention.
+WITH gone AS (
+    DELETE FROM {schema}.batches AS b
+    WHERE b.finished_at < %(before)s
+        AND NOT EXISTS (
+            SELECT FROM {schema}.jobs AS j WHERE j.batch_id = b.id COLLATE "default"
+        )
+    RETURNING b.id
+)
+SELECT count(*) FROM gone;
 
 -- name: batch_finish
 -- Once only: a second finish (or a racing one, after the first commits) finds

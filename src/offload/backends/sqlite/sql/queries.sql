@@ -175,16 +175,17 @@ SELECT tenant, queue, at FROM pauses WHERE tenant = ?
 -- A replace takes the rule from the caller and keeps the history of the stored row.
 INSERT INTO schedules (
     id, task, payload, cron, next_run_at, tenant, timezone, queue, priority,
-    max_attempts, timeout, is_unique, created_at, updated_at, meta
+    max_attempts, timeout, is_unique, created_at, updated_at, meta, description
 ) VALUES (
     :id, :task, :payload, :cron, :next_run_at, :tenant, :timezone, :queue, :priority,
-    :max_attempts, :timeout, :is_unique, :now, :now, :meta
+    :max_attempts, :timeout, :is_unique, :now, :now, :meta, :description
 )
 ON CONFLICT (tenant, id) DO UPDATE SET task = excluded.task,
     payload = excluded.payload, cron = excluded.cron, next_run_at = excluded.next_run_at,
     timezone = excluded.timezone, queue = excluded.queue, priority = excluded.priority,
     max_attempts = excluded.max_attempts, timeout = excluded.timeout,
-    is_unique = excluded.is_unique, updated_at = excluded.updated_at, meta = excluded.meta
+    is_unique = excluded.is_unique, updated_at = excluded.updated_at, meta = excluded.meta,
+    description = excluded.description
 RETURNING {schedule_columns}
 
 -- name: schedule_get
@@ -230,6 +231,12 @@ FROM batches
 -- name: batch_insert
 INSERT OR IGNORE INTO batches (id, tenant, created_at, name, then_jobs, meta)
 VALUES (?, ?, ?, ?, ?, ?)
+
+-- name: batch_purge
+-- Finished before the cutoff and no job left: the jobs went with the retention.
+DELETE FROM batches
+WHERE finished_at IS NOT NULL AND finished_at < ?
+    AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.batch_id = batches.id)
 
 -- name: batch_finish
 UPDATE batches SET finished_at = ?, continuation_ids = ?

@@ -628,7 +628,9 @@ function scheduleRow(s) {
     ? el("ol", { class: "plain" }, ...s.upcoming.map((t) => el("li", {}, el("time", { datetime: t, text: when(t) }))))
     : "never";
   return el("tr", { "data-schedule": `${s.tenant}/${s.id}` },
-    el("th", { scope: "row", text: s.id }), el("td", { text: s.tenant }), el("td", { text: s.task }),
+    el("th", { scope: "row" }, s.id,
+      s.description ? el("div", { class: "muted schedule-description", text: s.description }) : ""),
+    el("td", { text: s.tenant }), el("td", { text: s.task }),
     el("td", {}, el("code", { text: s.cron })), el("td", { text: s.timezone }), el("td", { class: "firings" }, firings),
     el("td", {}, s.last_job_id ? jobLink(s.last_job_id) : "—"));
 }
