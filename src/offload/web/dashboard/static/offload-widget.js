@@ -19,10 +19,6 @@ const URL_FIELDS = ["url", "href", "download_url", "link"];
 const STYLE = `
   :host { display: block; position: relative; font: 14px/1.4 system-ui, sans-serif; color: #15181d;
           --line: #c9ced6; --muted: #4a5260; --accent: #0b57d0; --card: #fff; }
-  @media (prefers-color-scheme: dark) {
-    :host { color: #e6e8ec; --line: #3a404b; --muted: #a9b0bb; --accent: #8ab4f8; --card: #1b1e25; }
-    .ok { color: #6dd58c; } .bad, .error { color: #f2b8b5; } .off { color: #f6c26b; }
-  }
   ul { list-style: none; margin: 0; padding: 0; }
   li { display: grid; grid-template-columns: 20px 1fr auto; gap: 2px 8px; align-items: center;
        padding: 8px; border-bottom: 1px solid var(--line); }
@@ -50,6 +46,11 @@ const STYLE = `
   .popover[hidden], .inline[hidden], .bar[hidden] { display: none; }
   .popover h2 { font-size: 14px; margin: 0; padding: 8px; border-bottom: 1px solid var(--line); }
   li.unread { box-shadow: inset 3px 0 0 var(--accent); }
+  /* last, so the dark colours win over the light ones above */
+  @media (prefers-color-scheme: dark) {
+    :host { color: #e6e8ec; --line: #3a404b; --muted: #a9b0bb; --accent: #8ab4f8; --card: #1b1e25; }
+    .ok { color: #6dd58c; } .bad, .error { color: #f2b8b5; } .off { color: #f6c26b; }
+  }
 `;
 
 class OffloadJobs extends HTMLElement {
