@@ -320,7 +320,7 @@ def test_widget_spinner_turns_into_an_output_link(
     page: Any, site: str, app: App, gates: Gates
 ) -> None:
     page.goto(f"{site}/widget-demo")
-    expect()(page.locator("offload-jobs .empty")).to_be_visible(timeout=LIVE)
+    expect()(page.locator("offload-jobs .inline .empty")).to_be_visible(timeout=LIVE)
     job_id = enqueue(app, "gated", "widget")
     item = page.locator(f'offload-jobs .list li[data-job="{job_id}"]')
     expect()(item.locator(".spinner")).to_be_visible(timeout=LIVE)

@@ -29,6 +29,7 @@ function duration(job) {
   if (!job.started_at) return "—";
   const end = job.finished_at ? new Date(job.finished_at) : new Date();
   const seconds = Math.max(0, (end - new Date(job.started_at)) / 1000);
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
   return seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
@@ -313,6 +314,7 @@ function drawChart() {
       tip.textContent = label;
       tip.hidden = false;
       tip.style.left = `${((x + step / 2) / width) * 100}%`;
+      tip.classList.toggle("end", i > WINDOW * 0.7);
       tip.style.top = `${y(all) + 0}px`;
     });
     hit.addEventListener("mouseleave", () => { tip.hidden = true; });

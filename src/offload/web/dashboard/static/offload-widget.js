@@ -33,10 +33,11 @@ const STYLE = `
   progress { grid-column: 2 / 4; width: 100%; height: 8px; }
   a { color: var(--accent); font-weight: 600; }
   .empty { color: var(--muted); padding: 8px; margin: 0; }
-  .bar { display: flex; justify-content: flex-end; }
+  .bar { display: flex; justify-content: flex-end; position: relative; }
   .bell { position: relative; font: inherit; background: transparent; color: inherit; border: 1px solid var(--line);
           border-radius: 999px; padding: 4px 12px; cursor: pointer; }
   .bell:focus-visible, a:focus-visible { outline: 3px solid #f9ab00; outline-offset: 2px; }
+  .icon { width: 16px; height: 16px; fill: currentColor; vertical-align: -3px; }
   .count { display: inline-block; min-width: 18px; margin-left: 6px; padding: 0 5px; border-radius: 9px;
            background: #b3261e; color: #fff; font-size: 12px; font-weight: 700; text-align: center; }
   .count[hidden] { display: none; }
@@ -75,7 +76,7 @@ class OffloadJobs extends HTMLElement {
     this.root.innerHTML = `
       <div class="bar" part="bar">
         <button type="button" class="bell" part="bell" aria-expanded="false" aria-haspopup="true">
-          <span aria-hidden="true">🔔</span> Jobs<span class="count" part="count" hidden></span></button>
+          <svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22Zm7-6V11a7 7 0 0 0-5.5-6.84V3a1.5 1.5 0 0 0-3 0v1.16A7 7 0 0 0 5 11v5l-2 2v1h18v-1Z"/></svg> Jobs<span class="count" part="count" hidden></span></button>
         <div class="popover" part="popover" role="region" aria-label="Finished jobs" hidden>
           <h2>Finished jobs</h2><ul class="recent"></ul><p class="empty none">Nothing new.</p></div>
       </div>
@@ -334,6 +335,7 @@ function duration(job) {
   if (!job.started_at) return "waiting";
   const end = job.finished_at ? new Date(job.finished_at) : new Date();
   const seconds = Math.max(0, (end - new Date(job.started_at)) / 1000);
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
   return seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
