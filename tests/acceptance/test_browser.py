@@ -190,7 +190,7 @@ def test_every_page_opens_without_console_errors(
             expect()(page.locator(checks[name])).to_be_visible(timeout=LIVE)
         shot(page, name)
     page.goto(f"{site}/widget-demo")
-    expect()(page.locator("offload-jobs li").first).to_be_visible(timeout=LIVE)
+    expect()(page.locator("offload-jobs .list li").first).to_be_visible(timeout=LIVE)
     shot(page, "widget-demo")
     assert page.errors == []
 
@@ -320,9 +320,9 @@ def test_widget_spinner_turns_into_an_output_link(
     page: Any, site: str, app: App, gates: Gates
 ) -> None:
     page.goto(f"{site}/widget-demo")
-    expect()(page.locator("offload-jobs .empty")).to_be_visible(timeout=LIVE)
+    expect()(page.locator("offload-jobs .inline .empty")).to_be_visible(timeout=LIVE)
     job_id = enqueue(app, "gated", "widget")
-    item = page.locator(f'offload-jobs li[data-job="{job_id}"]')
+    item = page.locator(f'offload-jobs .list li[data-job="{job_id}"]')
     expect()(item.locator(".spinner")).to_be_visible(timeout=LIVE)
     shot(page, "widget-running")
     gates.open("widget")

@@ -18,7 +18,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from offload.app import App
-from offload.web import api, batches, control, observability, schedules, stream, workflows
+from offload.web import (
+    api,
+    batches,
+    control,
+    deadletter,
+    observability,
+    schedules,
+    stream,
+    workflows,
+)
 from offload.web.auth import TokenAuth
 from offload.web.dashboard import routes as dashboard_routes
 from offload.web.encoding import dumps
@@ -58,7 +67,7 @@ def create_app(
         return Response(spec, media_type="application/json")
 
     routes: list[BaseRoute] = [*api.routes(), *batches.routes(), *schedules.routes(),
-                               *control.routes(), *stream.routes(),
+                               *control.routes(), *deadletter.routes(), *stream.routes(),
                                *observability.routes(), *workflows.routes()]  # fmt: skip
     routes.append(route("/openapi.json", openapi, "GET", OPENAPI))
     if dashboard:

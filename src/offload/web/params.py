@@ -245,6 +245,15 @@ class PauseBody(_Strict):
     queue: Name | None = None
 
 
+class RetryAllBody(_Strict):
+    """The dead jobs to run again: all of them, or those of a task, queue or tenant."""
+
+    task: Name | None = None
+    queue: Name | None = None
+    tenant: Name | None = None
+    limit: Annotated[int, Field(ge=1, le=10_000)] = 10_000
+
+
 class PurgeBody(_Strict):
     older_than: Annotated[float, Field(ge=0, le=MAX_SECONDS)] = 0.0
 

@@ -13,6 +13,11 @@ connection may pass ``?after=<id>`` instead. The first message, ``ready``, tells
 the client where its stream starts, so it can load the current state after it and
 lose nothing in between.
 
+Pauses are not job events, so ``/api/v1/stream`` also sends a ``pauses`` message
+(``{"pauses": [...]}``, as ``GET /api/v1/pauses`` answers) whenever the pauses
+the caller sees change: the stream reads them once a second, so a page never
+polls for them itself.
+
 A batch's stream follows its tenant's feed the same way and sends a ``batch``
 message for each event of one of its jobs (or of a continuation), with the
 batch's counts as they are when the event is read, so a progress bar moves with
@@ -40,12 +45,14 @@ from offload.web.context import backend, principal, root
 from offload.web.encoding import dumps
 from offload.web.openapi import BAD, BATCH_MISSING, MISSING, SSE, Operation, route
 from offload.web.problems import Problem
-from offload.web.resources import batch_json, event_json, snapshot
+from offload.web.resources import batch_json, event_json, pause_json, snapshot
 
 Reader = Callable[[int], Awaitable[Sequence[Event]]]
 Render = Callable[[Sequence[Event]], Awaitable[list[str]]]
+Watch = Callable[[], Awaitable[list[str]]]
 BATCH = 500
 OUTAGE_PAUSE = 1.0
+PAUSE_EVERY = 1.0
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -59,7 +66,33 @@ async def stream_all(request: Request) -> Response:
     async def read(after: int) -> Sequence[Event]:
         return await store.event_feed(after, tenant, BATCH)
 
-    return _sse(request, read, _job_frames(store, tenant, who), cursor)
+    watch = await _pause_watch(store, tenant)
+    return _sse(request, read, _job_frames(store, tenant, who), cursor, watch=watch)
+
+
+async def _pause_watch(store: Backend, tenant: str | None) -> Watch:
+    """A ``pauses`` frame each time the pauses holding back ``tenant``'s jobs
+    change; the first read happens before ``ready``, so no change is lost."""
+
+    async def seen() -> list[dict[str, Any]]:
+        found = await store.control_pauses(None)
+        return [pause_json(x) for x in found if tenant is None or x.tenant in (None, tenant)]
+
+    last = await seen()
+    due = time.monotonic() + PAUSE_EVERY
+
+    async def watch() -> list[str]:
+        nonlocal last, due
+        if time.monotonic() < due:
+            return []
+        due = time.monotonic() + PAUSE_EVERY
+        now = await seen()
+        if now == last:
+            return []
+        last = now
+        return [f"event: pauses\ndata: {dumps({'pauses': now}).decode()}\n\n"]
+
+    return watch
 
 
 async def stream_job(request: Request) -> Response:
@@ -153,20 +186,32 @@ async def _feed_tail(store: Backend, tenant: str | None) -> int:
 
 
 def _sse(request: Request, read: Reader, render: Render, cursor: int,
-         ready: dict[str, Any] | None = None) -> Response:  # fmt: skip
+         ready: dict[str, Any] | None = None, watch: Watch | None = None) -> Response:  # fmt: skip
     settings = request.app.state.offload_stream
-    frames = _frames(read, render, cursor, ready or {}, settings)
+    frames = _frames(read, render, cursor, ready or {}, settings, watch or _nothing)
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
 
 
+async def _nothing() -> list[str]:
+    return []
+
+
 async def _frames(
-    read: Reader, render: Render, cursor: int, ready: dict[str, Any], settings: StreamSettings
+    read: Reader,
+    render: Render,
+    cursor: int,
+    ready: dict[str, Any],
+    settings: StreamSettings,
+    watch: Watch,
 ) -> AsyncIterator[str]:
     yield f"retry: 1000\nevent: ready\ndata: {dumps({'cursor': cursor} | ready).decode()}\n\n"
     quiet_since = time.monotonic()
     while True:
         try:
             batch = await read(cursor)
+            for frame in await watch():
+                yield frame
+                quiet_since = time.monotonic()
         except BackendError:
             # Storage overloaded or away for a moment: the stream waits for it
             # rather than dropping the client, which would come back at once

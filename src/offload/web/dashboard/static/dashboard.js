@@ -29,6 +29,7 @@ function duration(job) {
   if (!job.started_at) return "—";
   const end = job.finished_at ? new Date(job.finished_at) : new Date();
   const seconds = Math.max(0, (end - new Date(job.started_at)) / 1000);
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
   return seconds < 60 ? `${seconds.toFixed(1)} s` : `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
@@ -36,8 +37,18 @@ function badge(state) {
   return el("span", { class: `badge state-${state}`, text: state });
 }
 
+// UUIDv7 ids begin with their creation time, so rows made together share the
+// start; the random tail is what tells them apart, and is what a link shows.
+function shortId(id) {
+  return [el("span", { class: "head", text: `${id.slice(0, 4)}…`, "aria-hidden": "true" }), id.slice(-8)];
+}
+
+function idLink(href, id) {
+  return el("a", { href, class: "id", title: id, "aria-label": id }, ...shortId(id));
+}
+
 function jobLink(id) {
-  return el("a", { href: `${cfg.root}/jobs/${id}`, class: "mono", text: id.slice(0, 8) + "…", title: id });
+  return idLink(`${cfg.root}/jobs/${id}`, id);
 }
 
 function pretty(value) {
@@ -120,8 +131,9 @@ async function api(path, options = {}) {
 }
 
 // `kind` is the SSE event name carrying the data: "job" on job streams,
-// "batch" on a batch's stream.
-function follow(path, params, onMessage, onReady, kind = "job") {
+// "batch" on a batch's stream. `onPauses` receives the `pauses` messages the
+// stream sends when a pause starts or ends.
+function follow(path, params, onMessage, onReady, kind = "job", onPauses = null) {
   const query = new URLSearchParams(params);
   if (token()) query.set("token", token());
   const source = new EventSource(`${cfg.api}${path}?${query}`);
@@ -133,6 +145,7 @@ function follow(path, params, onMessage, onReady, kind = "job") {
     if (onReady) onReady(JSON.parse(msg.data));
   });
   source.addEventListener(kind, (msg) => onMessage(JSON.parse(msg.data)));
+  if (onPauses) source.addEventListener("pauses", (msg) => onPauses(JSON.parse(msg.data)));
   source.addEventListener("error", () => {
     dot.classList.remove("on");
     label.textContent = "reconnecting…";
@@ -203,49 +216,117 @@ function bucketOf(iso, now) {
 }
 
 const outcomes = [];
+const runs = [];
+const startedAt = new Map();
 
+// Run time is read from the feed: a job's last `started` event to its
+// `succeeded`, so the figures need no API of their own and follow the stream.
 function countOutcome(event) {
+  if (event.kind === "started") startedAt.set(event.job_id, new Date(event.at));
   if (event.kind === "succeeded" || event.kind === "dead") outcomes.push({ kind: event.kind, at: event.at });
+  if (event.kind === "succeeded" && startedAt.has(event.job_id)) {
+    runs.push({ at: event.at, seconds: (new Date(event.at) - startedAt.get(event.job_id)) / 1000 });
+    startedAt.delete(event.job_id);
+  }
 }
 
-function svg(tag, attrs) {
+function svg(tag, attrs, text) {
   const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  if (text !== undefined) node.textContent = text;
   return node;
 }
 
-function drawChart() {
-  const now = Date.now();
+function percentile(sorted, p) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function seconds(value) {
+  if (value === null) return "—";
+  if (value < 1) return `${Math.round(value * 1000)} ms`;
+  return value < 60 ? `${value.toFixed(1)} s` : `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
+}
+
+function countBuckets(now) {
   const buckets = emptyBuckets();
   for (const o of outcomes) {
     const i = bucketOf(o.at, now);
     if (i >= 0) buckets[i][o.kind === "succeeded" ? "ok" : "dead"] += 1;
   }
-  const width = 600, height = 160, pad = 20;
-  const peak = Math.max(1, ...buckets.map((b) => b.ok + b.dead));
-  const step = (width - pad) / WINDOW;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "bars",
-    preserveAspectRatio: "none" });
+  return buckets;
+}
+
+function drawStats(totals, now) {
+  const all = totals.ok + totals.dead;
+  const recent = runs.filter((r) => bucketOf(r.at, now) >= 0).map((r) => r.seconds).sort((a, b) => a - b);
+  $("#stat-ok").textContent = String(totals.ok);
+  $("#stat-dead").textContent = String(totals.dead);
+  $("#stat-rate").replaceChildren(`${(all / WINDOW).toFixed(1)}`, el("small", { text: " jobs/min" }));
+  $("#stat-failure").textContent = all ? `${((totals.dead / all) * 100).toFixed(1)}%` : "—";
+  for (const p of [50, 95, 99]) $(`#stat-p${p}`).textContent = seconds(percentile(recent, p));
+}
+
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// The chart is drawn at the container's width (not stretched), so its labels
+// keep their shape; each minute has a hover target that shows its figures.
+function drawChart() {
+  const now = Date.now();
+  const buckets = countBuckets(now);
   const totals = buckets.reduce((t, b) => ({ ok: t.ok + b.ok, dead: t.dead + b.dead }), { ok: 0, dead: 0 });
-  const title = svg("title", {});
-  title.textContent = `${totals.ok} succeeded and ${totals.dead} dead in the last ${WINDOW} minutes`;
-  chart.append(title);
+  drawStats(totals, now);
+  const box = $("#chart");
+  const width = Math.max(320, box.clientWidth || 800), height = 240;
+  const left = 40, right = 48, top = 10, bottom = 26;
+  const plotH = height - top - bottom;
+  const peak = Math.max(2, ...buckets.map((b) => b.ok + b.dead));
+  const step = (width - left - right) / WINDOW;
+  const y = (v) => top + plotH - (v / peak) * plotH;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "bars",
+    "aria-labelledby": "chart-summary" });
+  for (const v of [0, Math.round(peak / 2), peak]) {
+    chart.append(svg("line", { x1: left, x2: width - right, y1: y(v), y2: y(v), class: "grid-line" }));
+    chart.append(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, String(v)));
+  }
+  for (const r of [0, 50, 100]) {
+    chart.append(svg("text", { x: width - right + 6, y: top + plotH - (r / 100) * plotH + 4 }, `${r}%`));
+  }
+  const tip = el("div", { class: "tip", hidden: true, role: "tooltip", id: "chart-tip" });
   const points = [];
   buckets.forEach((b, i) => {
-    const x = pad + i * step;
-    const okH = (b.ok / peak) * (height - pad);
-    const deadH = (b.dead / peak) * (height - pad);
-    chart.append(svg("rect", { x, y: height - okH, width: step - 2, height: okH, class: "ok" }));
-    chart.append(svg("rect", { x, y: height - okH - deadH, width: step - 2, height: deadH, class: "bad" }));
+    const x = left + i * step;
+    const startMs = now - (WINDOW - i) * MINUTE;
+    chart.append(svg("rect", { x: x + 1, y: y(b.ok), width: step - 2, height: plotH + top - y(b.ok), class: "ok" }));
+    chart.append(svg("rect", { x: x + 1, y: y(b.ok + b.dead), width: step - 2, height: y(b.ok) - y(b.ok + b.dead), class: "bad" }));
     const all = b.ok + b.dead;
-    if (all) points.push(`${x + step / 2},${height - (b.dead / all) * (height - pad)}`);
+    if (all) points.push(`${x + step / 2},${top + plotH - (b.dead / all) * plotH}`);
+    if (i % 5 === 0 || i === WINDOW - 1) {
+      chart.append(svg("text", { x: x + step / 2, y: height - 8, "text-anchor": "middle" }, i === WINDOW - 1 ? "now" : clock(startMs)));
+    }
+    const label = `${clock(startMs)}: ${b.ok} succeeded, ${b.dead} dead` +
+      (all ? `, ${((b.dead / all) * 100).toFixed(0)}% failed` : "");
+    const hit = svg("rect", { x, y: top, width: step, height: plotH, class: "hit", "data-minute": i });
+    hit.append(svg("title", {}, label));
+    hit.addEventListener("mouseenter", () => {
+      tip.textContent = label;
+      tip.hidden = false;
+      tip.style.left = `${((x + step / 2) / width) * 100}%`;
+      tip.classList.toggle("end", i > WINDOW * 0.7);
+      tip.style.top = `${y(all) + 0}px`;
+    });
+    hit.addEventListener("mouseleave", () => { tip.hidden = true; });
+    chart.append(hit);
   });
   if (points.length > 1) chart.append(svg("polyline", { points: points.join(" "), class: "rate" }));
-  chart.append(svg("line", { x1: pad, y1: height, x2: width, y2: height, class: "axis" }));
-  $("#chart").replaceChildren(chart);
+  chart.append(svg("line", { x1: left, y1: top + plotH, x2: width - right, y2: top + plotH, class: "axis" }));
+  box.replaceChildren(chart, tip);
   const all = totals.ok + totals.dead;
   const rate = all ? ((totals.dead / all) * 100).toFixed(1) : "0.0";
-  $("#chart-summary").textContent = `${title.textContent}; failure rate ${rate}%.`;
+  $("#chart-summary").textContent =
+    `${totals.ok} succeeded and ${totals.dead} dead in the last ${WINDOW} minutes; failure rate ${rate}%.`;
 }
 
 async function loadHistory() {
@@ -267,8 +348,9 @@ async function drawQueues() {
   const rows = body.queues.map((q) => {
     const status = queueStatus(who, pauses.pauses, q.name);
     return el("tr", { "data-queue": q.name },
-      el("th", { scope: "row" }, q.name, status ? " " : "", status ? pausedBadge(status) : ""),
-      ...STATES.map((s) => el("td", { class: "num", text: String(q.counts[s]) })));
+      el("th", { scope: "row" }, el("a", { href: `${cfg.root}/jobs?queue=${encodeURIComponent(q.name)}`, text: q.name }),
+        status ? " " : "", status ? pausedBadge(status) : ""),
+      ...STATES.map((s) => el("td", { class: `num${s === "dead" && q.counts[s] ? " state-dead" : ""}`, text: String(q.counts[s]) })));
   });
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 7, text: "No jobs yet." })));
   $("#queues-table tbody").replaceChildren(...rows);
@@ -287,13 +369,13 @@ async function overviewPage() {
   await loadHistory();
   drawChart();
   setInterval(drawChart, 15000);
-  // Pauses record no job event, so the queue table is also redrawn on a timer.
-  setInterval(refresh, 5000);
+  window.addEventListener("resize", throttle(drawChart, 200));
+  // Pauses come as `pauses` messages on the stream, so nothing polls for them.
   follow("/stream", {}, (msg) => {
     countOutcome(msg.event);
     drawChart();
     refresh();
-  }, () => refresh());
+  }, () => refresh(), "job", () => refresh());
 }
 
 // ---- jobs ----------------------------------------------------------------------
@@ -301,9 +383,10 @@ async function overviewPage() {
 const jobRows = new Map();
 
 function progressCell(job) {
-  if (job.progress === null || job.progress === undefined) return el("td", { text: "—" });
-  return el("td", {}, el("progress", { max: 1, value: job.progress,
-    "aria-label": `progress of ${job.id}` }), ` ${Math.round(job.progress * 100)}%`);
+  const value = job.state === "succeeded" ? 1 : job.progress;
+  if (value === null || value === undefined) return el("td", { text: "—" });
+  return el("td", {}, el("progress", { max: 1, value,
+    "aria-label": `progress of ${job.id}` }), ` ${Math.round(value * 100)}%`);
 }
 
 function jobRow(job) {
@@ -315,6 +398,29 @@ function jobRow(job) {
   jobRows.set(job.id, row);
   return row;
 }
+
+// Filters live in the address bar, so a reload, a bookmark or a shared link
+// shows the same list.
+function filtersFromAddress(form, keys) {
+  const params = new URLSearchParams(location.search);
+  for (const key of keys) {
+    const field = form.elements.namedItem(key);
+    if (field && params.has(key)) field.value = params.get(key);
+  }
+}
+
+function filtersToAddress(form, keys) {
+  const data = new FormData(form);
+  const params = new URLSearchParams();
+  for (const key of keys) {
+    const value = String(data.get(key) || "").trim();
+    if (value) params.set(key, value);
+  }
+  const query = params.toString();
+  history.replaceState(null, "", location.pathname + (query ? `?${query}` : ""));
+}
+
+const JOB_FILTERS = ["search", "state", "queue", "tenant"];
 
 function filters() {
   const form = new FormData($("#filters"));
@@ -340,6 +446,7 @@ async function loadJobs(append = false) {
   $("#more").hidden = !nextBefore;
   if (!append) jobRows.clear();
   const rows = body.jobs.map(jobRow);
+  if (!append && !rows.length) rows.push(el("tr", {}, el("td", { colspan: 8, text: "No job matches these filters." })));
   const tbody = $("#jobs-table tbody");
   if (append) tbody.append(...rows);
   else tbody.replaceChildren(...rows);
@@ -353,7 +460,13 @@ function updateRow(job) {
 }
 
 async function jobsPage() {
-  $("#filters").addEventListener("submit", (e) => { e.preventDefault(); loadJobs().catch(report); });
+  const form = $("#filters");
+  filtersFromAddress(form, JOB_FILTERS);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    filtersToAddress(form, JOB_FILTERS);
+    loadJobs().catch(report);
+  });
   $("#more").addEventListener("click", () => loadJobs(true).catch(report));
   const reload = throttle(() => loadJobs().catch(report), 500);
   follow("/stream", {}, (msg) => {
@@ -364,26 +477,45 @@ async function jobsPage() {
 // ---- one job -------------------------------------------------------------------
 
 let current = null;
+let history_ = [];
 
 function fact(name, value) {
   return [el("dt", { text: name }), el("dd", { text: value })];
 }
 
+// The job row forgets its worker once the lease is released, and a retried
+// job's times describe its last attempt only; the events keep both.
+function lastRun(job) {
+  const starts = history_.filter((e) => e.kind === "started");
+  const start = starts.length ? starts[starts.length - 1] : null;
+  const worker = job.worker_id || (start && start.data && start.data.worker) || null;
+  const startedAt = job.started_at || (start && start.at) || null;
+  const endKinds = ["succeeded", "dead", "cancelled", "failed", "retry_scheduled"];
+  const end = history_.filter((e) => endKinds.includes(e.kind) && (!start || e.id > start.id)).pop();
+  const finishedAt = ENDED.includes(job.state) ? (job.finished_at || (end && end.at)) : null;
+  return { worker, startedAt, finishedAt };
+}
+
 function drawJob(job) {
   current = { ...(current || {}), ...job };
   const j = current;
+  const run = lastRun(j);
   $("#job-state").replaceWith(Object.assign(badge(j.state), { id: "job-state" }));
+  $("#cancel").hidden = ENDED.includes(j.state);
   $("#cancel").disabled = ENDED.includes(j.state) || j.cancel_requested;
+  $("#retry").hidden = !["dead", "cancelled"].includes(j.state);
   $("#retry").disabled = !["dead", "cancelled"].includes(j.state);
-  $("#job-progress").value = j.progress || (j.state === "succeeded" ? 1 : 0);
-  $("#progress-text").textContent = j.progress === null || j.progress === undefined
-    ? "" : `${Math.round(j.progress * 100)}% ${j.progress_message || ""}`;
+  const value = j.state === "succeeded" ? 1 : (j.progress || 0);
+  $("#job-progress").value = value;
+  const shown = j.state === "succeeded" || (j.progress !== null && j.progress !== undefined);
+  $("#progress-text").textContent = shown ? `${Math.round(value * 100)}% ${j.progress_message || ""}` : "";
   $("#job-facts").replaceChildren(
     ...fact("Task", j.task), ...fact("Queue", j.queue), ...fact("Tenant", j.tenant),
     ...fact("Attempts", `${j.attempts} of ${j.max_attempts ?? "?"}`),
-    ...fact("Created", when(j.created_at)), ...fact("Started", when(j.started_at)),
-    ...fact("Finished", when(j.finished_at)), ...fact("Duration", duration(j)),
-    ...fact("Worker", j.worker_id || "—"));
+    ...fact("Created", when(j.created_at)), ...fact("Started", when(run.startedAt)),
+    ...fact("Finished", when(run.finishedAt)),
+    ...fact("Duration", duration({ started_at: run.startedAt, finished_at: run.finishedAt })),
+    ...fact("Worker", run.worker || "—"));
 }
 
 function drawDetail(job) {
@@ -391,15 +523,50 @@ function drawDetail(job) {
   $("#job-args").textContent = pretty(job.args);
   $("#job-result").textContent = pretty(job.result);
   $("#job-checkpoint").textContent = pretty(job.checkpoint);
-  $("#job-error").textContent = job.error ? `${job.error.type}: ${job.error.message}` : "—";
-  $("#job-traceback").textContent = (job.error && job.error.traceback) || "";
+  $("#error-card").hidden = !job.error;
+  $("#job-error").textContent = job.error ? `${job.error.type}: ${job.error.message}` : "";
+  $("#job-traceback").textContent = (job.error && job.error.traceback) || "No traceback was recorded.";
+}
+
+const KIND_TEXT = {
+  enqueued: "Enqueued", scheduled: "Scheduled", started: "Started", progress: "Progress",
+  succeeded: "Succeeded", failed: "Failed", retry_scheduled: "Retry scheduled", dead: "Dead",
+  cancelled: "Cancelled", cancel_requested: "Cancel requested", retried: "Retried",
+  snoozed: "Snoozed", requeued: "Requeued", lease_expired: "Lease expired", checkpoint: "Checkpoint saved",
+};
+
+// One line a person reads: what the event says in words; the raw data stays one
+// click away, without the traceback the Error card shows once.
+function eventMessage(event) {
+  const d = event.data || {};
+  if (d.error) return `${d.error.type}: ${d.error.message}`;
+  if (event.kind === "progress") return `${Math.round((d.progress || 0) * 100)}%${d.message ? ` — ${d.message}` : ""}`;
+  if (event.kind === "snoozed") return `put off ${d.delay} s (${d.reason})`;
+  if (d.run_at && ["retry_scheduled", "scheduled", "enqueued"].includes(event.kind)) return `due ${when(d.run_at)}`;
+  return "";
+}
+
+function withoutTraceback(data) {
+  if (!data || !data.error || !data.error.traceback) return data;
+  return { ...data, error: { ...data.error, traceback: "(shown in the Error card)" } };
 }
 
 function timelineItem(event) {
-  const data = Object.keys(event.data || {}).length ? ` ${JSON.stringify(event.data)}` : "";
-  return el("li", { "data-kind": event.kind },
-    el("time", { datetime: event.at, text: when(event.at) }), " ",
-    el("strong", { text: event.kind }), el("span", { class: "muted", text: data }));
+  const d = event.data || {};
+  const meta = [d.attempt !== undefined && d.attempt !== null ? `attempt ${d.attempt}` : "",
+    d.worker ? `worker ${d.worker}` : ""].filter(Boolean).join(" · ");
+  const message = eventMessage(event);
+  const item = el("li", { "data-kind": event.kind },
+    el("div", { class: "line" },
+      el("span", { class: "kind", text: KIND_TEXT[event.kind] || event.kind }),
+      el("time", { datetime: event.at, class: "meta", text: when(event.at) }),
+      meta ? el("span", { class: "meta", text: meta }) : ""),
+    message ? el("span", { class: "msg", text: message, title: message }) : "");
+  if (Object.keys(d).length) {
+    item.append(el("details", {}, el("summary", { text: "Details" }),
+      el("pre", { text: JSON.stringify(withoutTraceback(d), null, 2) })));
+  }
+  return item;
 }
 
 async function jobPage() {
@@ -411,6 +578,7 @@ async function jobPage() {
     notice(err.status === 404 ? "No such job (or not visible with this token)." : err.message, true);
     return;
   }
+  history_ = body.events.slice();
   drawDetail(body);
   $("#timeline").replaceChildren(...body.events.map(timelineItem));
   const last = body.events.length ? body.events[body.events.length - 1].id : 0;
@@ -421,7 +589,9 @@ async function jobPage() {
   $("#retry").addEventListener("click", async () => {
     if (await act(`/jobs/${id}/retry`, "Queued again.")) refetch();
   });
+  setInterval(() => { if (current && !ENDED.includes(current.state)) drawJob({}); }, 1000);
   follow(`/jobs/${id}/stream`, { after: last }, (msg) => {
+    history_.push(msg.event);
     $("#timeline").append(timelineItem(msg.event));
     if (msg.job) drawJob(msg.job);
     if (msg.event.kind !== "progress") refetch();
@@ -430,34 +600,74 @@ async function jobPage() {
 
 // ---- dead letter ---------------------------------------------------------------
 
+const DEAD_FILTERS = ["task", "queue", "tenant"];
+
+function deadQuery() {
+  const data = new FormData($("#filters"));
+  const query = new URLSearchParams();
+  for (const key of DEAD_FILTERS) {
+    const value = String(data.get(key) || "").trim();
+    if (value) query.set(key, value);
+  }
+  return query;
+}
+
 function deadRow(job) {
   const error = job.error ? `${job.error.type}: ${job.error.message}` : "—";
   const retry = el("button", { type: "button", class: "secondary",
     "aria-label": `Retry job ${job.id}`, text: "Retry" });
   retry.addEventListener("click", () => act(`/jobs/${job.id}/retry`, "Queued again.").then(loadDead));
   return el("tr", { "data-job": job.id }, el("td", {}, jobLink(job.id)), el("td", { text: job.task }),
-    el("td", { text: error }), el("td", { text: job.tenant }), el("td", { text: when(job.finished_at) }),
-    el("td", {}, retry));
+    el("td", { class: "error", text: error }), el("td", { text: job.queue }), el("td", { text: job.tenant }),
+    el("td", { text: when(job.finished_at) }), el("td", {}, retry));
 }
 
 async function loadDead() {
-  const body = await api("/dead?limit=200");
+  const query = deadQuery();
+  query.set("state", "dead");
+  query.set("limit", "200");
+  const body = await api(`/jobs?${query}`);
   const rows = body.jobs.map(deadRow);
-  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 6, text: "The dead letter is empty." })));
+  if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: 7, text: "The dead letter is empty." })));
   $("#dead-table tbody").replaceChildren(...rows);
+  $("#dead-count").textContent = body.jobs.length
+    ? `${body.jobs.length}${body.next_before ? "+" : ""} dead job(s) shown` : "";
+  $("#retry-all").disabled = !body.jobs.length;
+}
+
+async function retryAll() {
+  const scope = deadQuery().toString();
+  if (!confirm(`Queue again every dead job${scope ? " matching the filter" : ""}?`)) return;
+  try {
+    const body = await api("/dead/retry", { method: "POST", body: JSON.stringify(Object.fromEntries(deadQuery())) });
+    notice(`Queued ${body.retried} dead job(s) again.`);
+  } catch (err) {
+    notice(err.message, true);
+  }
+  await loadDead();
+}
+
+async function purgeDead() {
+  if (!confirm("Delete every dead job for good?")) return;
+  try {
+    const body = await api("/dead/purge", { method: "POST", body: "{}" });
+    notice(`Deleted ${body.purged} dead job(s).`);
+  } catch (err) {
+    notice(err.message, true);
+  }
+  await loadDead();
 }
 
 async function deadPage() {
-  $("#purge").addEventListener("click", async () => {
-    if (!confirm("Delete every dead job for good?")) return;
-    try {
-      const body = await api("/dead/purge", { method: "POST", body: "{}" });
-      notice(`Purged ${body.purged} dead job(s).`);
-      await loadDead();
-    } catch (err) {
-      notice(err.message, true);
-    }
+  const form = $("#filters");
+  filtersFromAddress(form, DEAD_FILTERS);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    filtersToAddress(form, DEAD_FILTERS);
+    loadDead().catch(report);
   });
+  $("#retry-all").addEventListener("click", retryAll);
+  $("#purge").addEventListener("click", purgeDead);
   const reload = throttle(() => loadDead().catch(report), 300);
   follow("/stream", {}, (msg) => {
     if (["dead", "retried"].includes(msg.event.kind)) reload();
@@ -495,8 +705,7 @@ const batchRows = new Map();
 
 function batchRow(b) {
   const row = el("tr", { "data-batch": b.id },
-    el("td", {}, el("a", { href: `${cfg.root}/batches/${b.id}`, class: "mono", text: b.id.slice(0, 8) + "…",
-      title: b.id })),
+    el("td", {}, idLink(`${cfg.root}/batches/${b.id}`, b.id)),
     el("td", { text: b.name || "—" }),
     el("td", { class: "state" }, batchBadge(b)),
     el("td", {}, el("progress", { max: Math.max(1, b.total), value: b.ended,
@@ -717,9 +926,7 @@ async function drawControls() {
 
 async function queuesPage() {
   const refresh = throttle(() => drawControls().catch(report), 300);
-  // Pauses record no job event, so they are read again on a timer as well.
-  setInterval(refresh, 5000);
-  follow("/stream", {}, () => refresh(), () => refresh());
+  follow("/stream", {}, () => refresh(), () => refresh(), "job", () => refresh());
 }
 
 // ---- widget demo ---------------------------------------------------------------
