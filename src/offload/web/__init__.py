@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from offload.app import App
-from offload.web import api, batches, control, observability, schedules, stream, workflows
+from offload.web import api, batches, control, observability, schedules, stats, stream, workflows
 from offload.web.auth import TokenAuth
 from offload.web.dashboard import routes as dashboard_routes
 from offload.web.encoding import dumps
@@ -59,7 +59,8 @@ def create_app(
 
     routes: list[BaseRoute] = [*api.routes(), *batches.routes(), *schedules.routes(),
                                *control.routes(), *stream.routes(),
-                               *observability.routes(), *workflows.routes()]  # fmt: skip
+                               *observability.routes(), *workflows.routes(),
+                               *stats.routes()]  # fmt: skip
     routes.append(route("/openapi.json", openapi, "GET", OPENAPI))
     if dashboard:
         routes.extend(dashboard_routes())
