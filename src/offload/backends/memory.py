@@ -25,8 +25,8 @@ from offload.backends.base import Backend, QueueCounts, check_release, pause_ord
 from offload.job import (
     Batch,
     Cancellation,
-    DayCount,
     CancelOutcome,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,

@@ -13,8 +13,8 @@ from starlette.routing import BaseRoute
 from offload.stats import MAX_DAYS
 from offload.web import params as p
 from offload.web.api import JSON, PREFIX
-from offload.web.openapi import BAD, INT, STR, Component, Operation, array, body, obj, param, route
 from offload.web.context import offload_app, principal
+from offload.web.openapi import BAD, INT, STR, Component, Operation, array, body, obj, param, route
 from offload.web.problems import Problem
 
 DEFAULT_DAYS = 30
@@ -48,9 +48,12 @@ READ = Operation(
     params=(
         "tenant",
         param("queue", STR, "Only this queue"),
-        param("days", {"type": "integer", "minimum": 1, "maximum": MAX_DAYS},
-              f"Days of history, today included (default {DEFAULT_DAYS})"),
-    ),  # fmt: skip
+        param(
+            "days",
+            {"type": "integer", "minimum": 1, "maximum": MAX_DAYS},
+            f"Days of history, today included (default {DEFAULT_DAYS})",
+        ),
+    ),
     tags=("jobs",),
 )
 

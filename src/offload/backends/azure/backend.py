@@ -18,9 +18,9 @@ from offload.backends.azure.records import Records
 from offload.backends.azure.store import JobStore, Stored
 from offload.backends.base import QueueCounts, check_release
 from offload.job import (
-    DayCount,
     Cancellation,
     CancelOutcome,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,

@@ -103,7 +103,10 @@ async def read(table: TableClient, tenant: str | None, queue: str | None) -> lis
     return found + [DayCount(q, d, s, n) for (q, d, s), n in live.items()]
 
 
-async def _counts(table: TableClient, tenant: str | None, queue: str | None) -> AsyncIterator[DayCount]:
+async def _counts(
+    table: TableClient, tenant: str | None, queue: str | None
+) -> AsyncIterator[DayCount]:
     where, params = _filter("Kind eq 'stat'", tenant, queue)
     async for e in table.query_entities(where, parameters=params):
-        yield DayCount(e["Queue"], date.fromisoformat(e["Day"]), State(e["Outcome"]), _value(e["Count"]))
+        day = date.fromisoformat(e["Day"])
+        yield DayCount(e["Queue"], day, State(e["Outcome"]), _value(e["Count"]))

@@ -35,10 +35,10 @@ from offload.backends.redis.connection import connect, parse
 from offload.backends.redis.keys import Keys, lane, split_lane
 from offload.errors import BackendError
 from offload.job import (
-    DayCount,
     Batch,
     Cancellation,
     CancelOutcome,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,
