@@ -46,6 +46,8 @@ from offload.lifecycle import EventKind
 from offload.middleware import Middleware, MiddlewareChain
 from offload.serializer import JSON, Serializer
 from offload.settings import Settings, load_settings
+from offload.stats import Stats
+from offload.stats import collect as collect_stats
 from offload.status import CursorStore, StatusCallback, StatusFollower
 from offload.task import CommandPayload, EnqueueOptions, Options, Task
 
@@ -631,3 +633,13 @@ class App:
 
     def workers(self) -> list[WorkerInfo]:
         return run_sync(self.workers_async())
+
+    async def stats_async(
+        self, tenant: str | None = None, queue: str | None = None, days: int = 30
+    ) -> Stats:
+        """All-time totals per queue and the last ``days`` days, which outlive
+        the purge of the jobs they count (``offload.stats``)."""
+        return await collect_stats(await self.backend(), tenant, queue, days)
+
+    def stats(self, tenant: str | None = None, queue: str | None = None, days: int = 30) -> Stats:
+        return run_sync(self.stats_async(tenant, queue, days))

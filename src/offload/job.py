@@ -12,7 +12,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -185,6 +185,18 @@ class HeartbeatReply:
 
     lost: frozenset[str] = frozenset()
     cancel_requested: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    """How many jobs of one queue ended one UTC day with one outcome (``succeeded``,
+    ``cancelled`` or ``dead``): the unit of all-time statistics, kept when
+    the jobs themselves are purged."""
+
+    queue: str
+    day: date
+    outcome: State
+    count: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ from typing import Any
 from offload.job import (
     Batch,
     Cancellation,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -376,6 +377,14 @@ class Backend(ABC):
     async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
         """Delete ended jobs in ``states`` that finished before the given time,
         with their events; returns how many jobs went."""
+
+    @abstractmethod
+    async def job_stats(self, tenant: str | None, queue: str | None) -> list[DayCount]:
+        """Ended jobs per queue, UTC day of ``finished_at`` and end state, over all
+        time: the counts ``job_purge`` kept of the jobs it deleted (in the same
+        atomic step as the delete) plus the ended jobs still stored. ``None``
+        means every tenant (or queue). A (queue, day, outcome) may come in several
+        rows; readers sum them (``offload.stats``)."""
 
     @abstractmethod
     async def batch_purge(self, finished_before: datetime) -> int:

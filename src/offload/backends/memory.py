@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from offload import event_data as ed
@@ -26,6 +26,7 @@ from offload.job import (
     Batch,
     Cancellation,
     CancelOutcome,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -56,6 +57,8 @@ class MemoryStore:
     pauses: dict[tuple[str | None, str | None], Pause] = field(default_factory=dict)
     schedules: dict[tuple[str, str], Schedule] = field(default_factory=dict)
     batches: dict[str, Batch] = field(default_factory=dict)
+    # (tenant, queue, UTC day, end state) -> jobs purged so far
+    stats: dict[tuple[str, str, date, State], int] = field(default_factory=dict)
     slots: dict[str, dict[str, datetime]] = field(default_factory=dict)  # key -> holder -> until
     starts: dict[str, list[datetime]] = field(default_factory=dict)  # key -> admitted starts
     workers: dict[str, tuple[WorkerInfo, datetime]] = field(default_factory=dict)
@@ -355,6 +358,7 @@ class MemoryBackend(Backend):
                 and j.finished_at < finished_before
             ]  # fmt: skip
             for job_id in doomed:
+                _tally(self._s.stats, self._s.jobs[job_id])
                 del self._s.jobs[job_id]
                 self._s.events.pop(job_id, None)
                 self._s.versions.pop(job_id, None)
@@ -363,6 +367,18 @@ class MemoryBackend(Backend):
                 self._s.feed = [e for e in self._s.feed if e.job_id not in gone]
                 self._s.unique = {k: v for k, v in self._s.unique.items() if v not in gone}
         return len(doomed)
+
+    async def job_stats(self, tenant: str | None, queue: str | None) -> list[DayCount]:
+        with self._s.lock:
+            live: dict[tuple[str, str, date, State], int] = {}
+            for job in self._s.jobs.values():
+                _tally(live, job)
+            return [
+                DayCount(q, day, outcome, n)
+                for tally in (self._s.stats, live)
+                for (t, q, day, outcome), n in tally.items()
+                if tenant in (None, t) and queue in (None, q)
+            ]
 
     # control -------------------------------------------------------------------
 
@@ -705,6 +721,13 @@ def _snapshot(job: Job) -> Job:
     snap = copy.copy(job)
     snap.meta = copy.deepcopy(job.meta)
     return snap
+
+
+def _tally(tally: dict[tuple[str, str, date, State], int], job: Job) -> None:
+    """Count an ended job under its tenant, queue, UTC day and end state."""
+    if job.state in lc.ENDED and job.finished_at is not None:
+        key = (job.tenant, job.queue, job.finished_at.astimezone(UTC).date(), job.state)
+        tally[key] = tally.get(key, 0) + 1
 
 
 def _matches(job: Job, q: JobQuery) -> bool:

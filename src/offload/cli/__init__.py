@@ -28,6 +28,7 @@ from offload.cli.jobs import jobs
 from offload.cli.queues import queues
 from offload.cli.runtime import CliState
 from offload.cli.schedules import schedules
+from offload.cli.stats import stats
 from offload.cli.web import web
 from offload.cli.worker import worker
 from offload.cli.workers import workers
@@ -47,7 +48,7 @@ def main(ctx: click.Context, backend_url: str | None, app_spec: str | None) -> N
 
 
 for command in (worker, web, enqueue, jobs, dead, queues, batches, schedules, pause, resume,
-                workers, demo, workflows):  # fmt: skip
+                workers, demo, workflows, stats):  # fmt: skip
     main.add_command(command)
 
 __all__ = ["main"]

@@ -25,6 +25,7 @@ from offload.web import (
     deadletter,
     observability,
     schedules,
+    stats,
     stream,
     workflows,
 )
@@ -68,7 +69,8 @@ def create_app(
 
     routes: list[BaseRoute] = [*api.routes(), *batches.routes(), *schedules.routes(),
                                *control.routes(), *deadletter.routes(), *stream.routes(),
-                               *observability.routes(), *workflows.routes()]  # fmt: skip
+                               *observability.routes(), *workflows.routes(),
+                               *stats.routes()]  # fmt: skip
     routes.append(route("/openapi.json", openapi, "GET", OPENAPI))
     if dashboard:
         routes.extend(dashboard_routes())

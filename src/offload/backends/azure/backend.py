@@ -9,7 +9,7 @@ from typing import Any
 
 from offload import event_data as ed
 from offload import lifecycle as lc
-from offload.backends.azure import codec
+from offload.backends.azure import codec, stats
 from offload.backends.azure._url import parse
 from offload.backends.azure.apply import NOTHING, Handed, apply
 from offload.backends.azure.clients import Clients
@@ -20,6 +20,7 @@ from offload.backends.base import QueueCounts, check_release
 from offload.job import (
     Cancellation,
     CancelOutcome,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -362,6 +363,11 @@ class AzureBackend(Records):
         return self._c.table("jobs").query_entities(where, parameters=params, select=select,
                                                     results_per_page=1000)  # fmt: skip
 
+    async def job_stats(self, tenant: str | None, queue: str | None) -> list[DayCount]:
+        await self.open()
+        self._c.ops["table"] += 2
+        return await stats.read(self._c.table("jobs"), tenant, queue)
+
     async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
         await self.open()
         wanted = sorted(set(states) & lc.ENDED)
@@ -385,12 +391,16 @@ class AzureBackend(Records):
             parameters={"pk": pk, "lo": f"e_{job.id}_", "hi": f"e_{job.id}`"},
             select=["RowKey"],
         )
-        keys = [codec.job_key(job.id)] + [e["RowKey"] async for e in events]
+        # Events first, then the job with its count (azure/stats.py): a pass cut
+        # short leaves the job to the next pass, never a job counted twice.
+        keys = [e["RowKey"] async for e in events]
         for i in range(0, len(keys), 100):
             self._c.ops["table"] += 1
             await table.submit_transaction(
                 [("delete", {"PartitionKey": pk, "RowKey": k}) for k in keys[i : i + 100]]
             )
+        self._c.ops["table"] += 1
+        await stats.delete_counted(table, job)
         if job.unique_key is not None:
             await self._store.release_unique(job.tenant, job.unique_key, job.id)
         await self._store.forget_id(job.id)

@@ -47,6 +47,7 @@ from offload.errors import BackendError
 from offload.job import (
     Batch,
     Cancellation,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -287,6 +288,10 @@ class PostgresBackend(Backend):
     async def job_counts(self, tenant: str | None = None) -> QueueCounts:
         rows = await self._rows("job_counts", {"tenant": tenant}, retry=True)
         return {(queue, State(state)): count for queue, state, count in rows}
+
+    async def job_stats(self, tenant: str | None, queue: str | None) -> list[DayCount]:
+        rows = await self._rows("job_stats", {"tenant": tenant, "queue": queue}, retry=True)
+        return [DayCount(q, day, State(outcome), int(n)) for q, day, outcome, n in rows]
 
     async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
         wanted = set(states) & lc.ENDED

@@ -21,7 +21,7 @@ import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -38,6 +38,7 @@ from offload.job import (
     Batch,
     Cancellation,
     CancelOutcome,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -371,6 +372,21 @@ class RedisBackend(Backend):
                 key = (split_lane(lane.encode())[1], state)
                 counts[key] = counts.get(key, 0) + size
         return counts
+
+    async def job_stats(self, tenant: str | None, queue: str | None) -> list[DayCount]:
+        # Chunked like the purge, so a large backlog never holds the server
+        # long; a purge pass running between two chunks can make that one read
+        # miss or double a few jobs (docs/orchestration.md).
+        with _translated():
+            stored: dict[bytes, bytes] = await self._redis().hgetall(self._keys.stats)
+        fields: list[tuple[bytes, Any]] = list(stored.items())
+        offset = 0
+        while True:
+            scanned, *flat = await self._run("stats", str(offset), str(CHUNK))
+            fields.extend(zip(flat[::2], flat[1::2], strict=True))
+            offset += int(scanned)
+            if int(scanned) < CHUNK:
+                return _day_counts(fields, tenant, queue)
 
     async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
         wanted = set(states) & lc.ENDED
@@ -763,3 +779,20 @@ def _matches(job: Job, q: JobQuery) -> bool:
         and (q.task is None or job.task == q.task)
         and (q.batch_id is None or job.batch_id == q.batch_id)
     )
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _day_counts(
+    fields: Sequence[tuple[bytes, Any]], tenant: str | None, queue: str | None
+) -> list[DayCount]:
+    """Decode ``{p}:stats`` fields (``stats.lua`` answers the same shape)."""
+    found = []
+    for raw, count in fields:
+        day, state, rest = raw.split(b" ", 2)
+        job_tenant, job_queue = split_lane(rest)
+        if tenant in (None, job_tenant) and queue in (None, job_queue):
+            moment = _EPOCH + timedelta(days=int(day))
+            found.append(DayCount(job_queue, moment, State(state.decode()), int(count)))
+    return found

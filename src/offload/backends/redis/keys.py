@@ -16,6 +16,7 @@ Python side of that one scheme::
     {p}:finished             zset: ended job ids, scored by finished_at
     {p}:lanes                set: every lane (tenant and queue) that has had a job
     {p}:idx:<state>:<lane>   zset: job ids per state and lane, for listing and counts
+    {p}:stats                hash: "<UTC day since 1970> <state> <lane>" -> jobs purged
     {p}:unique               hash: "<lane-encoded tenant and key>" -> job id
     {p}:signal:<queue>       list: wake-up tokens for waiting workers
     {p}:pauses               hash: pause scope (JSON ``[tenant, queue]``) -> since, us
@@ -73,6 +74,10 @@ class Keys:
     @property
     def feed(self) -> str:
         return self._k("feed")
+
+    @property
+    def stats(self) -> str:
+        return self._k("stats")
 
     @property
     def lanes(self) -> str:

@@ -22,7 +22,7 @@ NAMES = (
     "cancel", "cancel_confirm", "progress", "redrive", "recover", "purge", "now",
     "pause", "resume", "schedule_upsert", "schedule_delete", "schedule_advance",
     "batch_create", "batch_finish", "snooze", "limit_acquire", "rate_acquire",
-    "worker_beat", "worker_list", "worker_remove", "release", "batch_purge",
+    "worker_beat", "worker_list", "worker_remove", "release", "batch_purge", "stats",
 )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ from offload.errors import BackendError
 from offload.job import (
     Batch,
     Cancellation,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -258,6 +259,9 @@ class SQLiteBackend(Backend):
 
     async def job_counts(self, tenant: str | None = None) -> QueueCounts:
         return await self._read(ops.counts, tenant)
+
+    async def job_stats(self, tenant: str | None, queue: str | None) -> list[DayCount]:
+        return await self._read(ops.stats, tenant, queue)
 
     async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
         if not states:

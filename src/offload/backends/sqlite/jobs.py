@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from offload import event_data as ed
@@ -27,6 +27,7 @@ from offload.backends.sqlite._sql import KEY_FREE, LEASE_TOKEN, TENANT, Q, job_l
 from offload.job import (
     Cancellation,
     CancelOutcome,
+    DayCount,
     ErrorInfo,
     Event,
     HeartbeatReply,
@@ -373,9 +374,15 @@ def counts(conn: sqlite3.Connection, tenant: str | None) -> QueueCounts:
 
 def purge(conn: sqlite3.Connection, before: datetime, states: Sequence[State]) -> int:
     params = {"before": _rows.us(before), "states": json.dumps([State(s).value for s in states])}
+    conn.execute(Q["job_purge_stats"], params)
     conn.execute(Q["job_purge_events"], params)
     deleted: int = conn.execute(Q["job_purge"], params).rowcount
     return deleted
+
+
+def stats(conn: sqlite3.Connection, tenant: str | None, queue: str | None) -> list[DayCount]:
+    rows = conn.execute(Q["job_stats"], {"tenant": tenant, "queue": queue})
+    return [DayCount(q, date.fromisoformat(d), _rows.STATE[s], n) for q, d, s, n in rows]
 
 
 def cancels(conn: sqlite3.Connection, job_ids: Sequence[str]) -> frozenset[str]:

@@ -446,11 +446,30 @@ GROUP BY j.queue, j.state;
 WITH gone AS (
     DELETE FROM {schema}.jobs AS j
     WHERE j.state = ANY(%(states)s::text[]) AND j.finished_at < %(before)s
-    RETURNING j.id
+    RETURNING j.id, j.tenant, j.queue, j.state, j.finished_at
 ), forgotten AS (
     DELETE FROM {schema}.events AS e WHERE e.job_id IN (SELECT g.id FROM gone AS g)
+), counted AS (
+    INSERT INTO {schema}.stats AS s (tenant, queue, day, outcome, count)
+    SELECT g.tenant, g.queue, (g.finished_at AT TIME ZONE 'UTC')::date, g.state, count(*)
+    FROM gone AS g
+    GROUP BY 1, 2, 3, 4
+    ON CONFLICT (tenant, queue, day, outcome) DO UPDATE SET count = s.count + excluded.count
 )
 SELECT count(*) FROM gone;
+
+-- name: job_stats
+SELECT s.queue, s.day, s.outcome, s.count
+FROM {schema}.stats AS s
+WHERE (%(tenant)s::text IS NULL OR s.tenant = %(tenant)s)
+  AND (%(queue)s::text IS NULL OR s.queue = %(queue)s)
+UNION ALL
+SELECT j.queue, (j.finished_at AT TIME ZONE 'UTC')::date, j.state, count(*)
+FROM {schema}.jobs AS j
+WHERE j.finished_at IS NOT NULL AND j.state IN ('succeeded', 'cancelled', 'dead')
+  AND (%(tenant)s::text IS NULL OR j.tenant = %(tenant)s)
+  AND (%(queue)s::text IS NULL OR j.queue = %(queue)s)
+GROUP BY 1, 2, 3;
 
 -- name: event_list
 SELECT e.id, e.job_id::text, e.tenant, e.kind, e.at, e.data

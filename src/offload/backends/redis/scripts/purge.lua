@@ -7,7 +7,18 @@ local offset, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
 local ids = redis.call('ZRANGEBYSCORE', FINISHED, '-inf', '(' .. cutoff, 'LIMIT', offset, limit)
 local deleted, kept = 0, 0
 
+-- The all-time count the job leaves behind: {p}:stats field
+-- "<UTC day since 1970> <state> <lane>", bumped before the job goes.
+local function tally(job)
+  local fin = redis.call('HGET', P .. ':job:' .. job.id, 'finished_at')
+  if fin then
+    local day = int(math.floor(tonumber(fin) / 86400000000))
+    redis.call('HINCRBY', P .. ':stats', day .. ' ' .. job.state .. ' ' .. job.lane, 1)
+  end
+end
+
 local function purge(job)
+  tally(job)
   local evkey = P .. ':events:' .. job.id
   local stream_ids = {}
   for _, ev in ipairs(redis.call('LRANGE', evkey, 0, -1)) do

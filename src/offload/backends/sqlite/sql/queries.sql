@@ -118,6 +118,23 @@ SELECT queue, state, count(*) FROM jobs GROUP BY queue, state
 -- name: job_counts_of_tenant
 SELECT queue, state, count(*) FROM jobs WHERE tenant = ? GROUP BY queue, state
 
+-- name: job_purge_stats
+INSERT INTO stats (tenant, queue, day, outcome, count)
+SELECT tenant, queue, date(finished_at / 1000000, 'unixepoch'), state, count(*)
+FROM jobs INDEXED BY jobs_finished WHERE finished_at < :before
+AND state IN {ENDED} AND state IN (SELECT value FROM json_each(:states))
+GROUP BY 1, 2, 3, 4
+ON CONFLICT (tenant, queue, day, outcome) DO UPDATE SET count = count + excluded.count
+
+-- name: job_stats
+SELECT queue, day, outcome, count FROM stats
+WHERE (:tenant IS NULL OR tenant = :tenant) AND (:queue IS NULL OR queue = :queue)
+UNION ALL
+SELECT queue, date(finished_at / 1000000, 'unixepoch'), state, count(*)
+FROM jobs INDEXED BY jobs_finished WHERE finished_at IS NOT NULL AND state IN {ENDED}
+AND (:tenant IS NULL OR tenant = :tenant) AND (:queue IS NULL OR queue = :queue)
+GROUP BY 1, 2, 3
+
 -- name: job_purge_events
 DELETE FROM events WHERE job_id IN (
     SELECT id FROM jobs INDEXED BY jobs_finished WHERE finished_at < :before

@@ -364,10 +364,25 @@ async function drawWorkers() {
   $("#workers-list").replaceChildren(...items);
 }
 
+async function drawAllTime() {
+  const body = await api("/stats?days=1");
+  const t = body.total;
+  const facts = [["Processed", t.processed], ["Succeeded", t.succeeded], ["Failed (dead)", t.failed],
+    ["Cancelled", t.cancelled]].flatMap(([name, n]) =>
+    [el("dt", { text: name }), el("dd", { text: n.toLocaleString() })]);
+  $("#stats-totals").replaceChildren(...facts);
+  const today = body.days[body.days.length - 1];
+  $("#stats-today").textContent =
+    `Today (UTC): ${today.processed.toLocaleString()} processed, ${today.failed.toLocaleString()} failed.`;
+}
+
 async function overviewPage() {
   const refresh = throttle(() => Promise.all([drawQueues(), drawWorkers()]).catch(report), 300);
   await loadHistory();
   drawChart();
+  // Totals read every ended job not purged yet, so they refresh slowly.
+  drawAllTime().catch(report);
+  setInterval(() => drawAllTime().catch(report), 60000);
   setInterval(drawChart, 15000);
   window.addEventListener("resize", throttle(drawChart, 200));
   // Pauses come as `pauses` messages on the stream, so nothing polls for them.
