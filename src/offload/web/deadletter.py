@@ -4,7 +4,8 @@ The dead letter page offers "Retry all" for what it shows; doing it job by job
 from the browser would take a round trip per job and stop half-way when the tab
 closes. Each job is re-driven through the App as ``POST /jobs/{id}/retry`` does,
 so the same tenant scoping and lifecycle apply; at most ``limit`` (10,000) jobs go per
-request and the answer says whether more are left.
+request and the answer says whether more are left (``more`` is false when the
+limit happened to match what was there).
 """
 
 from __future__ import annotations
@@ -53,7 +54,22 @@ async def retry_all(request: Request) -> Response:
         if len(jobs) < PAGE:
             break
         before = jobs[-1].id
-    return JSON({"retried": retried, "more": retried >= wanted.limit})
+    more = retried >= wanted.limit and await _any_left(request, query)
+    return JSON({"retried": retried, "more": more})
+
+
+async def _any_left(request: Request, query: JobQuery) -> bool:
+    """Whether a dead job the caller may retry is still there once the limit
+    was reached: a limit that matched the dead letter exactly leaves none."""
+    who = principal(request)
+    before: str | None = None
+    while True:
+        jobs = await offload_app(request).list_jobs_async(_page(query, before))
+        if any(who.sees(job.id) for job in jobs):
+            return True
+        if len(jobs) < PAGE:
+            return False
+        before = jobs[-1].id
 
 
 def _page(query: JobQuery, before: str | None) -> JobQuery:

@@ -21,8 +21,10 @@ from starlette.templating import Jinja2Templates
 from offload.lifecycle import State
 from offload.web.auth import auth_of
 from offload.web.context import root
-from offload.web.openapi import BATCH_MISSING, HTML, MISSING, Operation, route
+from offload.web.openapi import BATCH_MISSING, HTML, MISSING, Operation, Schema, route
 from offload.web.problems import Problem
+from offload.web.workflows import ID as WORKFLOW_ID
+from offload.web.workflows import MISSING as FLOW_MISSING
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -68,6 +70,20 @@ async def batch(request: Request) -> Response:
     return _render(request, "batch", "Batch", batch_id=batch_id, states=[s.value for s in State])
 
 
+async def workflows(request: Request) -> Response:
+    return _render(request, "workflows", "Workflows")
+
+
+async def workflow(request: Request) -> Response:
+    raw = str(request.path_params["workflow_id"])
+    try:
+        workflow_id = str(uuid.UUID(raw))
+    except ValueError:
+        raise Problem(404, f"no workflow {raw!r}", kind="workflow-not-found") from None
+    return _render(request, "workflow", "Workflow", workflow_id=workflow_id,
+                   states=[s.value for s in State])  # fmt: skip
+
+
 async def schedules(request: Request) -> Response:
     return _render(request, "schedules", "Schedules")
 
@@ -80,9 +96,10 @@ async def widget_demo(request: Request) -> Response:
     return _render(request, "widget_demo", "Widget demo")
 
 
-def _page(name: str, one: str | None = None, missing: Mapping[str, Any] = {}) -> Operation:
+def _page(name: str, one: str | Schema | None = None, missing: Mapping[str, Any] = {}) -> Operation:
     """Pages need no token: each calls the API, which checks the caller's.
-    ``one`` names the path parameter of a page about one record."""
+    ``one`` is the path parameter of a page about one record (a shared name, or
+    its schema)."""
     return Operation(f"Dashboard: {name}", {"200": HTML, **missing}, [one] if one else [],
                      public=True, tags=["dashboard"])  # fmt: skip
 
@@ -95,6 +112,13 @@ def routes() -> list[BaseRoute]:
         route("/dead", dead, "GET", _page("Dead letter")),
         route("/batches", batches, "GET", _page("Batches")),
         route("/batches/{batch_id}", batch, "GET", _page("a batch", "batch_id", BATCH_MISSING)),
+        route("/workflows", workflows, "GET", _page("Workflows")),
+        route(
+            "/workflows/{workflow_id}",
+            workflow,
+            "GET",
+            _page("a workflow", WORKFLOW_ID, FLOW_MISSING),
+        ),
         route("/schedules", schedules, "GET", _page("Schedules")),
         route("/queues", queues, "GET", _page("Queues, pause and resume")),
         route("/widget-demo", widget_demo, "GET", _page("The end-user widget")),

@@ -5,7 +5,7 @@
 
 (() => {
   const root = document.body.dataset.root;
-  const PAGES = { o: "/", j: "/jobs", b: "/batches", s: "/schedules", q: "/queues", d: "/dead" };
+  const PAGES = { o: "/", j: "/jobs", b: "/batches", w: "/workflows", s: "/schedules", q: "/queues", d: "/dead" };
   let pending = false;
 
   function typing(target) {
