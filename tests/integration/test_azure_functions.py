@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 
@@ -59,6 +60,53 @@ async def test_a_message_runs_its_job_to_success(app: App) -> None:
     kinds = [e.kind for e in await app.events_async(job.id)]
     assert kinds == [EventKind.ENQUEUED, EventKind.STARTED, EventKind.PROGRESS,
                      EventKind.SUCCEEDED]  # fmt: skip
+
+
+async def _messages(app: App, want: int, queue: str = "default") -> list[func.QueueMessage]:
+    """``want`` messages of the queue, received (hidden for a minute) and deleted."""
+    got: list[func.QueueMessage] = []
+
+    async def more() -> list[func.QueueMessage] | None:
+        got.append(await _message(app, queue))
+        return got if len(got) >= want else None
+
+    return await eventually(more, timeout=15, what=f"{want} messages")
+
+
+def _names(msg: func.QueueMessage) -> str:
+    return str(json.loads(msg.get_body())["id"])
+
+
+async def test_a_message_runs_the_job_it_names_not_the_queues_first(app: App) -> None:
+    @app.task(name="fx.echo")
+    async def echo(n: int) -> int:
+        return n
+
+    first = await echo.enqueue_async(1)
+    second = await echo.enqueue_async(2)
+    [msg] = [m for m in await _messages(app, 2) if _names(m) == second.id]
+    done = await handle_queue_message(app, msg)
+    assert done is not None
+    assert (done.id, done.state, done.result) == (second.id, State.SUCCEEDED, 2)
+    assert (await app.get_job_async(first.id)).state is State.QUEUED
+
+
+async def test_a_paused_job_is_not_run_and_gets_a_message_for_later(app: App) -> None:
+    @app.task(name="fx.held")
+    async def held() -> None:
+        return None
+
+    await app.pause_async(queue="default")
+    job = await held.enqueue_async()
+    msg = await _message(app)
+    again = await handle_queue_message(app, msg)
+    assert again is not None
+    assert (again.id, again.state, again.attempts) == (job.id, State.QUEUED, 0)
+    name = storage_queue_name(parse(app.backend_url).prefix, "default")
+    client = QueueClient.from_connection_string(os.environ[ENV], name)
+    async with client:
+        # The received message is gone; the one waiting is the trigger's new one.
+        assert (await client.get_queue_properties()).approximate_message_count == 1
 
 
 async def test_a_failure_schedules_the_retry_and_returns_normally(app: App) -> None:

@@ -419,10 +419,12 @@ class AzureBackend(Records):
     def _bell_wake(self) -> None:
         self._bell.wake_local()
 
-    async def signal(self, job: Job) -> None:
-        """Send the job's Storage Queue message again: for a trigger that
-        received it before the job came due (delays past the 7-day maximum)."""
-        await self._bell.ring(job, _now())
+    async def signal(self, job: Job, at_least: float = 0.0) -> None:
+        """Send the job's Storage Queue message again, visible at its due time
+        and not before ``at_least`` seconds from now: for a trigger that
+        received it early (delays past the 7-day maximum) or while a pause
+        held the job."""
+        await self._bell.ring(job, _now(), at_least)
 
 
 def _job_filter(q: JobQuery) -> tuple[list[str], dict[str, Any]]:

@@ -44,25 +44,27 @@ class Doorbell:
     def __init__(self, clients: Clients) -> None:
         self.c = clients
 
-    async def ring(self, job: Job, now: datetime) -> None:
-        """Send the job's message, visible at its due time. A lost message only
-        delays the job until a worker's next poll of the ready rows."""
-        await self.ring_many([job], now)
+    async def ring(self, job: Job, now: datetime, at_least: float = 0.0) -> None:
+        """Send the job's message, visible at its due time (and not before
+        ``at_least`` seconds). A lost message only delays the job until a
+        worker's next poll of the ready rows."""
+        await self.ring_many([job], now, at_least)
 
-    async def ring_many(self, jobs: Sequence[Job], now: datetime) -> None:
+    async def ring_many(self, jobs: Sequence[Job], now: datetime, at_least: float = 0.0) -> None:
         """``ring`` for many jobs, a few sends in flight at once (one Storage
         request per message is the price of a trigger that runs each job)."""
         gate = asyncio.Semaphore(SENDS_IN_FLIGHT)
 
         async def send(job: Job) -> None:
             async with gate:
-                await self._send(job, now)
+                await self._send(job, now, at_least)
 
         await asyncio.gather(*(send(job) for job in jobs))
         self.wake_local()
 
-    async def _send(self, job: Job, now: datetime) -> None:
-        delay = max(0, min(MAX_VISIBILITY, int((job.run_at - now).total_seconds() + 0.999)))
+    async def _send(self, job: Job, now: datetime, at_least: float) -> None:
+        due_in = max(at_least, (job.run_at - now).total_seconds())
+        delay = max(0, min(MAX_VISIBILITY, int(due_in + 0.999)))
         try:
             client = await self.c.create_queue(job.queue)
             self.c.ops["queue"] += 1
