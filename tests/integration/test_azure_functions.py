@@ -12,6 +12,7 @@ from azure.storage.queue import TextBase64DecodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from offload import App, JobContext
+from offload.backends.azure import AzureBackend
 from offload.backends.azure._url import parse
 from offload.backends.azure.clients import storage_queue_name
 from offload.integrations.azure_functions import blueprint, handle_queue_message
@@ -107,6 +108,33 @@ async def test_a_paused_job_is_not_run_and_gets_a_message_for_later(app: App) ->
     async with client:
         # The received message is gone; the one waiting is the trigger's new one.
         assert (await client.get_queue_properties()).approximate_message_count == 1
+
+
+async def test_a_message_back_from_a_dead_host_redelivers_its_job(app: App) -> None:
+    @app.task(name="fx.again")
+    async def again() -> str:
+        return "done"
+
+    job = await again.enqueue_async()
+    msg = await _message(app)
+    backend = await app.backend()
+    assert isinstance(backend, AzureBackend)
+    # A host took the job under a short lease, then died without a word.
+    taken = await backend.job_lease_one("dead-host", job.id, 0.2)
+    assert taken is not None
+    assert taken.lease_expires_at is not None
+    expiry = taken.lease_expires_at
+
+    async def expired() -> bool:
+        return await backend.now() > expiry
+
+    await eventually(expired, timeout=10, what="the dead host's lease to run out")
+    done = await handle_queue_message(app, msg)  # the message, visible again
+    assert done is not None
+    assert (done.id, done.state, done.result, done.attempts) == (
+        job.id, State.SUCCEEDED, "done", 2)  # fmt: skip
+    kinds = [e.kind for e in await app.events_async(job.id)]
+    assert EventKind.LEASE_EXPIRED in kinds
 
 
 async def test_a_failure_schedules_the_retry_and_returns_normally(app: App) -> None:

@@ -28,7 +28,7 @@ from offload.backends.azure import AzureBackend
 from offload.backends.azure.delivery import parse
 from offload.errors import ConfigurationError
 from offload.job import Job
-from offload.lifecycle import WAITING
+from offload.lifecycle import WAITING, State
 from offload.worker import Worker
 
 __all__ = ["blueprint", "handle_queue_message"]
@@ -46,6 +46,10 @@ async def handle_queue_message(app: App, msg: func.QueueMessage) -> Job | None:
     worker = Worker(app, [queue], concurrency=1, handle_signals=False, burst=True,
                     worker_id=f"functions:{socket.gethostname()}:{os.getpid()}")  # fmt: skip
     leased = await backend.job_lease_one(worker.id, job_id, worker.lease_seconds, queue)
+    if leased is None and await backend.job_expire_one(job_id) is not None:
+        # Its lease ran out: the host that ran it died, and this is its message
+        # come back. Redelivered like after a worker crash, attempt counted.
+        leased = await backend.job_lease_one(worker.id, job_id, worker.lease_seconds, queue)
     if leased is None:
         return await _not_leased(backend, job_id)
     ran = await worker.run_one(leased)
@@ -67,12 +71,16 @@ async def _not_leased(backend: AzureBackend, job_id: str) -> Job | None:
     """Someone else runs or ran it, it ended, it is not due yet (a message
     received before a due time past the 7-day visibility cap), or a pause
     holds it. The host deletes this message when the function returns, so a
-    job still waiting gets a new one: at its due time, or, held by a pause,
-    ``PAUSED_RECHECK`` seconds from now."""
+    job not ended gets a new one: at its due time; held by a pause,
+    ``PAUSED_RECHECK`` seconds from now; running, when its lease would end."""
     job = await backend.job_get(job_id)
+    now = datetime.now(UTC)
     if job is not None and job.state in WAITING:
-        due = job.run_at <= datetime.now(UTC)
-        await backend.signal(job, at_least=PAUSED_RECHECK if due else 0.0)
+        await backend.signal(job, at_least=PAUSED_RECHECK if job.run_at <= now else 0.0)
+    elif job is not None and job.state is State.RUNNING and job.lease_expires_at is not None:
+        # Someone runs it now: look again once its lease would have run out,
+        # in case that someone dies.
+        await backend.signal(job, at_least=(job.lease_expires_at - now).total_seconds() + 1)
     return job
 
 

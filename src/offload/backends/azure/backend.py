@@ -297,12 +297,18 @@ class AzureBackend(Records):
                 out.append(job)
         return out
 
+    async def job_expire_one(self, job_id: str) -> Job | None:
+        """EXPIRE (or EXPIRE_DEAD) the job if it runs under a lease that has run
+        out: what the Functions trigger does with a message that came back
+        because the host running its job died (not part of the contract)."""
+        return await self._expire(job_id)
+
     async def _expire(self, job_id: str) -> Job | None:
         def expired(job: Job) -> bool:
             return job.lease_expires_at is not None and job.lease_expires_at <= _now()
 
         stored = await self._store.read(job_id)
-        if stored is None:
+        if stored is None or stored.job.state is not State.RUNNING:
             return None
         if stored.job.attempts >= stored.job.max_attempts:
             h = Handed({}, error=ed.LEASE_EXPIRED)
