@@ -57,6 +57,8 @@ ROWS = [
     ("offload/sqlite", "offload", "sqlite"),
     ("offload/postgres", "offload", "postgres"),
     ("offload/redis", "offload", "redis"),
+    ("celery/azure", "celery", "azure"),
+    ("offload/azure", "offload", "azure"),
 ]
 
 
@@ -78,9 +80,17 @@ def targets(svc: Services, tmp: Path) -> list[Target]:
         "redis": svc.redis_url,
     }
     env = {"PEERS_PG_URL": svc.pg("bench"), "PEERS_PROCRASTINATE_URL": svc.pg("bench_pr")}
+    azure = svc.azure_connection_string()
+    if azure is not None:
+        # Both Azure rows on the same Azurite; without one their adapters fail
+        # on the missing connection string and the rows read "unavailable".
+        urls["azure"] = "azure://?prefix=peers"
+        env["AZURE_STORAGE_CONNECTION_STRING"] = azure
     out = []
     for row, adapter, broker in ROWS:
-        extra = {"PEERS_OFFLOAD_URL": urls[broker]} if adapter == "offload" else {}
+        extra = {"PEERS_OFFLOAD_URL": urls.get(broker, "azure://")} if adapter == "offload" else {}
+        if adapter == "celery" and broker == "azure":
+            extra = {"PEERS_CELERY_BROKER": "azure"}
         out.append(Target(row, adapter, broker, {**env, **extra}))
     return out
 

@@ -47,10 +47,16 @@ class EventIds:
         self._lock = asyncio.Lock()
         self._asked: list[tuple[int, asyncio.Future[int]]] = []
 
-    async def number(self, pending: Sequence[tuple[Job, datetime, Items]]) -> list[list[Event]]:
-        """The events of many transitions, numbered from one reserved block."""
+    async def number(
+        self, pending: Sequence[tuple[Job, datetime, Items]], block: tuple[int, int] | None = None
+    ) -> list[list[Event]]:
+        """The events of many transitions, numbered from one block: ``block``
+        (first id, size) when the caller reserved one big enough, else a new one."""
         total = sum(len(items) for _, _, items in pending)
-        next_id = await self.reserve(total) if total else 0
+        if block is not None and total <= block[1]:
+            next_id = block[0]
+        else:
+            next_id = await self.reserve(total) if total else 0
         out: list[list[Event]] = []
         for job, at, items in pending:
             out.append([Event(next_id + n, job.id, job.tenant, kind, at, data)
