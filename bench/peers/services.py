@@ -174,16 +174,18 @@ def _create_databases(base: str) -> None:
 
 
 @contextlib.contextmanager
-def services() -> Iterator[Services]:
-    """Redis and PostgreSQL for the whole run, reused or started."""
+def services(own: bool = False) -> Iterator[Services]:
+    """Redis and PostgreSQL for the whole run, reused or started; ``own`` starts
+    throwaway ones even when shared ones answer (the bench flushes its Redis
+    database between scenarios, which a shared server may not allow)."""
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
     pg_base = "postgresql://postgres@127.0.0.1:5432"
     with contextlib.ExitStack() as stack:
         origin = {"redis": "reused 127.0.0.1:6379", "postgres": "reused 127.0.0.1:5432"}
-        if not _redis_answers(redis_url):
+        if own or not _redis_answers(redis_url):
             redis_url = stack.enter_context(_throwaway_redis())
             origin["redis"] = "started " + redis_url
-        if not _pg_answers(pg_base):
+        if own or not _pg_answers(pg_base):
             pg_base = stack.enter_context(_throwaway_postgres())
             origin["postgres"] = "started " + pg_base
         _create_databases(pg_base)
