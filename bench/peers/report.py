@@ -41,7 +41,7 @@ METRICS = [
     Metric("rss_small", "RSS small MiB", "memory", "rss_small_mib", False, "MiB"),
     Metric("rss_big", "RSS big MiB", "memory", "rss_big_mib", False, "MiB"),
 ]
-BROKER_COLORS = {"redis": "#d62728", "postgres": "#1f77b4", "sqlite": "#2ca02c"}
+BROKER_COLORS = {"redis": "#d62728", "postgres": "#1f77b4", "sqlite": "#2ca02c", "azure": "#9467bd"}
 
 
 def value(row: Row, metric: Metric) -> float | None:

@@ -1,5 +1,8 @@
 """The servers the peers need: the loopback Redis and PostgreSQL when they answer,
-else throwaway ones started on free loopback ports and stopped at exit.
+else throwaway ones started on free loopback ports and stopped at exit; and
+Azurite for the Azure Storage rows, always a throwaway one (in memory, no
+telemetry) from ``scripts/install-azurite``'s copy or ``azurite`` on PATH, or
+none, and then those rows are marked unavailable.
 
 The bench touches only what it owns: one Redis database number (flushed between
 scenarios) and its own PostgreSQL databases (``bench``, ``bench_offload``,
@@ -26,14 +29,30 @@ REDIS_DB = 5
 DATABASES = ("bench", "bench_offload", "bench_pr")
 
 
+# The emulator's well-known development account (public, documented by Azure).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+REPO = Path(__file__).resolve().parents[2]
+
+
 @dataclass
 class Services:
     redis_url: str
     pg_base: str  # postgresql://user@host:port (no database)
     origin: dict[str, str] = field(default_factory=dict)
+    azurite: dict[str, str] | None = None  # {"queue": url, "table": url}
 
     def pg(self, database: str) -> str:
         return f"{self.pg_base}/{database}"
+
+    def azure_connection_string(self) -> str | None:
+        if self.azurite is None:
+            return None
+        return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                f"AccountKey={AZURITE_KEY};QueueEndpoint={self.azurite['queue']};"
+                f"TableEndpoint={self.azurite['table']};")  # fmt: skip
 
 
 def free_port() -> int:
@@ -109,6 +128,43 @@ def _throwaway_postgres() -> Iterator[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+def _azurite_binary() -> str | None:
+    local = REPO / ".azurite" / "node_modules" / ".bin" / "azurite"
+    return str(local) if local.exists() else shutil.which("azurite")
+
+
+@contextlib.contextmanager
+def _throwaway_azurite() -> Iterator[dict[str, str] | None]:
+    """Azurite on free loopback ports, ALWAYS without telemetry and in memory."""
+    found = _azurite_binary()
+    if found is None:
+        yield None
+        return
+    blob, queue, table = free_port(), free_port(), free_port()
+    work = Path(tempfile.mkdtemp(prefix="offload-peers-azurite-"))
+    proc = subprocess.Popen(
+        [found, "--disableTelemetry", "--inMemoryPersistence", "--skipApiVersionCheck",
+         "--loose", "--silent", "--blobHost", "127.0.0.1", "--blobPort", str(blob),
+         "--queueHost", "127.0.0.1", "--queuePort", str(queue),
+         "--tableHost", "127.0.0.1", "--tablePort", str(table)],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait(lambda: _port_open(queue) and _port_open(table), "azurite")
+        yield {"queue": f"http://127.0.0.1:{queue}/{AZURITE_ACCOUNT}",
+               "table": f"http://127.0.0.1:{table}/{AZURITE_ACCOUNT}"}  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _create_databases(base: str) -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         present = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
@@ -118,17 +174,21 @@ def _create_databases(base: str) -> None:
 
 
 @contextlib.contextmanager
-def services() -> Iterator[Services]:
-    """Redis and PostgreSQL for the whole run, reused or started."""
+def services(own: bool = False) -> Iterator[Services]:
+    """Redis and PostgreSQL for the whole run, reused or started; ``own`` starts
+    throwaway ones even when shared ones answer (the bench flushes its Redis
+    database between scenarios, which a shared server may not allow)."""
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
     pg_base = "postgresql://postgres@127.0.0.1:5432"
     with contextlib.ExitStack() as stack:
         origin = {"redis": "reused 127.0.0.1:6379", "postgres": "reused 127.0.0.1:5432"}
-        if not _redis_answers(redis_url):
+        if own or not _redis_answers(redis_url):
             redis_url = stack.enter_context(_throwaway_redis())
             origin["redis"] = "started " + redis_url
-        if not _pg_answers(pg_base):
+        if own or not _pg_answers(pg_base):
             pg_base = stack.enter_context(_throwaway_postgres())
             origin["postgres"] = "started " + pg_base
         _create_databases(pg_base)
-        yield Services(redis_url, pg_base, origin)
+        azurite = stack.enter_context(_throwaway_azurite())
+        origin["azurite"] = "started " + azurite["queue"] if azurite else "not installed"
+        yield Services(redis_url, pg_base, origin, azurite)

@@ -18,9 +18,9 @@ REPO = HERE.parent.parent
 VENVS = REPO / "bench" / ".venvs"
 REQUIREMENTS = HERE / "requirements"
 STAMP = ".requirements.sha256"
-# offload is measured as its users install it, from this checkout, with both
-# server extras; the venv keeps the editable link, so a re-run sees new code.
-EDITABLE = {"offload": [f"{REPO}[postgres,redis]"]}
+# offload is measured as its users install it, from this checkout, with the
+# server extras (and azure); the venv keeps the editable link, so a re-run sees new code.
+EDITABLE = {"offload": [f"{REPO}[postgres,redis,azure]"]}
 
 
 def python(name: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator
 
@@ -11,6 +12,7 @@ from azure.storage.queue import TextBase64DecodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from offload import App, JobContext
+from offload.backends.azure import AzureBackend
 from offload.backends.azure._url import parse
 from offload.backends.azure.clients import storage_queue_name
 from offload.integrations.azure_functions import blueprint, handle_queue_message
@@ -59,6 +61,80 @@ async def test_a_message_runs_its_job_to_success(app: App) -> None:
     kinds = [e.kind for e in await app.events_async(job.id)]
     assert kinds == [EventKind.ENQUEUED, EventKind.STARTED, EventKind.PROGRESS,
                      EventKind.SUCCEEDED]  # fmt: skip
+
+
+async def _messages(app: App, want: int, queue: str = "default") -> list[func.QueueMessage]:
+    """``want`` messages of the queue, received (hidden for a minute) and deleted."""
+    got: list[func.QueueMessage] = []
+
+    async def more() -> list[func.QueueMessage] | None:
+        got.append(await _message(app, queue))
+        return got if len(got) >= want else None
+
+    return await eventually(more, timeout=15, what=f"{want} messages")
+
+
+def _names(msg: func.QueueMessage) -> str:
+    return str(json.loads(msg.get_body())["id"])
+
+
+async def test_a_message_runs_the_job_it_names_not_the_queues_first(app: App) -> None:
+    @app.task(name="fx.echo")
+    async def echo(n: int) -> int:
+        return n
+
+    first = await echo.enqueue_async(1)
+    second = await echo.enqueue_async(2)
+    [msg] = [m for m in await _messages(app, 2) if _names(m) == second.id]
+    done = await handle_queue_message(app, msg)
+    assert done is not None
+    assert (done.id, done.state, done.result) == (second.id, State.SUCCEEDED, 2)
+    assert (await app.get_job_async(first.id)).state is State.QUEUED
+
+
+async def test_a_paused_job_is_not_run_and_gets_a_message_for_later(app: App) -> None:
+    @app.task(name="fx.held")
+    async def held() -> None:
+        return None
+
+    await app.pause_async(queue="default")
+    job = await held.enqueue_async()
+    msg = await _message(app)
+    again = await handle_queue_message(app, msg)
+    assert again is not None
+    assert (again.id, again.state, again.attempts) == (job.id, State.QUEUED, 0)
+    name = storage_queue_name(parse(app.backend_url).prefix, "default")
+    client = QueueClient.from_connection_string(os.environ[ENV], name)
+    async with client:
+        # The received message is gone; the one waiting is the trigger's new one.
+        assert (await client.get_queue_properties()).approximate_message_count == 1
+
+
+async def test_a_message_back_from_a_dead_host_redelivers_its_job(app: App) -> None:
+    @app.task(name="fx.again")
+    async def again() -> str:
+        return "done"
+
+    job = await again.enqueue_async()
+    msg = await _message(app)
+    backend = await app.backend()
+    assert isinstance(backend, AzureBackend)
+    # A host took the job under a short lease, then died without a word.
+    taken = await backend.job_lease_one("dead-host", job.id, 0.2)
+    assert taken is not None
+    assert taken.lease_expires_at is not None
+    expiry = taken.lease_expires_at
+
+    async def expired() -> bool:
+        return await backend.now() > expiry
+
+    await eventually(expired, timeout=10, what="the dead host's lease to run out")
+    done = await handle_queue_message(app, msg)  # the message, visible again
+    assert done is not None
+    assert (done.id, done.state, done.result, done.attempts) == (
+        job.id, State.SUCCEEDED, "done", 2)  # fmt: skip
+    kinds = [e.kind for e in await app.events_async(job.id)]
+    assert EventKind.LEASE_EXPIRED in kinds
 
 
 async def test_a_failure_schedules_the_retry_and_returns_normally(app: App) -> None:

@@ -1,4 +1,5 @@
-"""offload itself, on the backend named by ``PEERS_OFFLOAD_URL``.
+"""offload itself, on the backend named by ``PEERS_OFFLOAD_URL`` (for
+``azure://``, the account of ``AZURE_STORAGE_CONNECTION_STRING``).
 
 Installed editable from this repository into its own virtualenv, so it is
 measured the same way as every peer. The worker is ``offload.worker.Worker`` with
@@ -56,6 +57,22 @@ def reset() -> None:
         dsn = parts._replace(query="").geturl()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    elif parts.scheme == "azure":
+        _drop_azure(parse_qs(parts.query).get("prefix", ["offload"])[0])
+
+
+def _drop_azure(prefix: str) -> None:
+    """Delete the prefix's tables and Storage queues (Azurite drops them at once)."""
+    from azure.data.tables import TableServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    conn = os.environ["AZURE_STORAGE_CONNECTION_STRING"]
+    tables = TableServiceClient.from_connection_string(conn)
+    for table in tables.query_tables(f"TableName ge '{prefix}' and TableName lt '{prefix}~'"):
+        tables.delete_table(table.name)
+    queues = QueueServiceClient.from_connection_string(conn)
+    for queue in queues.list_queues(name_starts_with=prefix + "-"):
+        queues.delete_queue(queue.name)
 
 
 async def run_worker(mode: str) -> None:

@@ -14,8 +14,11 @@ from offload.backends.azure._url import parse
 from offload.backends.azure.apply import NOTHING, Handed, apply
 from offload.backends.azure.clients import Clients
 from offload.backends.azure.delivery import Doorbell
+from offload.backends.azure.enqueue import Enqueuer
+from offload.backends.azure.eventids import EventIds, Items
+from offload.backends.azure.lease import Leaser
 from offload.backends.azure.records import Records
-from offload.backends.azure.store import JobStore, Stored
+from offload.backends.azure.store import JobStore, Stored, Write
 from offload.backends.base import QueueCounts, check_release
 from offload.job import (
     Cancellation,
@@ -32,16 +35,21 @@ from offload.job import (
 from offload.lifecycle import EventKind, State, Transition
 
 _CAS_TRIES = 20
-Items = list[tuple[EventKind, dict[str, Any]]]
 
 
 class AzureBackend(Records):
     def __init__(self, url: str = "azure://") -> None:
         self.url = url
         self._target = parse(url)
+        self._wire()
+
+    def _wire(self) -> None:
         self._c = Clients(self._target)
         self._store = JobStore(self._c)
         self._bell = Doorbell(self._c)
+        self._ids = EventIds(self._c)
+        self._leaser = Leaser(self._c, self._store, self._ids)
+        self._enqueuer = Enqueuer(self._store, self._ids, self._bell)
         self._opened = False
 
     @property
@@ -59,10 +67,7 @@ class AzureBackend(Records):
 
     async def close(self) -> None:
         await self._c.close()
-        self._c = Clients(self._target)
-        self._store = JobStore(self._c)
-        self._bell = Doorbell(self._c)
-        self._opened = False
+        self._wire()
 
     def describe(self) -> dict[str, Any]:
         return {"backend": type(self).__name__, "url": self._target.safe_url,
@@ -73,13 +78,9 @@ class AzureBackend(Records):
 
     # writing a transition -------------------------------------------------------
 
-    async def _events(self, job: Job, now: datetime,
-                      items: list[tuple[EventKind, dict[str, Any]]]) -> list[Event]:  # fmt: skip
-        if not items:
-            return []
-        first = await self._store.next_event_ids(len(items))
-        return [Event(first + n, job.id, job.tenant, kind, now, data)
-                for n, (kind, data) in enumerate(items)]  # fmt: skip
+    async def _events(self, job: Job, now: datetime, items: Items) -> list[Event]:
+        [events] = await self._ids.number([(job, now, items)])
+        return events
 
     async def _write(
         self, before: Stored | None, job: Job, now: datetime, items: Items, waits: bool
@@ -96,14 +97,14 @@ class AzureBackend(Records):
     ) -> Job | None:  # fmt: skip
         """Apply ``t`` to the job if it is in a source state (and, for a leased
         transition, still under ``token``; and ``check(job)`` when given), as a
-        compare-and-set: a lost race re-reads and decides again."""
-        for _ in range(_CAS_TRIES):
-            stored = await self._store.read(job_id)
-            if stored is None or not t.allows(stored.job.state):
-                return None
-            if t.leased and stored.job.lease_token != token:
-                return None
-            if check is not None and not check(stored.job):
+        compare-and-set: a lost race re-reads and decides again. A job this
+        instance holds is tried first as it last wrote it, with no read."""
+        for n in range(_CAS_TRIES):
+            held = self._store.held(job_id) if n == 0 else None
+            stored = held or await self._store.read(job_id)
+            if stored is None or not _may(stored.job, t, token, check):
+                if held is not None:
+                    continue  # decide on the job as stored, not as remembered
                 return None
             now = _now()
             job, items = apply(stored.job, t, now, h)
@@ -115,34 +116,7 @@ class AzureBackend(Records):
 
     async def job_enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
         await self.open()
-        return [await self._enqueue_one(new) for new in jobs]
-
-    async def _enqueue_one(self, new: NewJob) -> Job:
-        if not await self._store.claim_id(new.id, new.queue):
-            existing = await self._store.read(new.id)
-            if existing is not None:
-                return _duplicate(existing.job)
-        if new.unique_key is not None:
-            holder = await self._store.claim_unique(new.tenant, new.unique_key, new.id)
-            found = await self._store.read(holder) if holder else None
-            if found is not None:
-                return _duplicate(found.job)
-        now = _now()
-        run_at = new.run_at or now + timedelta(seconds=new.delay)
-        later = run_at > now
-        blank = Job(
-            id=new.id, task=new.task, queue=new.queue, tenant=new.tenant,
-            state=State.SCHEDULED, payload=new.payload, priority=new.priority, attempts=0,
-            max_attempts=new.max_attempts, created_at=now, run_at=run_at, timeout=new.timeout,
-            unique_key=new.unique_key, batch_id=new.batch_id, meta=dict(new.meta),
-        )  # fmt: skip
-        t = lc.ENQUEUE_LATER if later else lc.ENQUEUE
-        job, items = apply(blank, t, now, NOTHING)
-        if await self._write(None, job, now, items, True) is None:
-            existing = await self._store.read(new.id)
-            assert existing is not None, f"job {new.id} neither written nor found"
-            return _duplicate(existing.job)
-        return job
+        return await self._enqueuer.enqueue(jobs)
 
     async def job_lease(
         self, worker_id: str, queues: Sequence[str], limit: int, lease_for: float
@@ -151,46 +125,39 @@ class AzureBackend(Records):
         pauses = await self.control_pauses()
         if any(p.tenant is None and p.queue is None for p in pauses):
             return []
-        leased: list[Job] = []
         h = Handed({}, worker_id=worker_id, seconds=lease_for)
-        for queue in queues:
-            async for row in self._ready_rows(queue):
-                if len(leased) >= limit:
-                    return leased
-                if any(p.covers(row["Tenant"], queue) for p in pauses):
-                    continue
-                job = await self._start(row, h)
-                if job is not None:
-                    leased.append(job)
-            if len(leased) >= limit:
-                break
-        return leased
+        return await self._leaser.lease(queues, limit, h, pauses)
 
-    async def _start(self, row: dict[str, Any], h: Handed) -> Job | None:
-        stored = await self._store.read(row["JobId"])
-        if stored is None or stored.ready != row["RowKey"]:
-            return None
-        now = _now()
-        if not lc.START.allows(stored.job.state) or stored.job.run_at > now:
-            return None
-        job, items = apply(stored.job, lc.START, now, h)
-        return job if await self._write(stored, job, now, items, False) else None
+    async def job_lease_one(
+        self, worker_id: str, job_id: str, lease_for: float, queue: str | None = None
+    ) -> Job | None:
+        """START the job ``job_id`` if it is waiting, due and not paused: what the
+        Azure Functions trigger does with the job its message names (not part
+        of the contract; ``queue``, when known, saves looking it up)."""
+        await self.open()
+        pauses = await self.control_pauses()
+        if queue is not None:
+            await self._store.read(job_id, queue)  # learns where the job lives
 
-    async def _ready_rows(self, queue: str) -> AsyncIterator[dict[str, Any]]:
-        self._c.ops["table"] += 1
-        rows = self._c.table("jobs").query_entities(
-            "PartitionKey eq @pk and RowKey ge 'r_' and RowKey lt 'r`' and RunAt le @now",
-            parameters={"pk": codec.partition(queue), "now": codec.ts(_now())},
-            results_per_page=100,
-        )
-        async for row in rows:
-            yield row
+        def due(job: Job) -> bool:
+            return job.run_at <= _now() and not any(p.covers(job.tenant, job.queue)
+                                                    for p in pauses)  # fmt: skip
+
+        h = Handed({}, worker_id=worker_id, seconds=lease_for)
+        return await self._transit(job_id, lc.START, h, check=due)
 
     async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
+        until = _now() + timedelta(seconds=lease_for)
+        held = [self._store.held(lease.job_id) for lease in leases]
+        quick = [h for h, lease in zip(held, leases, strict=True) if h and _holds(h.job, lease)]
+        writes = [Write(h, _extended(h.job, until), [], False) for h in quick]
+        done = await self._store.commit_many(writes)
+        extended = {(w.job.id, w.job.lease_token): w.job
+                    for w, d in zip(writes, done, strict=True) if d is not None}  # fmt: skip
         lost: set[str] = set()
         cancel: set[str] = set()
         for lease in leases:
-            job = await self._extend(lease, lease_for)
+            job = extended.get((lease.job_id, lease.token)) or await self._extend(lease, lease_for)
             if job is None:
                 lost.add(lease.job_id)
             elif job.cancel_requested:
@@ -202,18 +169,31 @@ class AzureBackend(Records):
             stored = await self._store.read(lease.job_id)
             if stored is None or not _holds(stored.job, lease):
                 return None
-            job = _copy(stored.job)
-            job.lease_expires_at = _now() + timedelta(seconds=lease_for)
+            job = _extended(stored.job, _now() + timedelta(seconds=lease_for))
             if await self._store.commit(stored, job, [], False) is not None:
                 return job
         return None
 
     async def job_complete_many(self, items: Sequence[tuple[Lease, bytes | None]]) -> list[bool]:
+        """SUCCEED the jobs this instance holds in a few transactions (no read,
+        one block of event ids); any other, or any whose write lost a race,
+        one by one as a compare-and-set."""
+        now = _now()
+        quick: dict[int, tuple[Stored, Job, Items]] = {}
+        for n, (lease, result) in enumerate(items):
+            held = self._store.held(lease.job_id)
+            if held is not None and _holds(held.job, lease) and not _twice(items, n):
+                quick[n] = (held, *apply(held.job, lc.SUCCEED, now, Handed({}, result=result)))
+        events = await self._ids.number([(job, now, ev) for _, job, ev in quick.values()])
+        writes = [Write(held, job, evs, False)
+                  for (held, job, _), evs in zip(quick.values(), events, strict=True)]  # fmt: skip
+        written = await self._store.commit_many(writes)
+        done = {n for n, d in zip(quick, written, strict=True) if d is not None}
         out = []
-        for lease, result in items:
-            done = await self._transit(lease.job_id, lc.SUCCEED, Handed({}, result=result),
-                                       token=lease.token)  # fmt: skip
-            out.append(done is not None)
+        for n, (lease, result) in enumerate(items):
+            h = Handed({}, result=result)
+            out.append(n in done or await self._transit(lease.job_id, lc.SUCCEED, h,
+                                                        token=lease.token) is not None)  # fmt: skip
         return out
 
     async def job_fail(self, lease: Lease, error: ErrorInfo, retry_in: float | None) -> Job | None:
@@ -264,8 +244,18 @@ class AzureBackend(Records):
         return None
 
     async def job_cancels(self, job_ids: Sequence[str]) -> frozenset[str]:
-        found = [await self._store.read(i) for i in job_ids]
-        return frozenset(s.job.id for s in found if s is not None and s.job.cancel_requested)
+        """One range query per queue over its cancel markers, not a read per
+        job: workers ask several times a second."""
+        queues = {q for q in [await self._store.queue_of(i) for i in job_ids] if q is not None}
+        asked: set[str] = set()
+        for queue in queues:
+            self._c.ops["table"] += 1
+            rows = self._c.table("jobs").query_entities(
+                "PartitionKey eq @pk and RowKey ge 'c_' and RowKey lt 'c`'",
+                parameters={"pk": codec.partition(queue)}, select=["JobId"],
+            )  # fmt: skip
+            asked |= {r["JobId"] async for r in rows}
+        return frozenset(asked & set(job_ids))
 
     async def job_cancel_confirm(self, lease: Lease) -> Job | None:
         return await self._transit(lease.job_id, lc.CANCEL_RUNNING, token=lease.token)
@@ -319,12 +309,18 @@ class AzureBackend(Records):
                 out.append(job)
         return out
 
+    async def job_expire_one(self, job_id: str) -> Job | None:
+        """EXPIRE (or EXPIRE_DEAD) the job if it runs under a lease that has run
+        out: what the Functions trigger does with a message that came back
+        because the host running its job died (not part of the contract)."""
+        return await self._expire(job_id)
+
     async def _expire(self, job_id: str) -> Job | None:
         def expired(job: Job) -> bool:
             return job.lease_expires_at is not None and job.lease_expires_at <= _now()
 
         stored = await self._store.read(job_id)
-        if stored is None:
+        if stored is None or stored.job.state is not State.RUNNING:
             return None
         if stored.job.cancel_requested:
             return await self._transit(job_id, lc.EXPIRE_CANCELLED, check=expired)
@@ -452,10 +448,12 @@ class AzureBackend(Records):
     def _bell_wake(self) -> None:
         self._bell.wake_local()
 
-    async def signal(self, job: Job) -> None:
-        """Send the job's Storage Queue message again: for a trigger that
-        received it before the job came due (delays past the 7-day maximum)."""
-        await self._bell.ring(job, _now())
+    async def signal(self, job: Job, at_least: float = 0.0) -> None:
+        """Send the job's Storage Queue message again, visible at its due time
+        and not before ``at_least`` seconds from now: for a trigger that
+        received it early (delays past the 7-day maximum) or while a pause
+        held the job."""
+        await self._bell.ring(job, _now(), at_least)
 
 
 def _job_filter(q: JobQuery) -> tuple[list[str], dict[str, Any]]:
@@ -478,6 +476,25 @@ def _job_filter(q: JobQuery) -> tuple[list[str], dict[str, Any]]:
         names = sorted(State(s).value for s in q.states) or ["none"]
         clauses.append("(" + " or ".join(f"State eq '{n}'" for n in names) + ")")
     return clauses, params
+
+
+def _may(job: Job, t: Transition, token: str | None, check: Any) -> bool:
+    """Whether ``t`` applies to ``job`` as read: a source state, the caller's
+    lease for a leased transition, and the caller's own ``check``."""
+    if not t.allows(job.state) or (t.leased and job.lease_token != token):
+        return False
+    return check is None or bool(check(job))
+
+
+def _extended(job: Job, until: datetime) -> Job:
+    out = _copy(job)
+    out.lease_expires_at = until
+    return out
+
+
+def _twice(items: Sequence[tuple[Lease, bytes | None]], n: int) -> bool:
+    """The same job earlier in ``items``: one transaction may not name it twice."""
+    return any(lease.job_id == items[n][0].job_id for lease, _ in items[:n])
 
 
 def _holds(job: Job, lease: Lease) -> bool:

@@ -52,6 +52,10 @@ def job_key(job_id: str) -> str:
     return "j_" + job_id
 
 
+def cancel_key(job_id: str) -> str:
+    return "c_" + job_id
+
+
 def event_key(job_id: str, seq: int) -> str:
     return f"e_{job_id}_{seq:020d}"
 
@@ -61,6 +65,15 @@ def ready_key(job: Job) -> str:
     ``run_at``, then older id, which is the contract's order."""
     inverted = (1 << 63) - job.priority
     return f"r_{inverted:020d}_{ts(job.run_at)}_{job.id}"
+
+
+def ready_entity(job: Job, key: str) -> Entity:
+    """A waiting job's ready row: a full copy of the job under its order key, so
+    leasing reads the due jobs, in order, with their ETags, in one query.
+    Every write of a waiting job rewrites it in the same transaction."""
+    e = job_entity(job, key)
+    e.update(RowKey=key, Kind="ready")
+    return e
 
 
 def int64(value: int) -> EntityProperty:
@@ -98,6 +111,7 @@ def get_json(entity: Entity, name: str) -> Any:
 
 def job_entity(job: Job, ready: str | None) -> Entity:
     """The whole job as one entity (written with REPLACE, so cleared fields go)."""
+    check_fits(job)
     e: Entity = {
         "PartitionKey": partition(job.queue), "RowKey": job_key(job.id), "Kind": "job",
         "Id": job.id, "Task": job.task, "Queue": job.queue, "Tenant": job.tenant,
@@ -107,17 +121,30 @@ def job_entity(job: Job, ready: str | None) -> Entity:
         "Ready": ready or "",
     }  # fmt: skip
     _optional(e, job)
-    used = sum(put_bytes(e, n, d) for n, d in (
-        ("Payload", job.payload), ("Result", job.result_data),
-        ("Checkpoint", job.checkpoint_data)))  # fmt: skip
-    used += put_json(e, "Error", job.error.to_dict() if job.error else None)
-    used += put_json(e, "Meta", job.meta or None)
+    for name, data in _blobs(job):
+        put_bytes(e, name, data)
+    return e
+
+
+def check_fits(job: Job) -> None:
+    """Refuse a job too big for one entity before anything of it is written."""
+    used = sum(0 if d is None else max(1, -(-len(d) // CHUNK)) for _, d in _blobs(job))
     if used > MAX_CHUNKS:
         raise PayloadError(
             f"job {job.id}: payload, result, checkpoint and error together exceed "
             f"{MAX_CHUNKS * CHUNK // 1024} KiB, the most one Azure Table entity holds"
         )
-    return e
+
+
+def _blobs(job: Job) -> list[tuple[str, bytes | None]]:
+    def js(value: Any) -> bytes | None:
+        return None if not value else json.dumps(value, separators=(",", ":")).encode()
+
+    error = js(job.error.to_dict() if job.error else None)
+    return [
+        ("Payload", job.payload), ("Result", job.result_data),
+        ("Checkpoint", job.checkpoint_data), ("Error", error), ("Meta", js(job.meta)),
+    ]  # fmt: skip
 
 
 def _optional(e: Entity, job: Job) -> None:

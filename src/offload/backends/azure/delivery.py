@@ -21,6 +21,7 @@ MAX_VISIBILITY = 7 * 24 * 3600 - 60
 """Storage caps the initial visibility at 7 days; a job due later is signalled
 at the cap, and whoever receives it early signals it again."""
 RECEIVE_BATCH = 32
+SENDS_IN_FLIGHT = 16
 # Same-process wake-ups (an enqueue in this process wakes its idle workers at
 # once), per prefix: (loop, event) pairs.
 _waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
@@ -43,17 +44,33 @@ class Doorbell:
     def __init__(self, clients: Clients) -> None:
         self.c = clients
 
-    async def ring(self, job: Job, now: datetime) -> None:
-        """Send the job's message, visible at its due time. A lost message only
-        delays the job until a worker's next poll of the ready rows."""
-        delay = max(0, min(MAX_VISIBILITY, int((job.run_at - now).total_seconds() + 0.999)))
+    async def ring(self, job: Job, now: datetime, at_least: float = 0.0) -> None:
+        """Send the job's message, visible at its due time (and not before
+        ``at_least`` seconds). A lost message only delays the job until a
+        worker's next poll of the ready rows."""
+        await self.ring_many([job], now, at_least)
+
+    async def ring_many(self, jobs: Sequence[Job], now: datetime, at_least: float = 0.0) -> None:
+        """``ring`` for many jobs, a few sends in flight at once (one Storage
+        request per message is the price of a trigger that runs each job)."""
+        gate = asyncio.Semaphore(SENDS_IN_FLIGHT)
+
+        async def send(job: Job) -> None:
+            async with gate:
+                await self._send(job, now, at_least)
+
+        await asyncio.gather(*(send(job) for job in jobs))
+        self.wake_local()
+
+    async def _send(self, job: Job, now: datetime, at_least: float) -> None:
+        due_in = max(at_least, (job.run_at - now).total_seconds())
+        delay = max(0, min(MAX_VISIBILITY, int(due_in + 0.999)))
         try:
             client = await self.c.create_queue(job.queue)
             self.c.ops["queue"] += 1
             await client.send_message(message(job), visibility_timeout=delay)
         except AzureError as exc:
             log.warning("could not signal job %s on Storage queue: %s", job.id, exc)
-        self.wake_local()
 
     def wake_local(self) -> None:
         for loop, event in list(_waiters.get(self.c.target.prefix, ())):
@@ -80,13 +97,16 @@ class Doorbell:
             client = self.c.queue(queue)
             try:
                 self.c.ops["queue"] += 1
-                async for msg in client.receive_messages(
+                received = [m async for m in client.receive_messages(
                     messages_per_page=RECEIVE_BATCH, max_messages=RECEIVE_BATCH,
                     visibility_timeout=30,
-                ):  # fmt: skip
-                    got = True
-                    self.c.ops["queue"] += 1
-                    await client.delete_message(msg.id, msg.pop_receipt)
+                )]  # fmt: skip
+                got = got or bool(received)
+                self.c.ops["queue"] += len(received)
+                # A delete refused (the message went back and someone else
+                # holds it now) changes nothing: the message only woke us.
+                await asyncio.gather(*(client.delete_message(m.id, m.pop_receipt)
+                                       for m in received), return_exceptions=True)  # fmt: skip
             except ResourceNotFoundError:
                 continue
             except AzureError as exc:
