@@ -175,16 +175,16 @@ def _create_databases(base: str) -> None:
 
 @contextlib.contextmanager
 def services(own: bool = False) -> Iterator[Services]:
-    """Redis and PostgreSQL for the whole run, reused or started; ``own`` starts
-    throwaway ones even when shared ones answer (the bench flushes its Redis
-    database between scenarios, which a shared server may not allow)."""
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    """Redis and PostgreSQL for the whole run. Redis is always a throwaway
+    server: the bench empties its database between scenarios (the peers' keys
+    share no prefix), which must never happen to a server others use.
+    PostgreSQL is reused when it answers (the bench keeps to databases of its
+    own); ``own`` starts a throwaway one anyway."""
     pg_base = "postgresql://postgres@127.0.0.1:5432"
     with contextlib.ExitStack() as stack:
-        origin = {"redis": "reused 127.0.0.1:6379", "postgres": "reused 127.0.0.1:5432"}
-        if own or not _redis_answers(redis_url):
-            redis_url = stack.enter_context(_throwaway_redis())
-            origin["redis"] = "started " + redis_url
+        origin = {"postgres": "reused 127.0.0.1:5432"}
+        redis_url = stack.enter_context(_throwaway_redis())
+        origin["redis"] = "started " + redis_url
         if own or not _pg_answers(pg_base):
             pg_base = stack.enter_context(_throwaway_postgres())
             origin["postgres"] = "started " + pg_base
