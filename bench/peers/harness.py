@@ -71,7 +71,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="seconds for the whole run; later scenarios are skipped")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--own-servers", action="store_true",
-                        help="start a throwaway PostgreSQL even if a shared one answers")  # fmt: skip
+                        help="a throwaway PostgreSQL even if a shared one answers")  # fmt: skip
     return parser.parse_args(argv)
 
 
