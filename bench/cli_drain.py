@@ -8,8 +8,8 @@ on a task that takes one ``int`` argument.
 For each backend URL, on a fresh queue:
 
 1. start-up: ``offload worker apps:app --burst`` on the empty queue, from
-   the fork until the process has exited, and its peak RSS (``wait4``'s
-   ``ru_maxrss``): what every worker pays before its first job;
+   the fork until the process has exited, and its peak RSS (its ``VmHWM``,
+   which restarts at exec): what every worker pays before its first job;
 2. ``--jobs`` jobs of ``bench.int`` (one ``int`` argument, validated on both
    sides), bulk-enqueued outside the timing;
 3. drain: the same command with ``--burst`` on the full queue; jobs/s over the
@@ -65,13 +65,30 @@ def run_worker(url: str, queue: str, concurrency: int) -> dict[str, float]:
             "--burst", "--concurrency", str(concurrency), "--log-level", "warning"]  # fmt: skip
     began = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak_kib = 0
+    while True:
+        # wait4's ru_maxrss would count the fork of this (bigger) process too;
+        # VmHWM restarts at exec, so it is the worker's own peak.
+        peak_kib = max(peak_kib, vm_hwm_kib(proc.pid))
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.01)
     seconds = time.perf_counter() - began
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"worker exited with {proc.returncode} on {url}")
-    return {"seconds": seconds, "rss_mib": usage.ru_maxrss / 1024,
+    return {"seconds": seconds, "rss_mib": peak_kib / 1024,
             "cpu_s": usage.ru_utime + usage.ru_stime}  # fmt: skip
+
+
+def vm_hwm_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), "VmHWM: 0 kB")
+    return int(line.split()[1])
 
 
 async def seed(url: str, queue: str, n: int) -> float:
