@@ -11,9 +11,16 @@ from offload import App, Task
 
 TASK_NAME = "bench.noop"
 PROBE_NAME = "bench.probe"
+INT_TASK_NAME = "bench.int"
 
 
 async def _noop() -> None:
+    return None
+
+
+async def _take_int(n: int) -> None:
+    """One typed argument, so that validating it is part of what is measured,
+    as it is for a user's task."""
     return None
 
 
@@ -28,6 +35,7 @@ def bench_app(url: str) -> tuple[App, Task[Any]]:
     """A fresh app on ``url`` with the no-op task; one per backend measured."""
     app = App(url)
     app.task(name=PROBE_NAME, max_attempts=1)(_probe)
+    app.task(name=INT_TASK_NAME, max_attempts=1)(_take_int)
     return app, app.task(name=TASK_NAME, max_attempts=1)(_noop)
 
 

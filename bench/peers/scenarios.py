@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from housekeeping import Autovacuum
 
 HERE = Path(__file__).resolve().parent
 DONE_KEY = "peers:trace:done"
@@ -84,6 +85,15 @@ class Driver:
         self.env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
         self.env.update(target.env, PEERS_REDIS_URL=redis_url, PYTHONUNBUFFERED="1")
         self._workers = 0
+        self._housekeeper: Autovacuum | None = None
+
+    def postgres_dsn(self) -> str | None:
+        """The database a PostgreSQL row writes to (its own), else None."""
+        if self.target.broker != "postgres":
+            return None
+        if self.target.adapter == "offload":
+            return self.target.env["PEERS_OFFLOAD_URL"].split("?", 1)[0]
+        return self.target.env.get("PEERS_PROCRASTINATE_URL")
 
     def _argv(self, *args: str) -> list[str]:
         return [str(self.python), str(HERE / "adapter_main.py"), self.target.adapter, *args]
@@ -105,6 +115,10 @@ class Driver:
 
     def start_worker(self, mode: str) -> subprocess.Popen[bytes]:
         self._workers += 1
+        dsn = self.postgres_dsn()
+        if dsn is not None:
+            self._housekeeper = Autovacuum(dsn)
+            self._housekeeper.start()
         log = self.logs / f"{self.target.row.replace('/', '-')}-worker{self._workers}.log"
         with log.open("wb") as out:
             return subprocess.Popen(self._argv("worker", "--mode", mode), env=self.env,
@@ -116,6 +130,9 @@ class Driver:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+        if self._housekeeper is not None:
+            self._housekeeper.stop()
+            self._housekeeper = None
 
     def worker_log(self) -> str:
         log = self.logs / f"{self.target.row.replace('/', '-')}-worker{self._workers}.log"

@@ -6,16 +6,38 @@ the docs cannot disagree on them.
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from offload.errors import ConfigurationError
 
 DEFAULT_BACKEND_URL = "sqlite:///offload.db"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OFFLOAD_", extra="ignore", frozen=True)
+ENV_PREFIX = "offload_"
+
+
+def environment(fields: Any) -> dict[str, str]:
+    """``OFFLOAD_*`` variables (any case) that name a field, as raw strings for
+    the model to validate: every field is a scalar, so this is all of what
+    pydantic-settings did here, without its 5 MB and 0.2 s in every worker."""
+    found = {}
+    for name, value in os.environ.items():
+        lowered = name.lower()
+        if lowered.startswith(ENV_PREFIX) and lowered[len(ENV_PREFIX) :] in fields:
+            found[lowered[len(ENV_PREFIX) :]] = value
+    return found
+
+
+class Settings(BaseModel):
+    """Keyword arguments win over the environment, which wins over the defaults."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**environment(type(self).model_fields), **values})
 
     backend_url: str = DEFAULT_BACKEND_URL
     max_payload_bytes: int = Field(1024 * 1024, gt=0)

@@ -3,6 +3,8 @@
 ``reset`` rebuilds the schema of that database, which the harness created for
 this library alone. ``batch_defer_async`` is procrastinate's bulk API (one
 statement). The worker listens (LISTEN/NOTIFY), as procrastinate does by default.
+The shared server runs without autovacuum, which procrastinate relies on like any
+PostgreSQL application; the harness stands in for it (``housekeeping.py``).
 """
 
 from __future__ import annotations

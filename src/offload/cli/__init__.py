@@ -19,23 +19,24 @@ from __future__ import annotations
 
 import click
 
-from offload.cli.batches import batches
-from offload.cli.control import pause, resume
-from offload.cli.dead import dead
-from offload.cli.demo import demo
-from offload.cli.enqueue import enqueue
-from offload.cli.jobs import jobs
-from offload.cli.queues import queues
+from offload.cli.lazy import LazyGroup
 from offload.cli.runtime import CliState
-from offload.cli.schedules import schedules
-from offload.cli.stats import stats
-from offload.cli.web import web
-from offload.cli.worker import worker
-from offload.cli.workers import workers
-from offload.cli.workflows import workflows
+
+# Each module is imported only when its command runs (see lazy.py).
+COMMANDS = {
+    name: f"offload.cli.{module}:{name}"
+    for module, name in [
+        ("worker", "worker"), ("web", "web"), ("enqueue", "enqueue"), ("jobs", "jobs"),
+        ("dead", "dead"), ("queues", "queues"), ("batches", "batches"),
+        ("schedules", "schedules"), ("control", "pause"), ("control", "resume"),
+        ("workers", "workers"), ("demo", "demo"), ("workflows", "workflows"),
+        ("stats", "stats"),
+    ]
+}  # fmt: skip
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})  # fmt: skip
 @click.option("--backend", "backend_url", envvar="OFFLOAD_BACKEND_URL", metavar="URL",
               help="Backend URL [env OFFLOAD_BACKEND_URL].")  # fmt: skip
 @click.option("--app", "app_spec", envvar="OFFLOAD_APP", metavar="MODULE:ATTR",
@@ -46,9 +47,5 @@ def main(ctx: click.Context, backend_url: str | None, app_spec: str | None) -> N
     """offload: background jobs for Python."""
     ctx.obj = CliState(backend_url=backend_url, app_spec=app_spec)
 
-
-for command in (worker, web, enqueue, jobs, dead, queues, batches, schedules, pause, resume,
-                workers, demo, workflows, stats):  # fmt: skip
-    main.add_command(command)
 
 __all__ = ["main"]

@@ -9,14 +9,13 @@ queue with their checkpoint.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.logging import RichHandler
 
 from offload.app import App
-from offload.cli.output import err_console
 from offload.cli.runtime import CliState, build_app, run, target_options
 
 log = logging.getLogger("offload.cli")
@@ -33,8 +32,32 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     output. Either way each line of a job names it, and credentials are masked."""
     from offload.observability.logs import configure
 
-    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=True)
-    configure(level, "json" if log_format == "json" else "text", handler)
+    if log_format == "json":
+        configure(level, "json", logging.StreamHandler())
+    elif sys.stderr.isatty():
+        configure(level, "text", rich_handler())
+    else:
+        plain_text_logs(level)
+
+
+def rich_handler() -> logging.Handler:
+    """Colours and wrapping for a person at a terminal; imported only then, so a
+    worker under a supervisor (systemd, Kubernetes) never loads rich."""
+    from rich.logging import RichHandler
+
+    from offload.cli.output import err_console
+
+    return RichHandler(console=err_console, show_path=False, rich_tracebacks=True)
+
+
+def plain_text_logs(level: str) -> None:
+    """One line per record with its time and level, unwrapped: what a log file or
+    a log collector reads best, and what costs nothing to import."""
+    from offload.observability.logs import TextFormatter, configure
+
+    handler = logging.StreamHandler()
+    configure(level, "text", handler)
+    handler.setFormatter(TextFormatter("%(asctime)s %(levelname)-8s %(message)s"))
 
 
 def log_options(fn: Callable[..., Any]) -> Callable[..., Any]:
