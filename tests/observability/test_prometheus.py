@@ -76,7 +76,7 @@ async def test_web_metrics_need_an_admin_and_healthz_needs_nothing() -> None:
     app = App("memory://")
     web = create_app(app, tokens={"root": "*", "t1": "acme"})
     transport = httpx.ASGITransport(app=web)
-    async with httpx.AsyncClient(transport=transport, base_url="http://web") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         assert (await client.get("/metrics")).status_code == 401
         tenant = await client.get("/metrics", headers={"Authorization": "Bearer t1"})
         assert tenant.status_code == 403
@@ -93,7 +93,7 @@ async def test_healthz_says_when_the_backend_does_not_answer() -> None:
     app = App(f"redis://127.0.0.1:{free_port()}/0")
     web = create_app(app)
     transport = httpx.ASGITransport(app=web)
-    async with httpx.AsyncClient(transport=transport, base_url="http://web") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         health = await client.get("/healthz")
     assert health.status_code == 503
     assert health.json()["status"] == "unavailable"

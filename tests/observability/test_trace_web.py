@@ -51,7 +51,7 @@ async def test_request_enqueue_and_run_in_a_worker_process_are_one_trace(
 
     web = AsgiTracing(create_app(app, dashboard=False), tracer_provider=provider)
     transport = httpx.ASGITransport(app=web)
-    async with httpx.AsyncClient(transport=transport, base_url="http://web") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         good = await client.post("/api/v1/jobs", json={"task": "otel.ok", "args": {"n": 7}})
         bad = await client.post("/api/v1/jobs", json={"task": "otel.broken"})
     assert (good.status_code, bad.status_code) == (202, 202), (good.text, bad.text)
