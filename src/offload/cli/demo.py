@@ -77,7 +77,9 @@ async def start_dashboard(app: App, port: int) -> Dashboard | None:
     server = _signals_server()(config)
     serving = asyncio.create_task(server.serve())
     url = f"http://{DASHBOARD_HOST}:{port}/?token={token}"
-    log.info("dashboard: %s", url)
+    # Printed, not logged: log lines redact tokens, and this link is how the
+    # person at this terminal opens the dashboard (shown once, as Jupyter does).
+    click.echo(f"dashboard: {url}", err=True)
 
     async def stop() -> None:
         server.should_exit = True
