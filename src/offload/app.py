@@ -45,6 +45,14 @@ from offload.middleware import Middleware, MiddlewareChain
 from offload.serializer import JSON, Serializer
 from offload.settings import Settings, load_settings
 from offload.task import CommandPayload, EnqueueOptions, Options, Task
+from offload.validation import (
+    check_attempts,
+    check_name,
+    check_new_job,
+    check_priority,
+    check_timeout,
+    is_storable_name,
+)
 
 C = TypeVar("C")
 
@@ -149,6 +157,8 @@ class App:
     async def enqueue_new_async(self, jobs: Sequence[NewJob]) -> list[Job]:
         """Store prepared jobs through the middleware in one round trip."""
         chain = self.middleware
+        for new in jobs:  # hand-built ones too; cheap for those new_job checked
+            check_new_job(new)
         prepared = await chain.before_enqueue_call(jobs)
         try:
             stored = await (await self.backend()).job_enqueue_many(prepared)
@@ -173,6 +183,8 @@ class App:
         return run_sync(self.dispatch_async(command, **options))
 
     async def get_job_async(self, job_id: str, tenant: str | None = None) -> Job:
+        if not is_storable_name(job_id):
+            raise JobNotFoundError(f"no job {job_id!r}")
         job = await (await self.backend()).job_get(job_id, tenant)
         if job is None:
             raise JobNotFoundError(f"no job {job_id!r}")
@@ -202,6 +214,8 @@ class App:
         job comes back ``running`` with ``cancel_requested`` set). Raises
         ``JobEndedError`` when it had already ended, ``JobNotFoundError`` when
         there is no such job (in that tenant)."""
+        if not is_storable_name(job_id):
+            raise JobNotFoundError(f"no job {job_id!r}")
         answer = await (await self.backend()).job_cancel(job_id, tenant)
         if answer is None:
             raise JobNotFoundError(f"no job {job_id!r}")
@@ -219,7 +233,7 @@ class App:
     async def retry_async(self, job_id: str, tenant: str | None = None) -> Job | None:
         """Re-drive a dead or cancelled job; ``None`` if it is in another state."""
         backend = await self.backend()
-        if await backend.job_get(job_id, tenant) is None:
+        if not is_storable_name(job_id) or await backend.job_get(job_id, tenant) is None:
             raise JobNotFoundError(f"no job {job_id!r}")
         return await backend.job_redrive(job_id, tenant)
 
@@ -231,6 +245,7 @@ class App:
     async def pause_async(self, *, tenant: str | None = None, queue: str | None = None) -> Pause:
         """Stop leasing everything, one queue, one tenant, or one queue of one
         tenant; workers stop starting such jobs at once, running ones go on."""
+        _check_scope(tenant, queue)
         return await (await self.backend()).control_pause(tenant, queue)
 
     def pause(self, *, tenant: str | None = None, queue: str | None = None) -> Pause:
@@ -277,6 +292,7 @@ class App:
 
         rule = CronRule(cron, timezone)
         found = self.get_task(task) if isinstance(task, str) else task
+        _check_schedule(schedule_id, tenant, queue, priority, max_attempts, timeout)
         template = found.new_job(tuple(args), dict(kwargs or {}), from_json=from_json)
         backend = await self.backend()
         schedule = Schedule(
@@ -284,7 +300,7 @@ class App:
             next_run_at=rule.next_after(await backend.now()), tenant=tenant,
             timezone=timezone, queue=queue or found.queue,
             priority=found.priority if priority is None else priority,
-            max_attempts=max_attempts or found.max_attempts,
+            max_attempts=found.max_attempts if max_attempts is None else max_attempts,
             timeout=found.timeout if timeout is None else timeout, unique=unique,
         )  # fmt: skip
         return await backend.schedule_upsert(schedule)
@@ -362,6 +378,11 @@ class App:
         batch's summary in ``ctx.job.meta["batch"]``. Jobs take the batch's tenant."""
         from offload import batch as batches
 
+        check_name("tenant", tenant)
+        if name is not None:
+            check_name("batch name", name)
+        if batch_id is not None:
+            check_name("batch_id", batch_id, slash=False)
         backend = await self.backend()
         record = NewBatch(id=batch_id or new_id(), tenant=tenant, name=name,
                           then=batches.encode_then(then))  # fmt: skip
@@ -476,3 +497,30 @@ class App:
 
     def workers(self) -> list[WorkerInfo]:
         return run_sync(self.workers_async())
+
+
+def _check_schedule(
+    schedule_id: str,
+    tenant: str,
+    queue: str | None,
+    priority: int | None,
+    max_attempts: int | None,
+    timeout: float | None,
+) -> None:
+    """A schedule's id travels in URL paths, so it refuses ``/`` too; the job
+    options it stores obey the rules of every enqueue."""
+    check_name("schedule id", schedule_id, slash=False)
+    check_name("tenant", tenant)
+    _check_scope(None, queue)
+    if priority is not None:
+        check_priority(priority)
+    if max_attempts is not None:
+        check_attempts(max_attempts)
+    check_timeout(timeout)
+
+
+def _check_scope(tenant: str | None, queue: str | None) -> None:
+    if tenant is not None:
+        check_name("tenant", tenant)
+    if queue is not None:
+        check_name("queue", queue)

@@ -12,7 +12,8 @@ Callers catch the narrowest class that lets them act; the tree::
     │   ├── UnknownTaskError      a name nobody registered
     │   └── DuplicateTaskError    two tasks claim one name
     ├── PayloadError              arguments that do not fit the task's signature
-    │   └── PayloadTooLargeError  encoded payload over the configured limit
+    │   ├── PayloadTooLargeError  encoded payload over the configured limit
+    │   └── InvalidOptionError    an enqueue option or name out of range (also a ValueError)
     ├── SerializationError        bytes that cannot be decoded
     ├── NotFoundError             no batch or schedule with that id (in that tenant)
     │   └── JobNotFoundError      no job with that id (in that tenant)
@@ -80,6 +81,14 @@ class PayloadError(OffloadError):
 
 class PayloadTooLargeError(PayloadError):
     """The encoded payload is larger than ``max_payload_bytes``."""
+
+
+class InvalidOptionError(PayloadError, ValueError):
+    """An enqueue option or a name no backend can store as given: a priority
+    outside a signed 32-bit integer, a delay or timeout that is not finite, a
+    ``max_attempts`` below 1, a control character in a queue, tenant or key.
+    A ``PayloadError`` because it is refused at the same moment for the same
+    reason (nothing is stored); a ``ValueError`` for callers that catch that."""
 
 
 class SerializationError(OffloadError):

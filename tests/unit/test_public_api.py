@@ -22,6 +22,7 @@ PUBLIC = [
     "Event",
     "EventKind",
     "InvalidCronError",
+    "InvalidOptionError",
     "InvalidTimezoneError",
     "Job",
     "JobContext",

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from offload.errors import BackendError
+from offload.errors import BackendError, InvalidOptionError
 from offload.web.encoding import dumps
 
 log = logging.getLogger("offload.web")
@@ -105,8 +105,16 @@ async def on_backend_error(request: Request, exc: Exception) -> Response:
                                     headers={"Retry-After": str(RETRY_AFTER)}))  # fmt: skip
 
 
+async def on_invalid_option(request: Request, exc: Exception) -> Response:
+    """The one validation of options and names (``offload.validation``) can be
+    reached by a route whose body model let a value through: still the caller's
+    mistake, a 422 naming it."""
+    return problem_response(Problem(422, str(exc), kind="invalid-options"))
+
+
 EXCEPTION_HANDLERS = {
     Problem: on_problem,
+    InvalidOptionError: on_invalid_option,
     BackendError: on_backend_error,
     HTTPException: on_http_exception,
     Exception: on_unexpected,
