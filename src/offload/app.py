@@ -83,6 +83,10 @@ class App:
     def __repr__(self) -> str:
         return f"<App {self._prototype.describe()} tasks={len(self.tasks)}>"
 
+    def describe(self) -> dict[str, Any]:
+        """Facts about the backend for humans (CLI, dashboard); never secrets."""
+        return self._prototype.describe()
+
     # registry -------------------------------------------------------------------
 
     @property

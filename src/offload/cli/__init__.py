@@ -25,6 +25,7 @@ from offload.cli.dead import dead
 from offload.cli.demo import demo
 from offload.cli.enqueue import enqueue
 from offload.cli.jobs import jobs
+from offload.cli.migrate import migrate
 from offload.cli.queues import queues
 from offload.cli.runtime import CliState
 from offload.cli.schedules import schedules
@@ -46,7 +47,7 @@ def main(ctx: click.Context, backend_url: str | None, app_spec: str | None) -> N
 
 
 for command in (worker, web, enqueue, jobs, dead, queues, batches, schedules, pause, resume,
-                workers, demo):  # fmt: skip
+                workers, demo, migrate):  # fmt: skip
     main.add_command(command)
 
 __all__ = ["main"]

@@ -41,7 +41,7 @@ def schedules() -> None:
 @click.pass_obj
 def list_schedules(state: CliState, tenant: str | None, count: int, as_json: bool) -> None:
     """Schedules with their next firings (in UTC)."""
-    found = run(build_app(state), lambda a: a.schedules_async(tenant))
+    found = run(build_app(state, read_only=True), lambda a: a.schedules_async(tenant))
     rows = [(s, upcoming_firings(s, count)) for s in found]
     if as_json:
         echo_json([schedule_dict(s, up) for s, up in rows])

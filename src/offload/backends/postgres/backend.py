@@ -43,6 +43,7 @@ from offload.backends.postgres._url import parse_url
 from offload.backends.postgres.enqueue import enqueue_async
 from offload.backends.postgres.listener import Listener
 from offload.backends.postgres.migrate import migrate_connection
+from offload.backends.postgres.probe import probe
 from offload.errors import BackendError
 from offload.job import (
     Batch,
@@ -95,6 +96,7 @@ class PostgresBackend(Backend):
 
     async def _start_pool(self) -> AsyncConnectionPool[Conn]:
         o = self._options
+        await probe(o, self._where())
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             o.conninfo, min_size=min(o.pool_min, o.pool_max), max_size=o.pool_max,
             timeout=o.pool_timeout, kwargs={"autocommit": True}, configure=_configure,

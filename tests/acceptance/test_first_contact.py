@@ -1,0 +1,108 @@
+"""What a new user meets first (issue 13, items 14-16): credentials never
+printed, reads that do not create stores, PostgreSQL that fails fast in one line
+and says to run ``offload migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from offload import App, BackendError, ConfigurationError
+from offload.backends import create_backend
+from offload.cli import main
+from offload.cli.demo import hint
+
+SECRET = "SuperSecret123"
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_an_unknown_scheme_error_hides_the_password() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        create_backend(f"postgresq://u:{SECRET}@db.example/x")
+    assert SECRET not in str(caught.value)
+    assert "postgresq" in str(caught.value)
+
+
+def test_the_cli_never_prints_the_password() -> None:
+    code, output = _invoke("--backend", f"postgresq://u:{SECRET}@db.example/x", "jobs", "list")
+    assert code == 2
+    assert SECRET not in output
+    assert "u:***@" in output
+
+
+def test_the_demo_footer_hides_the_password() -> None:
+    shown = hint(f"redis://u:{SECRET}@127.0.0.1:6379/0", None).plain
+    assert SECRET not in shown
+    assert "redis://u:***@127.0.0.1" in shown
+
+
+def test_a_read_does_not_create_the_directory_or_the_database(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent-dir" / "x.db"
+    code, output = _invoke("--backend", f"sqlite:///{missing}", "jobs", "list")
+    assert code == 1
+    assert str(missing.parent) in output
+    assert not missing.parent.exists()
+    here = tmp_path / "x.db"
+    code, output = _invoke("--backend", f"sqlite:///{here}", "jobs", "list")
+    assert code == 0
+    assert "0 job(s)" in output
+    assert not here.exists()
+
+
+def test_a_read_of_an_existing_database_works(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert _invoke("--backend", url, "migrate")[0] == 0
+    code, output = _invoke("--backend", url, "jobs", "list")
+    assert code == 0, output
+    assert "0 job(s)" in output
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_an_unreachable_postgres_fails_in_one_line_naming_where(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pytest.importorskip("psycopg")
+    port = _closed_port()
+    app = App(f"postgresql://u:{SECRET}@127.0.0.1:{port}/nowhere?pool_timeout=30")
+    with pytest.raises(BackendError) as caught:
+        await app.backend()
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}/nowhere" in message
+    assert "\n" not in message
+    assert SECRET not in message
+    assert not [r for r in caplog.records if r.name.startswith("psycopg")]
+
+
+def test_migrate_false_on_a_fresh_schema_says_to_run_offload_migrate(
+    request: pytest.FixtureRequest,
+) -> None:
+    from tests.servers.postgres import postgres_url
+
+    url = postgres_url(request)
+
+    async def open_unmigrating() -> None:
+        app = App(f"{url}&migrate=false")
+        try:
+            await app.backend()
+        finally:
+            await app.close_async()
+
+    with pytest.raises(BackendError, match="offload migrate"):
+        asyncio.run(open_unmigrating())
+    code, output = _invoke("--backend", url, "migrate")
+    assert code == 0, output
+    assert "applied migration" in output
+    asyncio.run(open_unmigrating())
