@@ -10,6 +10,8 @@ missing table, so the error can say what to run.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from offload.backends.postgres._url import PostgresOptions
@@ -36,7 +38,7 @@ async def probe(options: PostgresOptions, where: str) -> None:
             )
 
 
-async def _migrated(conn: psycopg.AsyncConnection[object], schema: str) -> bool:
+async def _migrated(conn: psycopg.AsyncConnection[Any], schema: str) -> bool:
     cursor = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.jobs",))
     row = await cursor.fetchone()
     return bool(row and row[0])
