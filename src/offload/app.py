@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from typing_extensions import Unpack
 
-from offload._sync import run_sync
+from offload._sync import close_at_exit, is_bridge, run_sync
 from offload.backends import Backend, create_backend
 from offload.decorators import HandlerDecorator, TaskDecorator, TaskSettings
 from offload.errors import (
@@ -135,6 +135,8 @@ class App:
                 if backend is None:
                     backend = self._prototype if not self._backends else self._prototype.clone()
                     self._backends[loop] = backend
+                    if is_bridge(loop):
+                        close_at_exit(_closer(weakref.ref(self)))
             await backend.open()
         return backend
 
@@ -501,6 +503,17 @@ class App:
 
     def workers(self) -> list[WorkerInfo]:
         return run_sync(self.workers_async())
+
+
+def _closer(ref: weakref.ref[App]) -> Callable[[], Coroutine[Any, Any, None] | None]:
+    """Closes the app's bridge backend at exit, if the app still exists; a weak
+    reference, so registering never keeps an app alive."""
+
+    def close() -> Coroutine[Any, Any, None] | None:
+        app = ref()
+        return None if app is None else app.close_async()
+
+    return close
 
 
 def _check_schedule(

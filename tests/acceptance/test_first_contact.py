@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,70 @@ def test_migrate_false_on_a_fresh_schema_says_to_run_offload_migrate(
     assert code == 0, output
     assert "applied migration" in output
     asyncio.run(open_unmigrating())
+
+
+SYNC_SCRIPT = """
+import sys
+from offload import App
+app = App(sys.argv[1])
+
+@app.task(name="t.add")
+def add(a: int, b: int) -> int:
+    return a + b
+
+job = add.enqueue(1, 2)
+print(app.get_job(job.id).state.value)
+"""
+
+
+def test_a_sync_script_on_postgres_exits_without_pending_task_warnings(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    from tests.servers.postgres import postgres_url
+
+    script = tmp_path / "script.py"
+    script.write_text(SYNC_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), postgres_url(request)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "queued"
+    assert "Task was destroyed" not in done.stderr
+    assert done.stderr == ""
+
+
+def test_a_firing_is_shown_in_the_schedules_zone_and_names_it() -> None:
+    from datetime import UTC, datetime
+
+    from offload.cli.output import when_in
+
+    moment = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+    assert when_in(moment, "Europe/Paris") == "2026-01-15 13:00:00 CET"
+    assert when_in(moment, "UTC") == "2026-01-15 12:00:00 UTC"
+
+
+def test_every_missing_extra_and_bad_url_is_a_usage_error() -> None:
+    import click
+
+    from offload.cli.runtime import missing_extra
+
+    assert isinstance(missing_extra("the web server", "web", "uvicorn"), click.UsageError)
+    code, _ = _invoke("--backend", "nope://x", "jobs", "list")
+    assert code == 2
+
+
+def test_poll_interval_has_help() -> None:
+    _, output = _invoke("worker", "--help")
+    assert "--poll-interval S" in output
+    line = output[output.index("--poll-interval") :].split("\n--")[0]
+    assert "Seconds" in line
+
+
+def test_a_positional_app_is_not_called_dash_dash_app(tmp_path: Path) -> None:
+    code, output = _invoke("worker", "no_such_module_h2:app", "--burst")
+    assert code == 2
+    assert "no_such_module_h2" in output
+    assert "--app:" not in output
+    code, output = _invoke("--app", "no_such_module_h2:app", "worker", "--burst")
+    assert "--app:" in output

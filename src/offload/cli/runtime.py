@@ -33,6 +33,9 @@ class CliState:
 
     backend_url: str | None = None
     app_spec: str | None = None
+    # Given as the command's argument (``offload worker mod:app``), not as
+    # --app, so its errors do not name an option the user never typed.
+    app_positional: bool = False
 
 
 def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -95,7 +98,7 @@ def _build_app(state: CliState, *, need_tasks: bool = False) -> App:
             )
         return App(state.backend_url)
     except AppSpecError as exc:
-        raise click.UsageError(f"--app: {exc}") from exc
+        raise click.UsageError(str(exc) if state.app_positional else f"--app: {exc}") from exc
     except ConfigurationError as exc:
         raise click.UsageError(redact(str(exc))) from exc
 
@@ -119,6 +122,14 @@ def run(app: App, work: Callable[[App], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except OffloadError as exc:  # a driver's message may quote the URL it was given
         raise click.ClickException(redact(str(exc))) from exc
+
+
+def missing_extra(what: str, extra: str, module: str | None) -> click.UsageError:
+    """A missing extra is a set-up problem like a bad backend URL (whose missing
+    driver ``ConfigurationError`` reports): exit 2 for every one of them."""
+    return click.UsageError(
+        f"{what} needs an extra: pip install 'offload[{extra}]' (missing {module!r})"
+    )
 
 
 def check_job_id(job_id: str) -> str:

@@ -17,7 +17,7 @@ from rich.logging import RichHandler
 
 from offload.app import App
 from offload.cli.output import err_console
-from offload.cli.runtime import CliState, build_app, run, target_options
+from offload.cli.runtime import CliState, build_app, missing_extra, run, target_options
 
 log = logging.getLogger("offload.cli")
 
@@ -73,7 +73,9 @@ def warn_unserved(app: App, queues: list[str]) -> None:
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Jobs run at once.")
 @click.option("--burst", is_flag=True, help="Exit once no job of its queues is queued or running.")
 @click.option("--fetch-batch", type=click.IntRange(min=1), help="Jobs leased per round trip.")
-@click.option("--poll-interval", type=click.FloatRange(min=0, min_open=True), metavar="S")
+@click.option("--poll-interval", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Seconds between looks for due jobs when no wake-up arrives "
+              "(the backend's notifications usually come first).")  # fmt: skip
 @click.option("--grace", type=click.FloatRange(min=0), metavar="S",
               help="Seconds running jobs may finish after a stop request.")  # fmt: skip
 @click.option(
@@ -92,7 +94,7 @@ def worker(state: CliState, /, spec: str | None, queues: str | None, log_level: 
            **options: Any) -> None:  # fmt: skip
     """Run a worker for the tasks of MODULE:APP."""
     if spec:
-        state.app_spec = spec
+        state.app_spec, state.app_positional = spec, True
     app = build_app(state, need_tasks=True)
     served = parse_queues(queues)
     setup_logging(log_level, log_format)
@@ -109,10 +111,7 @@ def require_prometheus(app: App) -> None:
     try:
         from offload.integrations.prometheus import install
     except ModuleNotFoundError as exc:
-        raise click.ClickException(
-            f"--metrics-port needs an extra: pip install 'offload[prometheus]' "
-            f"(missing {exc.name!r})"
-        ) from exc
+        raise missing_extra("--metrics-port", "prometheus", exc.name) from exc
     install(app)
 
 
