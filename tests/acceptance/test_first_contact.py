@@ -5,6 +5,7 @@ and says to run ``offload migrate``."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -175,3 +176,26 @@ def test_a_positional_app_is_not_called_dash_dash_app(tmp_path: Path) -> None:
     assert "--app:" not in output
     code, output = _invoke("--app", "no_such_module_h2:app", "worker", "--burst")
     assert "--app:" in output
+
+
+def test_the_readme_quickstart_works_as_written(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    assert "cd examples && ../scripts/python quickstart.py" in readme
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "quickstart.py").write_text(
+        (root / "examples" / "quickstart.py").read_text()
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = "/usr/bin:/bin"  # no activated .venv
+    cwd = tmp_path / "examples"
+    ran = subprocess.run([str(root / "scripts" / "python"), "quickstart.py"], cwd=cwd, env=env,
+                         capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "succeeded welcome mail sent to ada@example.com" in ran.stdout
+    listed = subprocess.run(
+        [str(root / "scripts" / "offload"), "--backend", "sqlite:///quickstart.db", "jobs", "list"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "1 job(s)" in listed.stdout
