@@ -23,6 +23,7 @@ from offload.errors import (
     DuplicateTaskError,
     JobEndedError,
     JobNotFoundError,
+    LimitError,
     NotFoundError,
     UnknownTaskError,
     UsageError,
@@ -301,6 +302,7 @@ class App:
         _check_schedule(schedule_id, tenant, queue, priority, max_attempts, timeout)
         template = found.new_job(tuple(args), dict(kwargs or {}), from_json=from_json)
         backend = await self.backend()
+        await self._check_schedule_room(backend, schedule_id, tenant)
         schedule = Schedule(
             id=schedule_id, task=found.name, payload=template.payload, cron=cron,
             next_run_at=rule.next_after(await backend.now()), tenant=tenant,
@@ -345,6 +347,17 @@ class App:
                 from_json=from_json,
             )
         )
+
+    async def _check_schedule_room(self, backend: Backend, schedule_id: str, tenant: str) -> None:
+        """Replacing a schedule is always allowed; a new one only below the cap."""
+        cap = self.settings.max_schedules_per_tenant
+        if await backend.schedule_get(schedule_id, tenant) is not None:
+            return
+        if len(await backend.schedule_list(tenant)) >= cap:
+            raise LimitError(
+                f"tenant {tenant!r} already has {cap} schedules, the most allowed "
+                "(Settings.max_schedules_per_tenant); delete one first"
+            )
 
     async def get_schedule_async(self, schedule_id: str, tenant: str = DEFAULT_TENANT) -> Schedule:
         found = await (await self.backend()).schedule_get(schedule_id, tenant)

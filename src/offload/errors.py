@@ -15,6 +15,7 @@ Callers catch the narrowest class that lets them act; the tree::
     │   ├── PayloadTooLargeError  encoded payload over the configured limit
     │   └── InvalidOptionError    an enqueue option or name out of range (also a ValueError)
     ├── SerializationError        bytes that cannot be decoded
+    ├── LimitError                a tenant's quota is full (schedules per tenant)
     ├── NotFoundError             no batch or schedule with that id (in that tenant)
     │   └── JobNotFoundError      no job with that id (in that tenant)
     ├── TransitionError           a state change the lifecycle does not allow, or
@@ -93,6 +94,11 @@ class InvalidOptionError(PayloadError, ValueError):
 
 class SerializationError(OffloadError):
     """Stored bytes could not be decoded into a value."""
+
+
+class LimitError(OffloadError):
+    """A tenant already holds as many records of a kind as allowed (see
+    ``Settings.max_schedules_per_tenant``); delete some or raise the limit."""
 
 
 class NotFoundError(OffloadError):

@@ -30,6 +30,7 @@ PUBLIC = [
     "JobNotFoundError",
     "JobQuery",
     "JsonSerializer",
+    "LimitError",
     "Middleware",
     "NewJob",
     "NotFoundError",

@@ -26,7 +26,7 @@ from offload.web.guard import LOOPBACK_HOSTS, TEST_HOSTS, Guard
 from offload.web.openapi import Operation, body, document, route
 from offload.web.problems import EXCEPTION_HANDLERS
 from offload.web.secrets import install_redaction
-from offload.web.stream import StreamSettings
+from offload.web.stream import MAX_STREAMS_PER_TOKEN, StreamSettings
 
 OPENAPI = Operation("This document", {"200": body("OpenAPI 3.1", {"type": "object"})},
                     public=True)  # fmt: skip
@@ -43,13 +43,15 @@ def create_app(
     allowed_hosts: Iterable[str] | None = None,
     allowed_origins: Iterable[str] = (),
     signing_key: str | bytes | None = None,
+    max_streams_per_token: int = MAX_STREAMS_PER_TOKEN,
 ) -> Starlette:
     """The web app for ``app``. ``tokens`` maps bearer tokens to a tenant, or to
     ``None``/``"*"`` for an admin; without tokens the API is open (local use), and
     then answers only to loopback host names unless ``allowed_hosts`` says more
     (``["*"]``: any). ``allowed_origins`` may send requests that change something
     besides the server's own origin; see ``offload.web.guard``. ``signing_key``
-    checks the scoped tokens of ``offload.web.scoped.sign``."""
+    checks the scoped tokens of ``offload.web.scoped.sign``. One token (or, without
+    tokens, everyone) may hold ``max_streams_per_token`` live streams; more is a 429."""
     auth = TokenAuth(tokens, signing_key)
     hosts = _hosts(allowed_hosts, auth.enabled)
     install_redaction("uvicorn.access", "uvicorn.error", "offload.web")
@@ -75,7 +77,7 @@ def create_app(
                     lifespan=lifespan, middleware=[guard])  # fmt: skip
     web.state.offload = app
     web.state.offload_auth = auth
-    web.state.offload_stream = StreamSettings(stream_poll, heartbeat)
+    web.state.offload_stream = StreamSettings(stream_poll, heartbeat, max_streams_per_token)
     return web
 
 

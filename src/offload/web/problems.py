@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from offload.errors import BackendError, InvalidOptionError
+from offload.errors import BackendError, InvalidOptionError, LimitError
 from offload.web.encoding import dumps
 
 log = logging.getLogger("offload.web")
@@ -112,9 +112,15 @@ async def on_invalid_option(request: Request, exc: Exception) -> Response:
     return problem_response(Problem(422, str(exc), kind="invalid-options"))
 
 
+async def on_limit(request: Request, exc: Exception) -> Response:
+    """A full quota is the state of the tenant's records: 409, fixed by deleting."""
+    return problem_response(Problem(409, str(exc), kind="limit-reached"))
+
+
 EXCEPTION_HANDLERS = {
     Problem: on_problem,
     InvalidOptionError: on_invalid_option,
+    LimitError: on_limit,
     BackendError: on_backend_error,
     HTTPException: on_http_exception,
     Exception: on_unexpected,

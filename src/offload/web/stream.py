@@ -46,6 +46,9 @@ Reader = Callable[[int], Awaitable[Sequence[Event]]]
 Render = Callable[[Sequence[Event]], Awaitable[list[str]]]
 BATCH = 500
 OUTAGE_PAUSE = 1.0
+# Enough for a dashboard in many tabs and for 200 clients behind one token in
+# bench/; a tenant's page needs a handful.
+MAX_STREAMS_PER_TOKEN = 256
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -131,31 +134,18 @@ def _resume_point(request: Request) -> int | None:
 
 
 async def _feed_tail(store: Backend, tenant: str | None) -> int:
-    """Where a stream without a cursor starts: the newest event id of the whole
-    backend. Any tenant's tail is at or below it and every later event is new,
-    so nothing is lost. Paging to the end read the whole feed (days of it) for
-    each new stream; this probes ``id > n`` one row at a time, doubling ``n``
-    and then bisecting, so it costs a few dozen one-row reads on the id index
-    however long the feed is."""
-
-    async def beyond(n: int) -> bool:
-        return bool(await store.event_feed(n, None, 1))
-
-    if not await beyond(0):
-        return 0
-    low, high = 0, 1
-    while await beyond(high):
-        low, high = high, high * 2
-    while high - low > 1:  # an event lies beyond low, none beyond high
-        middle = (low + high) // 2
-        low, high = (middle, high) if await beyond(middle) else (low, middle)
-    return high
+    """Where a stream without a cursor starts: one indexed read on backends that
+    can (``Backend.event_last_id``), a few one-row probes on the others; paging
+    to the end read days of feed for every new stream."""
+    return await store.event_last_id(tenant)
 
 
 def _sse(request: Request, read: Reader, render: Render, cursor: int,
          ready: dict[str, Any] | None = None) -> Response:  # fmt: skip
-    settings = request.app.state.offload_stream
-    frames = _frames(read, render, cursor, ready or {}, settings)
+    settings: StreamSettings = request.app.state.offload_stream
+    who = principal(request, query_token=True)
+    settings.admit(who)
+    frames = settings.counted(who, _frames(read, render, cursor, ready or {}, settings))
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
 
 
@@ -216,13 +206,40 @@ def _frame(event: Event, name: str, data: dict[str, Any]) -> str:
 
 
 class StreamSettings:
-    """How often a stream polls the feed and how long it may stay silent."""
+    """How often a stream polls the feed, how long it may stay silent, and how
+    many streams one identity (a token, or everyone when none is required) may
+    hold open: each costs a connection and a poll loop, so one client opening
+    thousands would starve the rest."""
 
-    def __init__(self, poll: float = 0.05, heartbeat: float = 15.0) -> None:
+    def __init__(self, poll: float = 0.05, heartbeat: float = 15.0,
+                 max_per_token: int = MAX_STREAMS_PER_TOKEN) -> None:  # fmt: skip
         if not 0 < poll <= 1:
             raise ValueError("poll must be in (0, 1] seconds")
+        if max_per_token < 1:
+            raise ValueError("max_per_token must be at least 1")
         self.poll = poll
         self.heartbeat = heartbeat
+        self.max_per_token = max_per_token
+        self.open: dict[Principal, int] = {}
+
+    def admit(self, who: Principal) -> None:
+        if self.open.get(who, 0) >= self.max_per_token:
+            raise Problem(429, f"at most {self.max_per_token} streams may be open per token; "
+                          "close one first", kind="too-many-streams",
+                          headers={"Retry-After": "5"})  # fmt: skip
+        self.open[who] = self.open.get(who, 0) + 1
+
+    async def counted(self, who: Principal, frames: AsyncIterator[str]) -> AsyncIterator[str]:
+        """``frames``, releasing the stream's place however it ends."""
+        try:
+            async for frame in frames:
+                yield frame
+        finally:
+            left = self.open.get(who, 1) - 1
+            if left:
+                self.open[who] = left
+            else:
+                self.open.pop(who, None)
 
 
 def routes() -> list[BaseRoute]:

@@ -428,6 +428,11 @@ class PostgresBackend(Backend):
         params = {"after": after, "tenant": tenant, "limit": max(0, limit)}
         return [_rows.event(row) for row in await self._rows("event_feed", params, retry=True)]
 
+    async def event_last_id(self, tenant: str | None = None) -> int:
+        """MAX of the primary key: one read of the index's last entry."""
+        rows = await self._rows("event_last_id", {}, retry=True)
+        return int(rows[0][0])
+
     # delivery ----------------------------------------------------------------------
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:
