@@ -128,3 +128,24 @@ def test_hostile_paths_are_4xx(client: TestClient, raw: bytes) -> None:
                  f"/api/v1/jobs?tenant={quoted}&queue={quoted}"):  # fmt: skip
         response = client.get(path)
         assert response.status_code < 500, (path, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"task":"add","args":{"a":1e400,"b":1}}',
+        b'{"task":"add","args":[1,2],"options":{"delay":1e400}}',
+        b'{"task":"add","args":[1,2],"options":{"unique_key":"k\\u0000"}}',
+        b'{"task":"add","args":[1,2],"options":{"priority":2147483648}}',
+        b'{"task":"add","args":[1,2],"options":{"max_attempts":0}}',
+    ],
+)
+def test_what_python_refuses_http_refuses_and_stores_nothing(
+    client: TestClient, payload: bytes
+) -> None:
+    before = client.get("/api/v1/jobs?limit=500").json()["jobs"]
+    response = client.post(
+        "/api/v1/jobs", content=payload, headers={"Content-Type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert client.get("/api/v1/jobs?limit=500").json()["jobs"] == before
