@@ -22,6 +22,7 @@ from offload.web import api, batches, control, observability, schedules, stream
 from offload.web.auth import TokenAuth
 from offload.web.dashboard import routes as dashboard_routes
 from offload.web.encoding import dumps
+from offload.web.feedhub import FeedHub
 from offload.web.guard import LOOPBACK_HOSTS, TEST_HOSTS, Guard
 from offload.web.openapi import Operation, body, document, route
 from offload.web.problems import EXCEPTION_HANDLERS
@@ -67,9 +68,12 @@ def create_app(
         routes.extend(dashboard_routes())
     spec = dumps(document(routes, secured=auth.enabled))
 
+    hub = FeedHub(stream_poll)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
+        await hub.stop()
         await app.close_async()
 
     guard = Middleware(Guard, hosts=hosts, origins=tuple(allowed_origins))
@@ -77,6 +81,7 @@ def create_app(
                     lifespan=lifespan, middleware=[guard])  # fmt: skip
     web.state.offload = app
     web.state.offload_auth = auth
+    web.state.offload_hub = hub
     web.state.offload_stream = StreamSettings(stream_poll, heartbeat, max_streams_per_token)
     return web
 

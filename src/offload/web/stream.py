@@ -38,6 +38,7 @@ from offload.web import params as p
 from offload.web.auth import Principal
 from offload.web.context import backend, principal, root
 from offload.web.encoding import dumps
+from offload.web.feedhub import FeedHub
 from offload.web.openapi import BAD, BATCH_MISSING, MISSING, SSE, Operation, route
 from offload.web.problems import Problem
 from offload.web.resources import batch_json, event_json, snapshot
@@ -59,10 +60,13 @@ async def stream_all(request: Request) -> Response:
     start = _resume_point(request)
     cursor = start if start is not None else await _feed_tail(store, tenant)
 
-    async def read(after: int) -> Sequence[Event]:
-        return await store.event_feed(after, tenant, BATCH)
+    hub: FeedHub = request.app.state.offload_hub
 
-    return _sse(request, read, _job_frames(store, tenant, who), cursor)
+    async def read(after: int) -> Sequence[Event]:
+        held = await hub.read(store, after, tenant, BATCH)
+        return held if held is not None else await store.event_feed(after, tenant, BATCH)
+
+    return _sse(request, read, _job_frames(store, tenant, who, hub), cursor)
 
 
 async def stream_job(request: Request) -> Response:
@@ -180,21 +184,29 @@ async def _frames(
         await asyncio.sleep(settings.poll)
 
 
-def _job_frames(store: Backend, tenant: str | None, who: Principal | None = None) -> Render:
+def _job_frames(store: Backend, tenant: str | None, who: Principal | None = None,
+                hub: FeedHub | None = None) -> Render:  # fmt: skip
     """Frames of the events ``who`` may see (a scoped token: its jobs only)."""
 
     async def render(read: Sequence[Event]) -> list[str]:
         events = [e for e in read if who is None or who.sees(e.job_id)]
-        jobs = await _snapshots(store, tenant, {e.job_id for e in events})
+        jobs = await _snapshots(store, tenant, {e.job_id for e in events}, hub)
         return [_frame(e, "job", {"event": event_json(e), "job": jobs.get(e.job_id)})
                 for e in events]  # fmt: skip
 
     return render
 
 
-async def _snapshots(store: Backend, tenant: str | None, ids: set[str]) -> dict[str, Any]:
+async def _snapshots(store: Backend, tenant: str | None, ids: set[str],
+                     hub: FeedHub | None = None) -> dict[str, Any]:  # fmt: skip
+    """Each job's snapshot: the hub's, read once for every stream when it took
+    the event (the event's tenant is the stream's, so the job is too), else read."""
     found = {}
     for job_id in ids:
+        held = hub.snapshot(job_id) if hub is not None else None
+        if held is not None:
+            found[job_id] = held
+            continue
         job = await store.job_get(job_id, tenant)
         if job is not None:
             found[job_id] = snapshot(job)
