@@ -198,7 +198,9 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     args = parse()
+    load_before = os.getloadavg()
     rows = [asyncio.run(measure(url, args)) for url in args.backend]
+    load_after = os.getloadavg()
     for row in rows:
         verdict = "ok" if row["server_errors"] == 0 and row["p99_ms"] < TARGET_P99_MS else "MISSED"
         print(json.dumps(row), verdict)
@@ -207,7 +209,7 @@ def main() -> None:
     path.write_text(json.dumps({
         "target": {"server_errors": 0, "p99_ms_below": TARGET_P99_MS},
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "note": "2 shared cores; other work ran at the same time"},
+                    "load_average_before": load_before, "load_average_after": load_after},
         "args": {k: v for k, v in vars(args).items() if k not in ("out", "backend")},
         "results": rows,
     }, indent=2) + "\n")  # fmt: skip
