@@ -161,14 +161,15 @@ async def _frames(
     while True:
         try:
             batch = await read(cursor)
+            frames = await render(batch) if batch else []
         except BackendError:
-            # Storage overloaded or away for a moment: the stream waits for it
-            # rather than dropping the client, which would come back at once
-            # and add to the load.
+            # Storage overloaded or away for a moment (the read, or a job's
+            # snapshot for its frame): the stream waits for it and tries the
+            # same events again rather than dropping the client, which would
+            # come back at once and add to the load.
             await asyncio.sleep(OUTAGE_PAUSE)
             continue
         if batch:
-            frames = await render(batch)
             for frame in frames:
                 yield frame
             cursor = batch[-1].id
