@@ -12,8 +12,10 @@ connections lease and record the job; ``run_or_schedule`` is their bridge.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from offload.errors import UsageError
@@ -25,6 +27,12 @@ _loop: asyncio.AbstractEventLoop | None = None
 # Writes scheduled on a loop without waiting; held here so the loop's weak
 # reference to a task is never its only one.
 _pending: set[asyncio.Task[None]] = set()
+# What to close on the bridge loop when the interpreter exits: a backend's pool
+# keeps tasks on it, and a loop dropped with them pending prints "Task was
+# destroyed but it is pending!" at the end of every script.
+Closer = Callable[[], Coroutine[Any, Any, None] | None]
+_closers: list[Closer] = []
+_EXIT_TIMEOUT = 5.0
 
 
 def _portal() -> asyncio.AbstractEventLoop:
@@ -68,3 +76,41 @@ def run_or_schedule(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, N
     task = loop.create_task(coro)
     _pending.add(task)
     task.add_done_callback(_pending.discard)
+
+
+def is_bridge(loop: asyncio.AbstractEventLoop) -> bool:
+    return loop is _loop
+
+
+def close_at_exit(closer: Closer) -> None:
+    """Run ``closer()``'s coroutine on the bridge loop at interpreter exit (a
+    ``None`` from it means there is nothing left to close)."""
+    with _lock:
+        if not _closers:
+            atexit.register(_shutdown)
+        _closers.append(closer)
+
+
+def _shutdown() -> None:
+    loop = _loop
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return
+    for closer in _closers:
+        coro = closer()
+        if coro is not None:
+            _finish(loop, coro)
+    _finish(loop, _cancel_the_rest())
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def _finish(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
+    # Exit goes on whatever happens: a server gone away must not hang it.
+    with contextlib.suppress(Exception):
+        asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=_EXIT_TIMEOUT)
+
+
+async def _cancel_the_rest() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from typing_extensions import Unpack
 
-from offload._sync import run_sync
+from offload._sync import close_at_exit, is_bridge, run_sync
 from offload.backends import Backend, create_backend
 from offload.decorators import HandlerDecorator, TaskDecorator, TaskSettings
 from offload.errors import (
@@ -24,6 +24,7 @@ from offload.errors import (
     DuplicateTaskError,
     JobEndedError,
     JobNotFoundError,
+    LimitError,
     NotFoundError,
     UnknownTaskError,
     UsageError,
@@ -50,6 +51,14 @@ from offload.stats import Stats
 from offload.stats import collect as collect_stats
 from offload.status import CursorStore, StatusCallback, StatusFollower
 from offload.task import CommandPayload, EnqueueOptions, Options, Task
+from offload.validation import (
+    check_attempts,
+    check_name,
+    check_new_job,
+    check_priority,
+    check_timeout,
+    is_storable_name,
+)
 
 if TYPE_CHECKING:
     from offload.workflow import Graph, Step, Workflow
@@ -89,6 +98,10 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App {self._prototype.describe()} tasks={len(self.tasks)}>"
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the backend for humans (CLI, dashboard); never secrets."""
+        return self._prototype.describe()
 
     # registry -------------------------------------------------------------------
 
@@ -164,6 +177,8 @@ class App:
                 if backend is None:
                     backend = self._prototype if not self._backends else self._prototype.clone()
                     self._backends[loop] = backend
+                    if is_bridge(loop):
+                        close_at_exit(_closer(weakref.ref(self)))
             await backend.open()
         return backend
 
@@ -190,6 +205,8 @@ class App:
     async def enqueue_new_async(self, jobs: Sequence[NewJob]) -> list[Job]:
         """Store prepared jobs through the middleware in one round trip."""
         chain = self.middleware
+        for new in jobs:  # hand-built ones too; cheap for those new_job checked
+            check_new_job(new)
         backend = await self.backend()
         waits = any(j.depends_on for j in jobs)
         if waits:
@@ -244,6 +261,8 @@ class App:
         return run_sync(self.dispatch_async(command, **options))
 
     async def get_job_async(self, job_id: str, tenant: str | None = None) -> Job:
+        if not is_storable_name(job_id):
+            raise JobNotFoundError(f"no job {job_id!r}")
         job = await (await self.backend()).job_get(job_id, tenant)
         if job is None:
             raise JobNotFoundError(f"no job {job_id!r}")
@@ -273,6 +292,8 @@ class App:
         job comes back ``running`` with ``cancel_requested`` set). Raises
         ``JobEndedError`` when it had already ended, ``JobNotFoundError`` when
         there is no such job (in that tenant)."""
+        if not is_storable_name(job_id):
+            raise JobNotFoundError(f"no job {job_id!r}")
         answer = await (await self.backend()).job_cancel(job_id, tenant)
         if answer is None:
             raise JobNotFoundError(f"no job {job_id!r}")
@@ -290,7 +311,7 @@ class App:
     async def retry_async(self, job_id: str, tenant: str | None = None) -> Job | None:
         """Re-drive a dead or cancelled job; ``None`` if it is in another state."""
         backend = await self.backend()
-        if await backend.job_get(job_id, tenant) is None:
+        if not is_storable_name(job_id) or await backend.job_get(job_id, tenant) is None:
             raise JobNotFoundError(f"no job {job_id!r}")
         return await backend.job_redrive(job_id, tenant)
 
@@ -302,6 +323,7 @@ class App:
     async def pause_async(self, *, tenant: str | None = None, queue: str | None = None) -> Pause:
         """Stop leasing everything, one queue, one tenant, or one queue of one
         tenant; workers stop starting such jobs at once, running ones go on."""
+        _check_scope(tenant, queue)
         return await (await self.backend()).control_pause(tenant, queue)
 
     def pause(self, *, tenant: str | None = None, queue: str | None = None) -> Pause:
@@ -350,14 +372,16 @@ class App:
 
         rule = CronRule(cron, timezone)
         found = self.get_task(task) if isinstance(task, str) else task
+        _check_schedule(schedule_id, tenant, queue, priority, max_attempts, timeout)
         template = found.new_job(tuple(args), dict(kwargs or {}), from_json=from_json)
         backend = await self.backend()
+        await self._check_schedule_room(backend, schedule_id, tenant)
         schedule = Schedule(
             id=schedule_id, task=found.name, payload=template.payload, cron=cron,
             next_run_at=rule.next_after(await backend.now()), tenant=tenant,
             timezone=timezone, queue=queue or found.queue,
             priority=found.priority if priority is None else priority,
-            max_attempts=max_attempts or found.max_attempts,
+            max_attempts=found.max_attempts if max_attempts is None else max_attempts,
             timeout=found.timeout if timeout is None else timeout, unique=unique,
             description=description,
         )  # fmt: skip
@@ -400,6 +424,17 @@ class App:
             )
         )
 
+    async def _check_schedule_room(self, backend: Backend, schedule_id: str, tenant: str) -> None:
+        """Replacing a schedule is always allowed; a new one only below the cap."""
+        cap = self.settings.max_schedules_per_tenant
+        if await backend.schedule_get(schedule_id, tenant) is not None:
+            return
+        if len(await backend.schedule_list(tenant)) >= cap:
+            raise LimitError(
+                f"tenant {tenant!r} already has {cap} schedules, the most allowed "
+                "(Settings.max_schedules_per_tenant); delete one first"
+            )
+
     async def get_schedule_async(self, schedule_id: str, tenant: str = DEFAULT_TENANT) -> Schedule:
         found = await (await self.backend()).schedule_get(schedule_id, tenant)
         if found is None:
@@ -438,6 +473,11 @@ class App:
         batch's summary in ``ctx.job.meta["batch"]``. Jobs take the batch's tenant."""
         from offload import batch as batches
 
+        check_name("tenant", tenant)
+        if name is not None:
+            check_name("batch name", name)
+        if batch_id is not None:
+            check_name("batch_id", batch_id, slash=False)
         backend = await self.backend()
         then = await self.middleware.prepare_continuations(then)
         record = NewBatch(id=batch_id or new_id(), tenant=tenant, name=name,
@@ -643,3 +683,41 @@ class App:
 
     def stats(self, tenant: str | None = None, queue: str | None = None, days: int = 30) -> Stats:
         return run_sync(self.stats_async(tenant, queue, days))
+
+
+def _closer(ref: weakref.ref[App]) -> Callable[[], Coroutine[Any, Any, None] | None]:
+    """Closes the app's bridge backend at exit, if the app still exists; a weak
+    reference, so registering never keeps an app alive."""
+
+    def close() -> Coroutine[Any, Any, None] | None:
+        app = ref()
+        return None if app is None else app.close_async()
+
+    return close
+
+
+def _check_schedule(
+    schedule_id: str,
+    tenant: str,
+    queue: str | None,
+    priority: int | None,
+    max_attempts: int | None,
+    timeout: float | None,
+) -> None:
+    """A schedule's id travels in URL paths, so it refuses ``/`` too; the job
+    options it stores obey the rules of every enqueue."""
+    check_name("schedule id", schedule_id, slash=False)
+    check_name("tenant", tenant)
+    _check_scope(None, queue)
+    if priority is not None:
+        check_priority(priority)
+    if max_attempts is not None:
+        check_attempts(max_attempts)
+    check_timeout(timeout)
+
+
+def _check_scope(tenant: str | None, queue: str | None) -> None:
+    if tenant is not None:
+        check_name("tenant", tenant)
+    if queue is not None:
+        check_name("queue", queue)

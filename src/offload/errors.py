@@ -12,10 +12,12 @@ Callers catch the narrowest class that lets them act; the tree::
     │   ├── UnknownTaskError      a name nobody registered
     │   └── DuplicateTaskError    two tasks claim one name
     ├── PayloadError              arguments that do not fit the task's signature
-    │   └── PayloadTooLargeError  encoded payload over the configured limit
+    │   ├── PayloadTooLargeError  encoded payload over the configured limit
+    │   └── InvalidOptionError    an enqueue option or name out of range (also a ValueError)
     ├── DependencyError           a parent that does not exist, or a cycle (also a ValueError)
     ├── SerializationError        bytes that cannot be decoded
     │   └── CheckpointError       a stored checkpoint that no longer fits its model
+    ├── LimitError                a tenant's quota is full (schedules per tenant)
     ├── NotFoundError             no batch or schedule with that id (in that tenant)
     │   └── JobNotFoundError      no job with that id (in that tenant)
     ├── TransitionError           a state change the lifecycle does not allow, or
@@ -84,6 +86,14 @@ class PayloadTooLargeError(PayloadError):
     """The encoded payload is larger than ``max_payload_bytes``."""
 
 
+class InvalidOptionError(PayloadError, ValueError):
+    """An enqueue option or a name no backend can store as given: a priority
+    outside a signed 32-bit integer, a delay or timeout that is not finite, a
+    ``max_attempts`` below 1, a control character in a queue, tenant or key.
+    A ``PayloadError`` because it is refused at the same moment for the same
+    reason (nothing is stored); a ``ValueError`` for callers that catch that."""
+
+
 class DependencyError(OffloadError, ValueError):
     """A job asked to wait for a job that does not exist (in its tenant), for
     itself through a cycle, or with a policy other than "cancel" or "run"."""
@@ -98,6 +108,11 @@ class CheckpointError(SerializationError):
     model any more (the model changed while the job was interrupted). The job is
     dead-lettered with this error rather than run from a guessed state; fix the
     model (or accept the old shape) and retry it."""
+
+
+class LimitError(OffloadError):
+    """A tenant already holds as many records of a kind as allowed (see
+    ``Settings.max_schedules_per_tenant``); delete some or raise the limit."""
 
 
 class NotFoundError(OffloadError):

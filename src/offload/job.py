@@ -23,6 +23,8 @@ from offload.lifecycle import EventKind, State
 if TYPE_CHECKING:
     from offload.serializer import Serializer
 
+T = TypeVar("T")
+
 DEFAULT_TENANT = "default"
 DEFAULT_QUEUE = "default"
 
@@ -113,6 +115,10 @@ class Job:
     # live job of the tenant held the unique key (River's UniqueSkippedAsDuplicate).
     # Not stored: a job read back later says False.
     duplicate: bool = field(default=False, compare=False)
+    # Set when a stored field could not be decoded (``decode_job``): the job is
+    # shown as far as it could be read, and a worker that leases it rejects it
+    # to the dead letter with this reason instead of running it.
+    decode_error: str | None = field(default=None, compare=False)
 
     @property
     def ended(self) -> bool:
@@ -500,3 +506,29 @@ class JobContext(JobContextOf[Any]):
     """The job context of a task without a declared checkpoint type."""
 
     __slots__ = ()
+
+
+class Salvage:
+    """Decodes the risky fields of a stored job one at a time, so one broken
+    field (``meta`` that is not JSON, a state no version of offload wrote)
+    costs that field, not the whole row, and never the rest of a lease."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def __call__(self, name: str, decode: Callable[[], T], fallback: T) -> T:
+        try:
+            return decode()
+        except Exception as exc:  # any decoder may raise anything on bad bytes
+            self.problems.append(f"{name}: {type(exc).__name__}: {exc}")
+            return fallback
+
+
+def decode_job(build: Callable[[Salvage], Job]) -> Job:
+    """The job ``build`` reads from a row, with ``decode_error`` set when a
+    field had to be replaced; every backend's job decoder goes through here."""
+    salvage = Salvage()
+    job = build(salvage)
+    if salvage.problems:
+        job.decode_error = "; ".join(salvage.problems)
+    return job

@@ -41,6 +41,9 @@ class Settings(BaseModel):
 
     backend_url: str = DEFAULT_BACKEND_URL
     max_payload_bytes: int = Field(1024 * 1024, gt=0)
+    # Each schedule is read and computed by every scheduler tick and listing; a
+    # tenant that could add without bound could slow everyone's.
+    max_schedules_per_tenant: int = Field(10_000, gt=0)
     # worker
     concurrency: int = Field(10, gt=0)
     fetch_batch: int = Field(0, ge=0, description="jobs leased per round trip; 0 = concurrency")

@@ -45,6 +45,14 @@ from offload.job import DEFAULT_QUEUE, DEFAULT_TENANT, Job, JobContext, JobConte
 from offload.limits import RateSpec, parse_limits
 from offload.retry import DEFAULT_RETRY, DelayFunction, RetryPolicy
 from offload.serializer import JSON
+from offload.validation import (
+    check_attempts,
+    check_finite_arguments,
+    check_job_fields,
+    check_name,
+    check_priority,
+    check_timeout,
+)
 
 if TYPE_CHECKING:
     from offload.app import App
@@ -171,8 +179,7 @@ class SignaturePayload(Payload):
         self._refuse_injected(kwargs)
         bound = self._bind(args, kwargs) if args else kwargs
         model = _validate(self.model, bound)
-        data: bytes = self.model.__pydantic_serializer__.to_json(model)
-        return data
+        return _to_json(self.name, bound, lambda: self.model.__pydantic_serializer__.to_json(model))
 
     def encode_from_json(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         self._refuse_injected(kwargs)
@@ -210,7 +217,8 @@ class CommandPayload(Payload):
         command = self._one(args, kwargs)
         if not isinstance(command, self.command_type):
             command = _validate(self.adapter, command)
-        return self.adapter.dump_json(command)
+        name = self.command_type.__name__
+        return _to_json(name, {"command": command}, lambda: self.adapter.dump_json(command))
 
     def encode_from_json(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         command = self._one(args, kwargs)
@@ -225,6 +233,27 @@ class CommandPayload(Payload):
 
     def decode(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
         return (_validate_json(self.adapter, data),), {}
+
+
+def _to_json(task: str, arguments: Mapping[str, Any], encode: Callable[[], bytes]) -> bytes:
+    """Encoded arguments, or a ``PayloadError`` naming the first argument JSON
+    cannot hold (a value typed ``Any`` passes validation whatever it is)."""
+    try:
+        return encode()
+    except (pydantic_core.PydanticSerializationError, TypeError, ValueError) as exc:
+        culprit = next((k for k, v in arguments.items() if not _encodes(v)), None)
+        which = f"argument {culprit!r}" if culprit is not None else "an argument"
+        raise PayloadError(
+            f"invalid arguments for {task}: {which} cannot be stored as JSON: {exc}"
+        ) from None
+
+
+def _encodes(value: Any) -> bool:
+    try:
+        pydantic_core.to_json(value)
+    except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -287,8 +316,7 @@ class Task(Generic[R, P]):
         checkpoint: Any = None,
         dead_letter: bool = True,
     ) -> None:
-        if max_attempts < 1:
-            raise ConfigurationError(f"task {name!r}: max_attempts must be at least 1")
+        _check_defaults(name, queue, max_attempts, timeout, priority)
         self.app = app
         self.fn = fn
         self.name = name
@@ -342,6 +370,8 @@ class Task(Generic[R, P]):
         """A validated job to store; ``from_json`` for arguments that came as JSON
         (CLI, HTTP), validated in JSON mode (ISO strings are datetimes...)."""
         o = options or _DEFAULT_OPTIONS
+        job = self._checked_fields(o)
+        check_finite_arguments(self.name, getattr(self.payload, "positional", ()), args, kwargs)
         if from_json:
             data = self.payload.encode_from_json(args, kwargs)
         else:
@@ -353,15 +383,21 @@ class Task(Generic[R, P]):
             raise PayloadTooLargeError(
                 f"payload of {self.name!r} is {len(data)} bytes; the limit is {limit}"
             )
-        return NewJob(
-            id=str(uuid7()), task=self.name, payload=data,
-            queue=o.queue or self.queue, tenant=o.tenant,
+        return NewJob(id=str(uuid7()), task=self.name, payload=data, **job)
+
+    def _checked_fields(self, o: Options) -> dict[str, Any]:
+        """The options merged with the task's defaults, checked by the same rules
+        as every other entry point (``offload.validation``)."""
+        fields: dict[str, Any] = dict(
+            queue=self.queue if o.queue is None else o.queue, tenant=o.tenant,
             priority=self.priority if o.priority is None else o.priority,
-            max_attempts=o.max_attempts or self.max_attempts,
+            max_attempts=self.max_attempts if o.max_attempts is None else o.max_attempts,
             timeout=self.timeout if o.timeout is None else o.timeout,
             delay=o.delay, run_at=o.run_at, unique_key=o.unique_key, batch_id=o.batch_id,
             depends_on=parent_ids(o.depends_on), on_parent_failure=o.on_parent_failure,
         )  # fmt: skip
+        check_job_fields(task=self.name, **fields)
+        return fields
 
     def decode_payload(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Arguments for a run, validated again; raises ``PayloadError`` or
@@ -478,6 +514,21 @@ class BoundTask(Generic[R, P]):
 
     def enqueue_many(self, items: Iterable[Any]) -> list[Job]:
         return run_sync(self.enqueue_many_async(items))
+
+
+def _check_defaults(
+    name: str, queue: str, max_attempts: int, timeout: float | None, priority: int
+) -> None:
+    """A task's own defaults are set up once, in code: a bad one is a
+    ``ConfigurationError`` at registration, not an error at every enqueue."""
+    try:
+        check_name("task name", name, limit=500)
+        check_name("queue", queue)
+        check_attempts(max_attempts)
+        check_timeout(timeout)
+        check_priority(priority)
+    except PayloadError as exc:
+        raise ConfigurationError(f"task {name!r}: {exc}") from None
 
 
 def _split(item: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

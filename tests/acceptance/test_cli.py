@@ -222,3 +222,19 @@ def test_the_console_script_is_installed(cli: Cli) -> None:
     done = subprocess.run([script, "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0
     assert "worker" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--priority", str(2**40)], "priority must be between"),
+        (["--delay", "inf"], "delay must be a finite number"),
+        (["--tenant", "a\x01b"], "control characters"),
+    ],
+)
+def test_enqueue_options_obey_the_one_validation(cli: Cli, option: list[str], message: str) -> None:
+    done = cli("--app", "cliapp:app", "enqueue", "cli.add", "--args", '{"a": 1, "b": 2}',
+               *option, code=1)  # fmt: skip
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert cli.json("jobs", "list") == []

@@ -9,7 +9,7 @@ from offload import lifecycle as lc
 from offload.backends import Backend
 from offload.lifecycle import EventKind, Transition
 
-from .helpers import BOOM, enqueue, enqueue_and_lease, kinds, lease_one, must_get, recover
+from .helpers import BOOM, enqueue, enqueue_and_lease, kinds, lease_one, must_get, new_job, recover
 
 
 def expect(*transitions: Transition) -> list[EventKind]:
@@ -162,3 +162,13 @@ async def test_event_feed_follows_all_jobs_by_cursor_and_tenant(backend: Backend
     assert [e.job_id for e in await backend.event_feed(tenant="acme")] == [a.id, c.id, c.id]
     assert len(await backend.event_feed(limit=2)) == 2
     assert (await must_get(backend, c.id)).tenant == "acme"
+
+
+async def test_event_last_id_is_the_newest_event_of_the_feed(backend: Backend) -> None:
+    assert await backend.event_last_id() == 0
+    await backend.job_enqueue_many([new_job("tests.a"), new_job("tests.b", tenant="acme")])
+    feed = await backend.event_feed(0)
+    assert feed
+    assert await backend.event_last_id() == feed[-1].id
+    # Every event after it is new, for any tenant's follower.
+    assert await backend.event_feed(await backend.event_last_id("acme")) == []

@@ -114,12 +114,9 @@ async def test_concurrent_migrations_apply_once(url: str) -> None:
 
 async def test_open_without_migrate_leaves_the_schema_alone(url: str) -> None:
     backend = PostgresBackend(url + "&migrate=false")
-    await backend.open()
-    try:
-        with pytest.raises(BackendError):
-            await backend.job_enqueue_many([new_job()])
-    finally:
-        await backend.close()
+    with pytest.raises(BackendError, match="run `offload migrate`"):
+        await backend.open()  # at open, saying what to do, not at the first query
+    await backend.close()
     await migrate(url)
     backend = PostgresBackend(url + "&migrate=false")
     await backend.open()

@@ -332,7 +332,7 @@ def test_delete_removes_a_schedule_once(app: App, client_for: Client) -> None:
     body = assert_problem(client.delete("/api/v1/schedules/nightly"), 404)
     assert body["type"] == "urn:offload:problem:schedule-not-found"
     assert_problem(client.get("/api/v1/schedules/nightly"), 404)
-    assert client.get("/api/v1/schedules").json() == {"schedules": []}
+    assert client.get("/api/v1/schedules").json() == {"schedules": [], "next_after": None}
 
 
 @pytest.mark.parametrize(
@@ -365,7 +365,7 @@ def test_bad_schedules_are_422_naming_the_field_and_store_nothing(
     assert named(problem, field)
     if kind == "invalid-cron":
         assert repr(change["cron"]) in problem["detail"]
-    assert client.get("/api/v1/schedules").json() == {"schedules": []}
+    assert client.get("/api/v1/schedules").json() == {"schedules": [], "next_after": None}
 
 
 def test_bad_schedule_ids_and_parameters_are_4xx(app: App, client_for: Client) -> None:

@@ -239,3 +239,21 @@ async def test_batch_stream_is_scoped_to_the_tokens_tenant(app: App) -> None:
         url = f"{server.url}/api/v1/batches/{mine.id}/stream?token=ta"
         async with stream(url) as reader:
             assert reader.ready.data["batch"]["tenant"] == "a"
+
+
+async def test_streams_per_token_are_capped_and_a_closed_one_frees_its_place(app: App) -> None:
+    with Server(create_app(app, max_streams_per_token=2, heartbeat=0.2)) as server:
+        url = f"{server.url}/api/v1/stream"
+        async with stream(url), stream(url):
+            async with httpx.AsyncClient(timeout=10) as client:
+                refused = await client.get(url)
+            assert refused.status_code == 429
+            assert refused.headers["retry-after"]
+        deadline = asyncio.get_running_loop().time() + DEADLINE
+        while True:  # the server notices the closed streams at its next write
+            try:
+                async with stream(url):
+                    break
+            except AssertionError:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.1)

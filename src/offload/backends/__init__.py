@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from offload.backends.base import Backend
 from offload.errors import ConfigurationError
+from offload.observability.logs import redact
 
 # scheme -> (module, class, extra that provides its dependencies or None)
 _SCHEMES: dict[str, tuple[str, str, str | None]] = {
@@ -29,7 +30,7 @@ def create_backend(url: str) -> Backend:
     if scheme not in _SCHEMES:
         known = ", ".join(sorted(f"{s}://" for s in _SCHEMES))
         raise ConfigurationError(
-            f"unknown backend URL scheme {scheme!r} in {url!r}; known: {known}"
+            f"unknown backend URL scheme {scheme!r} in {redact(url)!r}; known: {known}"
         )
     module_name, class_name, extra = _SCHEMES[scheme]
     try:

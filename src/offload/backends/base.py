@@ -331,6 +331,29 @@ class Backend(ABC):
         a sequence, a transaction that commits late can publish an id below one a
         reader has seen; a stream that must not miss one re-reads a short window.)"""
 
+    async def event_last_id(self, tenant: str | None = None) -> int:
+        """Where a follower without a cursor starts: an id at or after the newest
+        event (of ``tenant`` when given; the whole backend's newest is allowed,
+        since every later event is new either way), ``0`` when there is none.
+
+        This default probes ``event_feed`` for ``id > n`` one row at a time,
+        doubling ``n`` and then bisecting: a few dozen one-row reads on the id
+        index however long the feed is. A backend that can read its newest id in
+        one indexed read overrides it."""
+
+        async def beyond(n: int) -> bool:
+            return bool(await self.event_feed(n, None, 1))
+
+        if not await beyond(0):
+            return 0
+        low, high = 0, 1
+        while await beyond(high):
+            low, high = high, high * 2
+        while high - low > 1:  # an event lies beyond low, none beyond high
+            middle = (low + high) // 2
+            low, high = (middle, high) if await beyond(middle) else (low, middle)
+        return high
+
     # delivery -----------------------------------------------------------------
 
     @abstractmethod

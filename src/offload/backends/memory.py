@@ -586,6 +586,10 @@ class MemoryBackend(Backend):
             picked = (e for e in self._s.feed[start:] if tenant is None or e.tenant == tenant)
             return list(itertools.islice(picked, limit))
 
+    async def event_last_id(self, tenant: str | None = None) -> int:
+        with self._s.lock:
+            return self._s.feed[-1].id if self._s.feed else 0
+
     # delivery ------------------------------------------------------------------
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:

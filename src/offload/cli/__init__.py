@@ -12,7 +12,8 @@ Exit codes (scripts may rely on them):
   input (``--args`` that does not fit the task, unknown task), a backend error, or
   a worker stopped by a failing internal loop.
 * ``2``: usage error: bad options or arguments, a bad ``--app`` spec or backend
-  URL, or a command that needs the app's tasks run without ``--app``.
+  URL, a missing extra (``offload[web]``, ``[postgres]``, ...), or a command that
+  needs the app's tasks run without ``--app``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ COMMANDS = {
         ("dead", "dead"), ("queues", "queues"), ("batches", "batches"),
         ("schedules", "schedules"), ("control", "pause"), ("control", "resume"),
         ("workers", "workers"), ("demo", "demo"), ("workflows", "workflows"),
-        ("stats", "stats"),
+        ("stats", "stats"), ("migrate", "migrate"),
     ]
 }  # fmt: skip
 

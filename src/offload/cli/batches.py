@@ -50,7 +50,7 @@ def batches() -> None:
 def list_batches(state: CliState, tenant: str | None, unfinished: bool, limit: int,
                  as_json: bool) -> None:  # fmt: skip
     """Batches newest first, with counts per state."""
-    found = run(build_app(state),
+    found = run(build_app(state, read_only=True),
                 lambda a: a.batches_async(tenant, unfinished=unfinished, limit=limit))  # fmt: skip
     if as_json:
         echo_json([batch_dict(b) for b in found])
@@ -71,7 +71,10 @@ def list_batches(state: CliState, tenant: str | None, unfinished: bool, limit: i
 @click.pass_obj
 def show_batch(state: CliState, batch_id: str, tenant: str | None, as_json: bool) -> None:
     """One batch with its counts and continuation jobs."""
-    found = run(build_app(state), lambda a: a.get_batch_async(check_job_id(batch_id), tenant))
+    found = run(
+        build_app(state, read_only=True),
+        lambda a: a.get_batch_async(check_job_id(batch_id), tenant),
+    )
     if as_json:
         echo_json(batch_dict(found))
         return

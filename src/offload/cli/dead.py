@@ -29,7 +29,7 @@ def list_dead(state: CliState, queue: str | None, task: str | None, tenant: str 
               limit: int, as_json: bool) -> None:  # fmt: skip
     """Dead jobs, newest first, with their last error."""
     query = JobQuery(tenant=tenant, states=DEAD, queue=queue, task=task, limit=limit)
-    found = run(build_app(state), lambda app: app.list_jobs_async(query))
+    found = run(build_app(state, read_only=True), lambda app: app.list_jobs_async(query))
     if as_json:
         echo_json([job_dict(job) for job in found])
     else:

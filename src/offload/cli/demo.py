@@ -28,6 +28,7 @@ from offload.cli.output import console, queues_table
 from offload.cli.queues import queue_counts
 from offload.cli.runtime import CliState, run, target_options
 from offload.cli.worker import setup_logging
+from offload.observability.logs import redact
 
 log = logging.getLogger("offload.cli")
 
@@ -116,7 +117,8 @@ def hint(backend_url: str, dashboard: str | None) -> Text:
     if backend_url.startswith("memory:"):
         where = "memory backend: the jobs live in this process only"
     else:
-        where = f"from another shell: offload --backend {backend_url} jobs list"
+        shown_url = redact(backend_url)  # the footer is on screen and in recordings
+        where = f"from another shell: offload --backend {shown_url} jobs list"
     shown = f"dashboard {dashboard} · " if dashboard else ""
     return Text(f"{shown}{where} · Ctrl-C stops", style="dim")
 

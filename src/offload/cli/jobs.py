@@ -61,7 +61,7 @@ def list_jobs(state: CliState, states: Sequence[str], queue: str | None, task: s
         tenant=tenant, queue=queue, task=task, limit=limit,
         states=frozenset(State(s) for s in states) or None,
     )  # fmt: skip
-    found = run(build_app(state), lambda app: app.list_jobs_async(query))
+    found = run(build_app(state, read_only=True), lambda app: app.list_jobs_async(query))
     if as_json:
         echo_json([job_dict(job) for job in found])
     else:
@@ -82,7 +82,7 @@ def show(state: CliState, job_id: str, tenant: str | None, as_json: bool) -> Non
         job = await app.get_job_async(job_id, tenant)
         return job, await app.events_async(job_id)
 
-    job, events = run(build_app(state), read)
+    job, events = run(build_app(state, read_only=True), read)
     if as_json:
         echo_json({"job": job_dict(job, details=True), "events": [event_dict(e) for e in events]})
         return

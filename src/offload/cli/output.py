@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from rich import box
@@ -60,6 +61,18 @@ def _plain(value: Any) -> Any:
 
 def when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def when_in(value: datetime | None, zone: str) -> str:
+    """A firing as the schedule's own zone reads it, the zone named, so it is
+    never mistaken for UTC or for the reader's local time."""
+    if value is None:
+        return ""
+    try:
+        local = value.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{when(value)} UTC"
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {local.tzname() or zone}"
 
 
 def styled_state(state: State) -> str:

@@ -21,7 +21,7 @@ async def queue_counts(app: App, tenant: str | None = None) -> QueueCounts:
 @click.pass_obj
 def queues(state: CliState, tenant: str | None, as_json: bool) -> None:
     """Depth of every queue, per state."""
-    counts = run(build_app(state), lambda app: queue_counts(app, tenant))
+    counts = run(build_app(state, read_only=True), lambda app: queue_counts(app, tenant))
     if as_json:
         echo_json(counts_by_queue(counts))
     else:

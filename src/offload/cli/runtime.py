@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -20,6 +21,7 @@ import click
 from offload.app import App
 from offload.cli.loading import AppSpecError, load_app
 from offload.errors import ConfigurationError, OffloadError
+from offload.observability.logs import redact
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,6 +33,9 @@ class CliState:
 
     backend_url: str | None = None
     app_spec: str | None = None
+    # Given as the command's argument (``offload worker mod:app``), not as
+    # --app, so its errors do not name an option the user never typed.
+    app_positional: bool = False
 
 
 def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -54,7 +59,34 @@ def target_options(fn: F) -> F:
     )(fn)  # fmt: skip
 
 
-def build_app(state: CliState, *, need_tasks: bool = False) -> App:
+def build_app(state: CliState, *, need_tasks: bool = False, read_only: bool = False) -> App:
+    """The app the command works on; ``read_only`` commands refuse a store that
+    does not exist rather than create an empty one and report it empty."""
+    app = _build_app(state, need_tasks=need_tasks)
+    if read_only:
+        _require_store(app)
+    return app
+
+
+def _require_store(app: App) -> None:
+    """A SQLite file is made on first open; a read must not make one (a typo in
+    the path would then show "0 jobs" and leave a stray file behind)."""
+    path = app.describe().get("path")
+    if not isinstance(path, str) or path == ":memory:" or path.startswith("file:"):
+        return
+    where = Path(path)
+    if not where.parent.is_dir():
+        raise click.ClickException(
+            f"no SQLite database at {path}: the directory {where.parent} does not exist"
+        )
+    if not where.exists():
+        # Nothing stored yet is a true answer ("0 jobs"), read from an empty
+        # store in memory so that no file appears.
+        click.echo(f"note: no SQLite database at {path} yet; nothing is stored there", err=True)
+        app.use_backend("memory://")
+
+
+def _build_app(state: CliState, *, need_tasks: bool = False) -> App:
     """The app named by ``--app`` (pointed at ``--backend`` when given), or a bare
     ``App(url)`` for commands that only read and steer stored jobs."""
     try:
@@ -66,9 +98,9 @@ def build_app(state: CliState, *, need_tasks: bool = False) -> App:
             )
         return App(state.backend_url)
     except AppSpecError as exc:
-        raise click.UsageError(f"--app: {exc}") from exc
+        raise click.UsageError(str(exc) if state.app_positional else f"--app: {exc}") from exc
     except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(redact(str(exc))) from exc
 
 
 def _with_backend(app: App, url: str | None) -> App:
@@ -88,8 +120,16 @@ def run(app: App, work: Callable[[App], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except OffloadError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except OffloadError as exc:  # a driver's message may quote the URL it was given
+        raise click.ClickException(redact(str(exc))) from exc
+
+
+def missing_extra(what: str, extra: str, module: str | None) -> click.UsageError:
+    """A missing extra is a set-up problem like a bad backend URL (whose missing
+    driver ``ConfigurationError`` reports): exit 2 for every one of them."""
+    return click.UsageError(
+        f"{what} needs an extra: pip install 'offload[{extra}]' (missing {module!r})"
+    )
 
 
 def check_job_id(job_id: str) -> str:

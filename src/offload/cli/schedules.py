@@ -12,7 +12,7 @@ from rich.table import Table
 
 from offload.app import App
 from offload.cli.enqueue import find_task, parse_args
-from offload.cli.output import console, echo_json, when
+from offload.cli.output import console, echo_json, when_in
 from offload.cli.runtime import CliState, build_app, run, target_options
 from offload.job import DEFAULT_TENANT, Schedule
 from offload.schedule import upcoming_firings
@@ -41,8 +41,8 @@ def schedules() -> None:
 @target_options
 @click.pass_obj
 def list_schedules(state: CliState, tenant: str | None, count: int, as_json: bool) -> None:
-    """Schedules with their next firings (in UTC)."""
-    found = run(build_app(state), lambda a: a.schedules_async(tenant))
+    """Schedules with their next firings, in each schedule's own zone."""
+    found = run(build_app(state, read_only=True), lambda a: a.schedules_async(tenant))
     rows = [(s, upcoming_firings(s, count)) for s in found]
     if as_json:
         echo_json([schedule_dict(s, up) for s, up in rows])
@@ -50,8 +50,8 @@ def list_schedules(state: CliState, tenant: str | None, count: int, as_json: boo
     table = Table("tenant", "id", "task", "cron", "zone", "next firings", "last job",
                   "description", title=f"{len(found)} schedule(s)")  # fmt: skip
     for s, up in rows:
-        table.add_row(s.tenant, s.id, s.task, s.cron, s.timezone,
-                      "\n".join(when(t) for t in up) or "never", s.last_job_id or "",
+        firings = "\n".join(when_in(t, s.timezone) for t in up) or "never"
+        table.add_row(s.tenant, s.id, s.task, s.cron, s.timezone, firings, s.last_job_id or "",
                       s.description or "")  # fmt: skip
     console.print(table)
 
@@ -88,7 +88,8 @@ def add_schedule(state: CliState, schedule_id: str, task_name: str, cron: str,
             raise click.ClickException(str(exc)) from None
 
     stored = run(app, store)
-    click.echo(f"schedule {stored.tenant}/{stored.id}: next firing {when(stored.next_run_at)}")
+    first = when_in(stored.next_run_at, stored.timezone)
+    click.echo(f"schedule {stored.tenant}/{stored.id}: next firing {first}")
 
 
 @schedules.command("delete")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from offload.cli.runtime import CliState, build_app, target_options
+from offload.cli.runtime import CliState, build_app, missing_extra, target_options
 from offload.cli.worker import log_options, setup_logging
 
 
@@ -110,12 +110,10 @@ def web(ctx: click.Context, app_spec: str | None, host: str, port: int,
 
         from offload.web import create_app
     except ModuleNotFoundError as exc:
-        raise click.ClickException(
-            f"the web server needs an extra: pip install 'offload[web]' (missing {exc.name!r})"
-        ) from exc
+        raise missing_extra("the web server", "web", exc.name) from exc
     state = ctx.ensure_object(CliState)
     if app_spec:
-        state.app_spec = app_spec
+        state.app_spec, state.app_positional = app_spec, True
     app = build_app(state, need_tasks=app_spec is not None)
     setup_logging(log_level, log_format)
     with contextlib.suppress(ModuleNotFoundError):  # /metrics then says which extra

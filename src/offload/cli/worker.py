@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from offload.app import App
-from offload.cli.runtime import CliState, build_app, run, target_options
+from offload.cli.output import err_console
+from offload.cli.runtime import CliState, build_app, missing_extra, run, target_options
 
 log = logging.getLogger("offload.cli")
 
@@ -44,8 +45,6 @@ def rich_handler() -> logging.Handler:
     """Colours and wrapping for a person at a terminal; imported only then, so a
     worker under a supervisor (systemd, Kubernetes) never loads rich."""
     from rich.logging import RichHandler
-
-    from offload.cli.output import err_console
 
     return RichHandler(console=err_console, show_path=False, rich_tracebacks=True)
 
@@ -96,7 +95,9 @@ def warn_unserved(app: App, queues: list[str]) -> None:
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Jobs run at once.")
 @click.option("--burst", is_flag=True, help="Exit once no job of its queues is queued or running.")
 @click.option("--fetch-batch", type=click.IntRange(min=1), help="Jobs leased per round trip.")
-@click.option("--poll-interval", type=click.FloatRange(min=0, min_open=True), metavar="S")
+@click.option("--poll-interval", type=click.FloatRange(min=0, min_open=True), metavar="S",
+              help="Seconds between looks for due jobs when no wake-up arrives "
+              "(the backend's notifications usually come first).")  # fmt: skip
 @click.option("--grace", type=click.FloatRange(min=0), metavar="S",
               help="Seconds running jobs may finish after a stop request.")  # fmt: skip
 @click.option(
@@ -115,7 +116,7 @@ def worker(state: CliState, /, spec: str | None, queues: str | None, log_level: 
            **options: Any) -> None:  # fmt: skip
     """Run a worker for the tasks of MODULE:APP."""
     if spec:
-        state.app_spec = spec
+        state.app_spec, state.app_positional = spec, True
     app = build_app(state, need_tasks=True)
     served = parse_queues(queues)
     setup_logging(log_level, log_format)
@@ -132,10 +133,7 @@ def require_prometheus(app: App) -> None:
     try:
         from offload.integrations.prometheus import install
     except ModuleNotFoundError as exc:
-        raise click.ClickException(
-            f"--metrics-port needs an extra: pip install 'offload[prometheus]' "
-            f"(missing {exc.name!r})"
-        ) from exc
+        raise missing_extra("--metrics-port", "prometheus", exc.name) from exc
     install(app)
 
 

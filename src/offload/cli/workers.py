@@ -15,7 +15,7 @@ from offload.cli.runtime import CliState, build_app, run, target_options
 @click.pass_obj
 def workers(state: CliState, as_json: bool) -> None:
     """Live workers: host, pid, queues, concurrency and current jobs."""
-    found = run(build_app(state), lambda a: a.workers_async())
+    found = run(build_app(state, read_only=True), lambda a: a.workers_async())
     if as_json:
         echo_json([
             {"id": w.id, "hostname": w.hostname, "pid": w.pid, "queues": w.queues,

@@ -32,11 +32,12 @@ from offload.web import (
 from offload.web.auth import TokenAuth
 from offload.web.dashboard import routes as dashboard_routes
 from offload.web.encoding import dumps
+from offload.web.feedhub import FeedHub
 from offload.web.guard import LOOPBACK_HOSTS, TEST_HOSTS, Guard
 from offload.web.openapi import Operation, body, document, route
 from offload.web.problems import EXCEPTION_HANDLERS
 from offload.web.secrets import install_redaction
-from offload.web.stream import StreamSettings
+from offload.web.stream import MAX_STREAMS_PER_TOKEN, StreamSettings
 
 OPENAPI = Operation("This document", {"200": body("OpenAPI 3.1", {"type": "object"})},
                     public=True)  # fmt: skip
@@ -53,13 +54,15 @@ def create_app(
     allowed_hosts: Iterable[str] | None = None,
     allowed_origins: Iterable[str] = (),
     signing_key: str | bytes | None = None,
+    max_streams_per_token: int = MAX_STREAMS_PER_TOKEN,
 ) -> Starlette:
     """The web app for ``app``. ``tokens`` maps bearer tokens to a tenant, or to
     ``None``/``"*"`` for an admin; without tokens the API is open (local use), and
     then answers only to loopback host names unless ``allowed_hosts`` says more
     (``["*"]``: any). ``allowed_origins`` may send requests that change something
     besides the server's own origin; see ``offload.web.guard``. ``signing_key``
-    checks the scoped tokens of ``offload.web.scoped.sign``."""
+    checks the scoped tokens of ``offload.web.scoped.sign``. One token (or, without
+    tokens, everyone) may hold ``max_streams_per_token`` live streams; more is a 429."""
     auth = TokenAuth(tokens, signing_key)
     hosts = _hosts(allowed_hosts, auth.enabled)
     install_redaction("uvicorn.access", "uvicorn.error", "offload.web")
@@ -76,9 +79,12 @@ def create_app(
         routes.extend(dashboard_routes())
     spec = dumps(document(routes, secured=auth.enabled))
 
+    hub = FeedHub(stream_poll)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         yield
+        await hub.stop()
         await app.close_async()
 
     guard = Middleware(Guard, hosts=hosts, origins=tuple(allowed_origins))
@@ -86,7 +92,8 @@ def create_app(
                     lifespan=lifespan, middleware=[guard])  # fmt: skip
     web.state.offload = app
     web.state.offload_auth = auth
-    web.state.offload_stream = StreamSettings(stream_poll, heartbeat)
+    web.state.offload_hub = hub
+    web.state.offload_stream = StreamSettings(stream_poll, heartbeat, max_streams_per_token)
     return web
 
 

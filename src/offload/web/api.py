@@ -20,7 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from offload.app import App
-from offload.errors import JobEndedError, JobNotFoundError, PayloadError, UnknownTaskError
+from offload.errors import (
+    InvalidOptionError,
+    JobEndedError,
+    JobNotFoundError,
+    PayloadError,
+    UnknownTaskError,
+)
 from offload.job import DEFAULT_TENANT, Job, JobQuery, NewJob
 from offload.lifecycle import State
 from offload.task import Options
@@ -102,6 +108,8 @@ def build_job(
         return task.new_job(positional, kwargs, options, from_json=True)
     except UnknownTaskError as exc:
         raise _unfit(exc, "unknown-task", where, "task") from None
+    except InvalidOptionError as exc:
+        raise _unfit(exc, "invalid-options", where, "options") from None
     except PayloadError as exc:
         raise _unfit(exc, "invalid-arguments", where, "args") from None
 

@@ -14,16 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 
 from offload.lifecycle import State
+from offload.validation import MAX_ATTEMPTS, MAX_KEY, MAX_SECONDS, PRIORITY_MAX, PRIORITY_MIN
 from offload.web.encoding import MalformedJSON, loads
 from offload.web.problems import Problem
 
 MAX_LIMIT = 500
 MAX_BODY = 4 * 1024 * 1024
-# Far enough for any real schedule, near enough that adding it to a datetime
-# cannot overflow in any backend.
-MAX_SECONDS = 10 * 365 * 24 * 3600.0
-
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# The bounds are offload.validation's, which Python and the CLI obey too; the
+# model repeats them so the OpenAPI document shows them.
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+Priority = Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX)]
+Attempts = Annotated[int, Field(ge=1, le=MAX_ATTEMPTS)]
 
 
 def job_id(request: Request) -> str:
@@ -161,16 +163,16 @@ class _Strict(BaseModel):
 
 class EnqueueOptions(_Strict):
     queue: Name | None = None
-    priority: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)] | None = None
+    priority: Priority | None = None
     delay: Annotated[float, Field(ge=0, le=MAX_SECONDS)] = 0.0
     tenant: Name | None = None
-    unique_key: Annotated[str, Field(min_length=1, max_length=500)] | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    unique_key: Key | None = None
+    max_attempts: Attempts | None = None
     timeout: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
 
 
 class EnqueueBody(_Strict):
-    task: Annotated[str, Field(min_length=1, max_length=500)]
+    task: Key
     args: dict[str, Any] | list[Any] = Field(default_factory=dict)
     options: EnqueueOptions = EnqueueOptions()
 
@@ -179,10 +181,10 @@ class MemberOptions(_Strict):
     """What a batch member may set: its tenant is the batch's."""
 
     queue: Name | None = None
-    priority: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)] | None = None
+    priority: Priority | None = None
     delay: Annotated[float, Field(ge=0, le=MAX_SECONDS)] = 0.0
-    unique_key: Annotated[str, Field(min_length=1, max_length=500)] | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    unique_key: Key | None = None
+    max_attempts: Attempts | None = None
     timeout: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
 
 
@@ -192,12 +194,12 @@ class TemplateOptions(_Strict):
     refused rather than silently ignored."""
 
     queue: Name | None = None
-    priority: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)] | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=1000)] | None = None
+    priority: Priority | None = None
+    max_attempts: Attempts | None = None
     timeout: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
 
 
-TaskName = Annotated[str, Field(min_length=1, max_length=500)]
+TaskName = Key
 Args = dict[str, Any] | list[Any]
 
 

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from offload.errors import BackendError
+from offload.errors import BackendError, InvalidOptionError, LimitError
 from offload.web.encoding import dumps
 
 log = logging.getLogger("offload.web")
@@ -105,8 +105,22 @@ async def on_backend_error(request: Request, exc: Exception) -> Response:
                                     headers={"Retry-After": str(RETRY_AFTER)}))  # fmt: skip
 
 
+async def on_invalid_option(request: Request, exc: Exception) -> Response:
+    """The one validation of options and names (``offload.validation``) can be
+    reached by a route whose body model let a value through: still the caller's
+    mistake, a 422 naming it."""
+    return problem_response(Problem(422, str(exc), kind="invalid-options"))
+
+
+async def on_limit(request: Request, exc: Exception) -> Response:
+    """A full quota is the state of the tenant's records: 409, fixed by deleting."""
+    return problem_response(Problem(409, str(exc), kind="limit-reached"))
+
+
 EXCEPTION_HANDLERS = {
     Problem: on_problem,
+    InvalidOptionError: on_invalid_option,
+    LimitError: on_limit,
     BackendError: on_backend_error,
     HTTPException: on_http_exception,
     Exception: on_unexpected,

@@ -89,6 +89,8 @@ def job_detail(job: Job, root: str) -> dict[str, Any]:
     checkpoint, checkpoint_note = _decoded(lambda: job.checkpoint)
     notes = {k: v for k, v in (("args", args_note), ("result", result_note),
                                  ("checkpoint", checkpoint_note)) if v}  # fmt: skip
+    if job.decode_error is not None:  # fields of the stored row itself (offload.job.Salvage)
+        notes["record"] = job.decode_error
     return job_summary(job, root) | {
         "args": args,
         "result": result,

@@ -31,6 +31,7 @@ from offload.web.api import JSON, PREFIX, build_job
 from offload.web.context import backend, offload_app, principal, root
 from offload.web.openapi import (
     BAD,
+    NSTR,
     STR,
     Component,
     Operation,
@@ -73,11 +74,29 @@ def _bad_rule(field: str, kind: str, detail: str) -> Problem:
 async def list_schedules(request: Request) -> Response:
     tenant = principal(request).scope(p.text(request, "tenant"))
     count = p.upcoming(request)
-    found = await offload_app(request).schedules_async(tenant)
+    size, after = p.limit(request, default=100), _after(request)
+    found = sorted(await offload_app(request).schedules_async(tenant),
+                   key=lambda s: (s.tenant, s.id))  # fmt: skip
+    page = [s for s in found if after is None or (s.tenant, s.id) > after][:size]
     # Next firings are pure CPU (2,000 schedules x 50 firings took seconds):
-    # computed in a thread, so every other request keeps being served.
-    shown = await asyncio.to_thread(lambda: [_json(request, s, count) for s in found])
-    return JSON({"schedules": shown})
+    # computed in a thread, and for one page only, so every other request keeps
+    # being served.
+    shown = await asyncio.to_thread(lambda: [_json(request, s, count) for s in page])
+    following = f"{page[-1].tenant}/{page[-1].id}" if len(page) == size else None
+    return JSON({"schedules": shown, "next_after": following})
+
+
+def _after(request: Request) -> tuple[str, str] | None:
+    """The page cursor ``tenant/id`` of the last schedule seen; schedule ids
+    hold no ``/``, so the id is what follows the last one."""
+    raw = p.text(request, "after")
+    if raw is None:
+        return None
+    tenant, slash, schedule_id = raw.rpartition("/")
+    if not slash or not schedule_id:
+        raise Problem(400, "query parameter 'after' must be a cursor 'tenant/id' from next_after",
+                      kind="bad-parameter", parameter="after")  # fmt: skip
+    return tenant, schedule_id
 
 
 async def get_schedule(request: Request) -> Response:
@@ -129,7 +148,8 @@ async def delete_schedule(request: Request) -> Response:
 
 # the document ----------------------------------------------------------------------
 
-SCHEDULES = Component("Schedules", obj({"schedules": array(SCHEDULE)}))
+SCHEDULES = Component("Schedules", obj({"schedules": array(SCHEDULE), "next_after": NSTR}))
+AFTER = param("after", STR, "Page: schedules after this cursor (``next_after`` of the last page)")
 MISSING = {"404": problem("No such schedule in that tenant, or the id is malformed")}
 NEXT = param("next", {"type": "integer", "minimum": 1, "maximum": 50},
              "How many next firings to list (default 5)")  # fmt: skip
@@ -161,7 +181,7 @@ def routes() -> list[BaseRoute]:
     schedules, one = f"{PREFIX}/schedules", f"{PREFIX}/schedules/{{schedule_id}}"
     return [
         route(schedules, list_schedules, "GET", Operation("Schedules with their next firings",
-              {"200": body("Schedules", SCHEDULES), **BAD}, ["tenant", NEXT])),
+              {"200": body("Schedules", SCHEDULES), **BAD}, ["tenant", NEXT, "limit", AFTER])),
         route(one, get_schedule, "GET", Operation("A schedule",
               {"200": body("The schedule", SCHEDULE), **BAD, **MISSING}, [*ONE_PARAMS, NEXT])),
         route(one, put_schedule, "PUT", PUT),

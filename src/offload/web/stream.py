@@ -43,6 +43,7 @@ from offload.web import params as p
 from offload.web.auth import Principal
 from offload.web.context import backend, principal, root
 from offload.web.encoding import dumps
+from offload.web.feedhub import FeedHub
 from offload.web.openapi import BAD, BATCH_MISSING, MISSING, SSE, Operation, route
 from offload.web.problems import Problem
 from offload.web.resources import batch_json, event_json, pause_json, snapshot
@@ -53,6 +54,9 @@ Watch = Callable[[], Awaitable[list[str]]]
 BATCH = 500
 OUTAGE_PAUSE = 1.0
 PAUSE_EVERY = 1.0
+# Enough for a dashboard in many tabs and for 200 clients behind one token in
+# bench/; a tenant's page needs a handful.
+MAX_STREAMS_PER_TOKEN = 256
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -63,11 +67,14 @@ async def stream_all(request: Request) -> Response:
     start = _resume_point(request)
     cursor = start if start is not None else await _feed_tail(store, tenant)
 
+    hub: FeedHub = request.app.state.offload_hub
+
     async def read(after: int) -> Sequence[Event]:
-        return await store.event_feed(after, tenant, BATCH)
+        held = await hub.read(store, after, tenant, BATCH)
+        return held if held is not None else await store.event_feed(after, tenant, BATCH)
 
     watch = await _pause_watch(store, tenant)
-    return _sse(request, read, _job_frames(store, tenant, who), cursor, watch=watch)
+    return _sse(request, read, _job_frames(store, tenant, who, hub), cursor, watch=watch)
 
 
 async def _pause_watch(store: Backend, tenant: str | None) -> Watch:
@@ -164,31 +171,20 @@ def _resume_point(request: Request) -> int | None:
 
 
 async def _feed_tail(store: Backend, tenant: str | None) -> int:
-    """Where a stream without a cursor starts: the newest event id of the whole
-    backend. Any tenant's tail is at or below it and every later event is new,
-    so nothing is lost. Paging to the end read the whole feed (days of it) for
-    each new stream; this probes ``id > n`` one row at a time, doubling ``n``
-    and then bisecting, so it costs a few dozen one-row reads on the id index
-    however long the feed is."""
-
-    async def beyond(n: int) -> bool:
-        return bool(await store.event_feed(n, None, 1))
-
-    if not await beyond(0):
-        return 0
-    low, high = 0, 1
-    while await beyond(high):
-        low, high = high, high * 2
-    while high - low > 1:  # an event lies beyond low, none beyond high
-        middle = (low + high) // 2
-        low, high = (middle, high) if await beyond(middle) else (low, middle)
-    return high
+    """Where a stream without a cursor starts: one indexed read on backends that
+    can (``Backend.event_last_id``), a few one-row probes on the others; paging
+    to the end read days of feed for every new stream."""
+    return await store.event_last_id(tenant)
 
 
 def _sse(request: Request, read: Reader, render: Render, cursor: int,
          ready: dict[str, Any] | None = None, watch: Watch | None = None) -> Response:  # fmt: skip
-    settings = request.app.state.offload_stream
-    frames = _frames(read, render, cursor, ready or {}, settings, watch or _nothing)
+    settings: StreamSettings = request.app.state.offload_stream
+    who = principal(request, query_token=True)
+    settings.admit(who)
+    frames = settings.counted(
+        who, _frames(read, render, cursor, ready or {}, settings, watch or _nothing)
+    )
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
 
 
@@ -212,14 +208,15 @@ async def _frames(
             for frame in await watch():
                 yield frame
                 quiet_since = time.monotonic()
+            frames = await render(batch) if batch else []
         except BackendError:
-            # Storage overloaded or away for a moment: the stream waits for it
-            # rather than dropping the client, which would come back at once
-            # and add to the load.
+            # Storage overloaded or away for a moment (the read, or a job's
+            # snapshot for its frame): the stream waits for it and tries the
+            # same events again rather than dropping the client, which would
+            # come back at once and add to the load.
             await asyncio.sleep(OUTAGE_PAUSE)
             continue
         if batch:
-            frames = await render(batch)
             for frame in frames:
                 yield frame
             cursor = batch[-1].id
@@ -235,21 +232,29 @@ async def _frames(
         await asyncio.sleep(settings.poll)
 
 
-def _job_frames(store: Backend, tenant: str | None, who: Principal | None = None) -> Render:
+def _job_frames(store: Backend, tenant: str | None, who: Principal | None = None,
+                hub: FeedHub | None = None) -> Render:  # fmt: skip
     """Frames of the events ``who`` may see (a scoped token: its jobs only)."""
 
     async def render(read: Sequence[Event]) -> list[str]:
         events = [e for e in read if who is None or who.sees(e.job_id)]
-        jobs = await _snapshots(store, tenant, {e.job_id for e in events})
+        jobs = await _snapshots(store, tenant, {e.job_id for e in events}, hub)
         return [_frame(e, "job", {"event": event_json(e), "job": jobs.get(e.job_id)})
                 for e in events]  # fmt: skip
 
     return render
 
 
-async def _snapshots(store: Backend, tenant: str | None, ids: set[str]) -> dict[str, Any]:
+async def _snapshots(store: Backend, tenant: str | None, ids: set[str],
+                     hub: FeedHub | None = None) -> dict[str, Any]:  # fmt: skip
+    """Each job's snapshot: the hub's, read once for every stream when it took
+    the event (the event's tenant is the stream's, so the job is too), else read."""
     found = {}
     for job_id in ids:
+        held = hub.snapshot(job_id) if hub is not None else None
+        if held is not None:
+            found[job_id] = held
+            continue
         job = await store.job_get(job_id, tenant)
         if job is not None:
             found[job_id] = snapshot(job)
@@ -261,13 +266,40 @@ def _frame(event: Event, name: str, data: dict[str, Any]) -> str:
 
 
 class StreamSettings:
-    """How often a stream polls the feed and how long it may stay silent."""
+    """How often a stream polls the feed, how long it may stay silent, and how
+    many streams one identity (a token, or everyone when none is required) may
+    hold open: each costs a connection and a poll loop, so one client opening
+    thousands would starve the rest."""
 
-    def __init__(self, poll: float = 0.05, heartbeat: float = 15.0) -> None:
+    def __init__(self, poll: float = 0.05, heartbeat: float = 15.0,
+                 max_per_token: int = MAX_STREAMS_PER_TOKEN) -> None:  # fmt: skip
         if not 0 < poll <= 1:
             raise ValueError("poll must be in (0, 1] seconds")
+        if max_per_token < 1:
+            raise ValueError("max_per_token must be at least 1")
         self.poll = poll
         self.heartbeat = heartbeat
+        self.max_per_token = max_per_token
+        self.open: dict[Principal, int] = {}
+
+    def admit(self, who: Principal) -> None:
+        if self.open.get(who, 0) >= self.max_per_token:
+            raise Problem(429, f"at most {self.max_per_token} streams may be open per token; "
+                          "close one first", kind="too-many-streams",
+                          headers={"Retry-After": "5"})  # fmt: skip
+        self.open[who] = self.open.get(who, 0) + 1
+
+    async def counted(self, who: Principal, frames: AsyncIterator[str]) -> AsyncIterator[str]:
+        """``frames``, releasing the stream's place however it ends."""
+        try:
+            async for frame in frames:
+                yield frame
+        finally:
+            left = self.open.get(who, 1) - 1
+            if left:
+                self.open[who] = left
+            else:
+                self.open.pop(who, None)
 
 
 def routes() -> list[BaseRoute]:

@@ -56,6 +56,9 @@ class JobExecutor:
     def prepare(self, job: Job, ctx: JobContext) -> tuple[Task[Any], tuple[Any, ...],
                                                           dict[str, Any]] | Rejected:  # fmt: skip
         """Resolve the task and validate the payload, or say why the job cannot run."""
+        if job.decode_error is not None:
+            message = f"the stored job cannot be decoded: {job.decode_error}"
+            return Rejected(ErrorInfo("UndecodableJob", message))
         task: Task[Any] | None = None
         try:
             task = self.app.get_task(job.task)

@@ -16,7 +16,7 @@ from typing import Any
 from azure.data.tables import EdmType, EntityProperty
 
 from offload.errors import PayloadError
-from offload.job import ErrorInfo, Event, Job
+from offload.job import ErrorInfo, Event, Job, Salvage, decode_job
 from offload.lifecycle import EventKind, State
 
 CHUNK = 64 * 1024
@@ -165,24 +165,33 @@ def _optional(e: Entity, job: Job) -> None:
 
 
 def to_job(e: Entity) -> Job:
-    error = get_json(e, "Error")
+    return decode_job(lambda f: _job(e, f))
+
+
+def _job(e: Entity, f: Salvage) -> Job:
     created, run_at = from_ts(e["CreatedAt"]), from_ts(e["RunAt"])
     assert created is not None
     assert run_at is not None
     return Job(
         id=e["Id"], task=e["Task"], queue=e["Queue"], tenant=e["Tenant"],
-        state=State(e["State"]), payload=get_bytes(e, "Payload") or b"",
+        state=f("state", lambda: State(e["State"]), State.DEAD),
+        payload=get_bytes(e, "Payload") or b"",
         priority=int(e["Priority"]), attempts=int(e["Attempts"]),
         max_attempts=int(e["MaxAttempts"]), created_at=created, run_at=run_at,
         timeout=_float(e.get("Timeout")), started_at=from_ts(e.get("StartedAt")),
         finished_at=from_ts(e.get("FinishedAt")), result_data=get_bytes(e, "Result"),
-        error=ErrorInfo.from_dict(error) if error else None,
+        error=f("error", lambda: _error(get_json(e, "Error")), None),
         checkpoint_data=get_bytes(e, "Checkpoint"), progress=_float(e.get("Progress")),
         progress_message=e.get("ProgressMessage"), unique_key=e.get("UniqueKey"),
         batch_id=e.get("BatchId"), worker_id=e.get("WorkerId"),
         lease_token=e.get("LeaseToken"), lease_expires_at=from_ts(e.get("LeaseExpiresAt")),
-        cancel_requested=bool(e.get("CancelRequested")), meta=get_json(e, "Meta") or {},
+        cancel_requested=bool(e.get("CancelRequested")),
+        meta=f("meta", lambda: get_json(e, "Meta") or {}, {}),
     )  # fmt: skip
+
+
+def _error(data: Any) -> ErrorInfo | None:
+    return ErrorInfo.from_dict(data) if data else None
 
 
 def _float(value: Any) -> float | None:

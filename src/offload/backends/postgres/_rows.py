@@ -27,6 +27,7 @@ from offload.job import (
     Pause,
     Schedule,
     WorkerInfo,
+    decode_job,
 )
 from offload.lifecycle import EventKind, State
 
@@ -39,17 +40,24 @@ def job(row: Row) -> Job:
      created_at, run_at, timeout, started_at, finished_at, result, error, checkpoint,
      progress, progress_message, unique_key, batch_id, worker_id, lease_token,
      lease_expires_at, cancel_requested, meta) = row[:26]  # fmt: skip
-    return Job(
-        id=id_, task=task, queue=queue, tenant=tenant, state=State(state), payload=payload,
+    return decode_job(lambda f: Job(
+        id=id_, task=task, queue=queue, tenant=tenant,
+        state=f("state", lambda: State(state), State.DEAD), payload=payload,
         priority=priority, attempts=attempts, max_attempts=max_attempts,
         created_at=created_at, run_at=run_at, timeout=timeout, started_at=started_at,
         finished_at=finished_at, result_data=result,
-        error=None if error is None else ErrorInfo.from_dict(error),
+        error=f("error", lambda: None if error is None else ErrorInfo.from_dict(error), None),
         checkpoint_data=checkpoint, progress=progress, progress_message=progress_message,
         unique_key=unique_key, batch_id=batch_id, worker_id=worker_id,
         lease_token=lease_token, lease_expires_at=lease_expires_at,
-        cancel_requested=cancel_requested, meta=meta,
-    )  # fmt: skip
+        cancel_requested=cancel_requested, meta=f("meta", lambda: _meta(meta), {}),
+    ))  # fmt: skip
+
+
+def _meta(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"meta is not a JSON object: {value!r:.60}")
+    return value
 
 
 _STATES = {state.value: state for state in State}

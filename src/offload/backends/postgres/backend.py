@@ -43,6 +43,7 @@ from offload.backends.postgres._url import parse_url
 from offload.backends.postgres.enqueue import enqueue_async
 from offload.backends.postgres.listener import Listener
 from offload.backends.postgres.migrate import migrate_connection
+from offload.backends.postgres.probe import probe
 from offload.errors import BackendError
 from offload.job import (
     Batch,
@@ -96,6 +97,7 @@ class PostgresBackend(Backend):
 
     async def _start_pool(self) -> AsyncConnectionPool[Conn]:
         o = self._options
+        await probe(o, self._where())
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             o.conninfo, min_size=min(o.pool_min, o.pool_max), max_size=o.pool_max,
             timeout=o.pool_timeout, kwargs={"autocommit": True}, configure=_configure,
@@ -451,6 +453,11 @@ class PostgresBackend(Backend):
         must not miss any should re-read a short window behind its cursor."""
         params = {"after": after, "tenant": tenant, "limit": max(0, limit)}
         return [_rows.event(row) for row in await self._rows("event_feed", params, retry=True)]
+
+    async def event_last_id(self, tenant: str | None = None) -> int:
+        """MAX of the primary key: one read of the index's last entry."""
+        rows = await self._rows("event_last_id", {}, retry=True)
+        return int(rows[0][0])
 
     # delivery ----------------------------------------------------------------------
 

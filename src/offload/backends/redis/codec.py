@@ -28,8 +28,10 @@ from offload.job import (
     NewBatch,
     NewJob,
     Pause,
+    Salvage,
     Schedule,
     WorkerInfo,
+    decode_job,
 )
 from offload.lifecycle import EventKind, State, Transition
 
@@ -157,22 +159,28 @@ _STATES = {state.value.encode(): state for state in State}
 def job_from_values(v: Sequence[bytes | None]) -> Job:
     """A job from its values in ``FIELDS`` order; run for every job a worker
     leases, so the common values (integers, states, empty meta) take short cuts."""
+    return decode_job(lambda f: _job(v, f))
+
+
+def _job(v: Sequence[bytes | None], f: Salvage) -> Job:
     running = v[4] == _RUNNING
     meta = v[25]
     return Job(
         id=_str(v[0]), task=_str(v[1]), queue=_str(v[2]), tenant=_str(v[3]),
-        state=_state(v[4]), payload=v[5] or b"", priority=_int(v[6]),
+        state=f("state", lambda: _state(v[4]), State.DEAD), payload=v[5] or b"",
+        priority=_int(v[6]),
         attempts=_int(v[7]), max_attempts=_int(v[8]),
         created_at=from_us(_int(v[9])), run_at=from_us(_int(v[10])),
         timeout=_float(v[11]), started_at=_moment(v[12]), finished_at=_moment(v[13]),
-        result_data=v[14], error=_error(v[15]), checkpoint_data=v[16],
+        result_data=v[14], error=f("error", lambda: _error(v[15]), None),
+        checkpoint_data=v[16],
         progress=_float(v[17]), progress_message=_text(v[18]), unique_key=_text(v[19]),
         batch_id=_text(v[20]),
         worker_id=_text(v[21]) if running else None,
         lease_token=_text(v[22]) if running else None,
         lease_expires_at=_moment(v[23]) if running else None,
         cancel_requested=running and v[24] == b"1",
-        meta={} if meta is None or meta == b"{}" else json.loads(meta),
+        meta={} if meta is None or meta == b"{}" else f("meta", lambda: _object(meta), {}),
     )  # fmt: skip
 
 
@@ -335,3 +343,10 @@ def worker_from_json(raw: bytes | str) -> WorkerInfo:
         job_ids=doc["job_ids"], last_seen_at=from_us(int(doc["last_seen_at"])),
         meta=doc["meta"],
     )  # fmt: skip
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"not a JSON object: {raw[:60]!r}")
+    return value

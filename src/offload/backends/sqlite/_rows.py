@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from offload.job import Batch, ErrorInfo, Event, Job, Schedule, WorkerInfo
+from offload.job import Batch, ErrorInfo, Event, Job, Salvage, Schedule, WorkerInfo, decode_job
 from offload.lifecycle import EventKind, State
 
 Row = tuple[Any, ...]
@@ -72,14 +72,20 @@ def _error(text: str | None) -> ErrorInfo | None:
 
 
 def job(r: Row) -> Job:
+    return decode_job(lambda f: _job(r, f))
+
+
+def _job(r: Row, f: Salvage) -> Job:
     return Job(
-        id=r[0], task=r[1], queue=r[2], tenant=r[3], state=STATE[r[4]], payload=r[5],
+        id=r[0], task=r[1], queue=r[2], tenant=r[3],
+        state=f("state", lambda: STATE[r[4]], State.DEAD), payload=r[5],
         priority=r[6], attempts=r[7], max_attempts=r[8], created_at=dt(r[9]),
         run_at=dt(r[10]), timeout=r[11], started_at=opt_dt(r[12]),
-        finished_at=opt_dt(r[13]), result_data=r[14], error=_error(r[15]),
+        finished_at=opt_dt(r[13]), result_data=r[14],
+        error=f("error", lambda: _error(r[15]), None),
         checkpoint_data=r[16], progress=r[17], progress_message=r[18], unique_key=r[19],
         batch_id=r[20], worker_id=r[21], lease_token=r[22], lease_expires_at=opt_dt(r[23]),
-        cancel_requested=bool(r[24]), meta=loads(r[25]),
+        cancel_requested=bool(r[24]), meta=f("meta", lambda: loads(r[25]), {}),
     )  # fmt: skip
 
 

@@ -377,6 +377,9 @@ class SQLiteBackend(Backend):
     ) -> list[Event]:
         return await self._read(ops.events, "event_feed", (after, tenant, limit))
 
+    async def event_last_id(self, tenant: str | None = None) -> int:
+        return await self._read(ops.event_last_id)
+
     # delivery ----------------------------------------------------------------------
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:

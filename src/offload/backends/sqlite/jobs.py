@@ -389,5 +389,11 @@ def cancels(conn: sqlite3.Connection, job_ids: Sequence[str]) -> frozenset[str]:
     return frozenset(r[0] for r in conn.execute(Q["job_cancels"], (json.dumps(list(job_ids)),)))
 
 
+def event_last_id(conn: sqlite3.Connection) -> int:
+    """MAX of the primary key: one read of the index's last entry."""
+    found: int = conn.execute(Q["event_last_id"]).fetchone()[0]
+    return found
+
+
 def events(conn: sqlite3.Connection, name: str, params: Row) -> list[Event]:
     return [_rows.event(r) for r in conn.execute(Q[name], params)]

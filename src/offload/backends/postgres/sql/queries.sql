@@ -485,6 +485,9 @@ WHERE e.job_id = %(job_id)s
 ORDER BY e.id DESC
 LIMIT 1;
 
+-- name: event_last_id
+SELECT COALESCE(MAX(id), 0) FROM {schema}.events
+
 -- name: event_feed
 SELECT e.id, e.job_id::text, e.tenant, e.kind, e.at, e.data
 FROM {schema}.events AS e

@@ -160,6 +160,9 @@ WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?
 SELECT id, job_id, tenant, kind, at, data FROM events
 WHERE job_id = ? ORDER BY id DESC LIMIT 1
 
+-- name: event_last_id
+SELECT COALESCE(MAX(id), 0) FROM events
+
 -- name: event_feed
 SELECT id, job_id, tenant, kind, at, data FROM events
 WHERE id > ? AND tenant = COALESCE(?, tenant) ORDER BY id LIMIT ?
