@@ -396,7 +396,9 @@ class Task(Generic[R, P]):
             delay=o.delay, run_at=o.run_at, unique_key=o.unique_key, batch_id=o.batch_id,
             depends_on=parent_ids(o.depends_on), on_parent_failure=o.on_parent_failure,
         )  # fmt: skip
-        check_job_fields(task=self.name, **fields)
+        # Dependencies are checked against the store at enqueue (offload.dependencies).
+        deps = ("depends_on", "on_parent_failure")
+        check_job_fields(task=self.name, **{k: v for k, v in fields.items() if k not in deps})
         return fields
 
     def decode_payload(self, data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
