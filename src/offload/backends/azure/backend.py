@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,18 +154,39 @@ class AzureBackend(Records):
             return []
         leased: list[Job] = []
         h = Handed({}, worker_id=worker_id, seconds=lease_for)
+        # Each job's lease runs from its own grant, but the worker starts it and
+        # its heartbeat learns of it only when this call returns: on a slow or
+        # contended store the round trips of the later grants would eat the
+        # earlier leases (they lapsed and the jobs ran twice, one after the
+        # other). So stop granting once a quarter of a lease has gone by since
+        # the first grant.
+        deadline = float("inf")
         for queue in queues:
             async for row in self._ready_rows(queue):
-                if len(leased) >= limit:
-                    return leased
+                if len(leased) >= limit or time.monotonic() > deadline:
+                    break
                 if any(p.covers(row["Tenant"], queue) for p in pauses):
                     continue
                 job = await self._start(row, h)
                 if job is not None:
                     leased.append(job)
-            if len(leased) >= limit:
+                    deadline = min(deadline, time.monotonic() + lease_for / 4)
+            if len(leased) >= limit or time.monotonic() > deadline:
                 break
-        return leased
+        return await self._renewed(leased, lease_for)
+
+    async def _renewed(self, jobs: list[Job], lease_for: float) -> list[Job]:
+        """The leased jobs with at least three quarters of a lease left: one
+        granted too long ago (a single slow grant can outlast the deadline) is
+        extended now, and one whose lease lapsed meanwhile is not handed out."""
+        fresh_until = _now() + timedelta(seconds=lease_for * 3 / 4)
+        out = []
+        for job in jobs:
+            if job.lease_expires_at is not None and job.lease_expires_at >= fresh_until:
+                out.append(job)
+            elif (extended := await self._extend(job.lease, lease_for)) is not None:
+                out.append(extended)
+        return out
 
     async def _start(self, row: dict[str, Any], h: Handed) -> Job | None:
         stored = await self._store.read(row["JobId"])
@@ -188,8 +211,10 @@ class AzureBackend(Records):
     async def job_heartbeat(self, leases: Sequence[Lease], lease_for: float) -> HeartbeatReply:
         lost: set[str] = set()
         cancel: set[str] = set()
-        for lease in leases:
-            job = await self._extend(lease, lease_for)
+        # Extended side by side: one by one, a round over many leases on a slow
+        # store took longer than the leases it was keeping alive.
+        extended = await asyncio.gather(*(self._extend(lease, lease_for) for lease in leases))
+        for lease, job in zip(leases, extended, strict=True):
             if job is None:
                 lost.add(lease.job_id)
             elif job.cancel_requested:
