@@ -43,8 +43,6 @@ class Heartbeat:
 
     async def once(self) -> None:
         leases = self.leases()
-        if self.clock is not None:
-            leases = [x for x in leases if not self.clock.given_up(x.job_id)]
         if not leases:
             return
         asked = time.monotonic()

@@ -27,27 +27,17 @@ class LeaseClock:
 
     def __init__(self) -> None:
         self._since: dict[str, float] = {}
-        # Given up: never renewed again, even once the broker answers, or the
-        # abandoned run (a sync task cannot be stopped) would keep its job.
-        self._given_up: set[str] = set()
-
-    def given_up(self, job_id: str) -> bool:
-        return job_id in self._given_up
 
     def asked(self, job_ids: Iterable[str], at: float) -> None:
         for job_id in job_ids:
             self._since[job_id] = max(self._since.get(job_id, at), at)
 
     def lapsed(self, held: Iterable[str], lease_seconds: float, now: float) -> set[str]:
-        """The held leases whose local deadline has just passed (each is told
-        once); forgets what it knew of jobs no longer held."""
+        """The held leases whose local deadline has passed; forgets the rest of
+        what it knew (jobs no longer held)."""
         held = set(held)
         self._since = {k: v for k, v in self._since.items() if k in held}
-        self._given_up &= held
-        gone = {k for k, v in self._since.items() if now - v >= lease_seconds}
-        new = gone - self._given_up
-        self._given_up |= gone
-        return new
+        return {k for k, v in self._since.items() if now - v >= lease_seconds}
 
 
 class SelfFence:
