@@ -52,7 +52,6 @@ from offload.worker.services.purge import Purge
 from offload.worker.services.recover import Recover
 from offload.worker.services.registry import Registry
 from offload.worker.services.scheduler import Scheduler
-from offload.worker.services.self_fence import LeaseClock, SelfFence
 from offload.worker.services.status import StatusWatch
 from offload.worker.supervisor import ServiceDied as ServiceDied  # its old home
 from offload.worker.supervisor import Supervisor
@@ -93,7 +92,6 @@ class Worker:
         self.grace_period = s.grace_period if grace_period is None else grace_period
         self.lease_seconds = lease_seconds or s.lease_seconds
         self.heartbeat_every = min(s.heartbeat_every, self.lease_seconds / 3)
-        self.lease_clock = LeaseClock()
         self.handle_signals = handle_signals
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.running: dict[str, Running] = {}
@@ -293,16 +291,13 @@ class Worker:
         """What running jobs needs: recording outcomes, keeping leases, cancels."""
         heartbeat = Heartbeat(
             backend, self._live_leases, self._on_heartbeat, self.heartbeat_every,
-            self.lease_seconds, renew=self.gate.renew, clock=self.lease_clock,
+            self.lease_seconds, renew=self.gate.renew,
         )  # fmt: skip
-        check_every = min(self.heartbeat_every, self.lease_seconds / 4)
-        fence = SelfFence(self.lease_clock, self._live_leases, self._on_heartbeat,
-                          self.lease_seconds, check_every)  # fmt: skip
         cancels = CancelWatch(
             backend, lambda: list(self.running), self._on_heartbeat,
             self.app.settings.cancel_check_interval,
         )  # fmt: skip
-        return [self.recorder, heartbeat, fence, cancels]
+        return [self.recorder, heartbeat, cancels]
 
     def info(self) -> WorkerInfo:
         """How this worker describes itself in the registry."""
@@ -326,7 +321,6 @@ class Worker:
         task = self._loop.create_task(self._process(job, ctx))
         sync = not self._is_async(job.task)
         self.running[job.id] = Running(job, ctx, task, sync)
-        self.lease_clock.asked([job.id], self.fetcher.asked_at)
 
     def _is_async(self, name: str) -> bool:
         task = self.app.tasks.get(name)

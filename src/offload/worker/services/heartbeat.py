@@ -8,12 +8,10 @@ supervisor retries the round well before the next one is due.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from offload.backends.base import Backend
 from offload.job import HeartbeatReply, Lease
-from offload.worker.services.self_fence import LeaseClock
 
 log = logging.getLogger("offload.worker")
 
@@ -29,7 +27,6 @@ class Heartbeat:
         every: float,
         lease_seconds: float,
         renew: Callable[[], Awaitable[None]] | None = None,
-        clock: LeaseClock | None = None,
     ) -> None:
         self.backend = backend
         self.leases = leases
@@ -38,17 +35,12 @@ class Heartbeat:
         self.lease_seconds = lease_seconds
         # Other holdings that live as long as the jobs' leases (limit slots).
         self.renew = renew
-        # When each lease was last renewed, for the worker's self-fence.
-        self.clock = clock
 
     async def once(self) -> None:
         leases = self.leases()
         if not leases:
             return
-        asked = time.monotonic()
         reply = await self.backend.job_heartbeat(leases, self.lease_seconds)
-        if self.clock is not None:
-            self.clock.asked([x.job_id for x in leases if x.job_id not in reply.lost], asked)
         if reply.lost or reply.cancel_requested:
             self.on_reply(reply)
         if self.renew is not None:
