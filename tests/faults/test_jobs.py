@@ -211,9 +211,23 @@ SECRETS = ("hunter2-password", "c2VjcmV0LWFjY291bnQta2V5", "s3cret-in-url")
 
 
 async def test_s25_secrets_in_arguments_or_errors(caplog: pytest.LogCaptureFixture) -> None:
+    """A connection string in an error is masked in the logs, the trace's
+    exception event, the stored error, and everything the API and dashboard
+    show of the job (resource, events, page)."""
     import logging
 
-    app = App("memory://")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from starlette.testclient import TestClient
+
+    from offload.integrations.opentelemetry import OpenTelemetryMiddleware
+    from offload.web import create_app
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = App("memory://", middleware=[OpenTelemetryMiddleware(provider)])
 
     @app.task(name="f.leaky", max_attempts=1)
     def leaky(dsn: str) -> None:
@@ -224,8 +238,28 @@ async def test_s25_secrets_in_arguments_or_errors(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.DEBUG):
         job = await leaky.enqueue_async(dsn)
         await drain(app)
-    assert (await app.get_job_async(job.id)).state is State.DEAD
+    dead = await app.get_job_async(job.id)
+    assert dead.state is State.DEAD
+    assert dead.error is not None
+    assert "***" in dead.error.message
+
     logged = "\n".join(r.getMessage() + str(r.__dict__) for r in caplog.records)
     assert logged
-    assert not [s for s in SECRETS if s in logged]
-    await app.close_async()
+    assert _leaked(logged) == []
+
+    events = [e for s in exporter.get_finished_spans() for e in s.events]
+    traced = [str(dict(e.attributes or {})) for e in events if e.name == "exception"]
+    assert traced
+    assert _leaked("\n".join(traced)) == []
+
+    with TestClient(create_app(app)) as web:
+        resource = web.get(f"/api/v1/jobs/{job.id}").json()
+        shown = [str(resource["error"]), str(resource.get("events")),
+                 web.get(f"/api/v1/jobs/{job.id}/events").text,
+                 web.get("/api/v1/dead").text, web.get(f"/jobs/{job.id}").text]  # fmt: skip
+    assert "***" in shown[0]
+    assert _leaked("\n".join(shown)) == []
+
+
+def _leaked(text: str) -> list[str]:
+    return [s for s in SECRETS if s in text]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -32,6 +33,7 @@ from opentelemetry.util.types import AttributeValue
 from offload.integrations._outcome import DEAD, FAILED, outcome_name
 from offload.job import Job, JobContext, NewJob, Outcome, Rejected, Schedule
 from offload.middleware import Middleware
+from offload.observability.logs import redact
 
 # The key of ``Job.meta`` that carries the propagator's headers (``traceparent``...).
 META_KEY = "otel"
@@ -229,7 +231,11 @@ class OpenTelemetryMiddleware(Middleware):
 
 
 def _record_error(span: Span, error: BaseException) -> None:
-    span.record_exception(error)
+    # The exporter ships message and stack trace off the machine: credentials
+    # in them (a DSN in a connection error) are masked first.
+    trace = "".join(traceback.format_exception(error))
+    span.record_exception(error, attributes={"exception.message": redact(str(error)),
+                                             "exception.stacktrace": redact(trace)})  # fmt: skip
     span.set_status(
         Status(StatusCode.ERROR, f"{type(error).__module__}.{type(error).__qualname__}")
     )

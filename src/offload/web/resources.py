@@ -17,6 +17,7 @@ from urllib.parse import quote
 from offload.batch import decode_then
 from offload.job import Batch, Event, Job, Pause, Schedule
 from offload.lifecycle import EventKind, State
+from offload.observability.logs import redact
 from offload.web.openapi import (
     ANY,
     BOOL,
@@ -78,7 +79,7 @@ def job_summary(job: Job, root: str) -> dict[str, Any]:
         "run_at": iso(job.run_at),
         "unique_key": job.unique_key,
         "worker_id": job.worker_id,
-        "error": None if job.error is None else job.error.to_dict(),
+        "error": None if job.error is None else _shown(job.error.to_dict()),
         "links": links(root, job.id),
     }
 
@@ -97,6 +98,15 @@ def job_detail(job: Job, root: str) -> dict[str, Any]:
         "checkpoint": checkpoint,
         "decode_errors": notes,
     }
+
+
+def _shown(error: dict[str, Any]) -> dict[str, Any]:
+    """An error as the API and dashboard show it: credentials masked, also in
+    errors stored before the worker masked them, or by another writer."""
+    for key in ("message", "traceback"):
+        if isinstance(error.get(key), str):
+            error[key] = redact(error[key])
+    return error
 
 
 def event_json(event: Event) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from offload.job import (
     Rejected,
     Succeeded,
 )
+from offload.observability.logs import redact
 from offload.task import Task
 
 # Why the worker cancelled a job's asyncio task: the message passed to cancel().
@@ -38,12 +39,15 @@ LEASE_LOST = "offload:lease-lost"
 
 
 def error_info(exc: BaseException, task: Task[Any] | None = None) -> ErrorInfo:
-    tb = "".join(traceback.format_exception(exc))
+    """The error as stored: credentials in its message or traceback (a DSN in a
+    connection error) are masked here, once, so no reader of the job (logs, API,
+    dashboard, events, CLI) can show them."""
+    tb = redact("".join(traceback.format_exception(exc)))
     if isinstance(exc, TaskFailure):
         kind = type(exc.error)
         data = task.encode_error(exc.error) if task is not None else None
-        return ErrorInfo(f"{kind.__module__}.{kind.__qualname__}", str(exc), tb, data)
-    return ErrorInfo(f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc), tb)
+        return ErrorInfo(f"{kind.__module__}.{kind.__qualname__}", redact(str(exc)), tb, data)
+    return ErrorInfo(f"{type(exc).__module__}.{type(exc).__qualname__}", redact(str(exc)), tb)
 
 
 class JobExecutor:
@@ -67,7 +71,7 @@ class JobExecutor:
                 ctx.checkpoint = task.decode_checkpoint(job.checkpoint_data)
         except (UnknownTaskError, PayloadError, SerializationError) as exc:
             discard = task is not None and not task.dead_letter
-            return Rejected(ErrorInfo(type(exc).__name__, str(exc)), discard)
+            return Rejected(ErrorInfo(type(exc).__name__, redact(str(exc))), discard)
         if task.ctx_param is not None:
             kwargs[task.ctx_param] = ctx
         return task, args, kwargs
