@@ -52,7 +52,14 @@ class PgBroker:
         self.cluster.destroy()
 
 
-BROKERS = ["redis", "postgres", "azure"]
+# Azurite keeps its on-disk state in a store it saves every few seconds, so a
+# restart or kill -9 right after writes loses them (tables included) and the
+# backend does not create its tables again while open: an open finding,
+# docs/reliability.md ("Azurite restarts"). Not strict: a save may land in time.
+AZURITE_RESTART = pytest.mark.xfail(
+    reason="Azurite on disk loses recent writes on a restart: docs/reliability.md", strict=False
+)
+BROKERS = ["redis", "postgres", pytest.param("azure", marks=AZURITE_RESTART)]
 
 
 def _broker(name: str) -> RedisBroker | PgBroker | AzuriteBroker:
