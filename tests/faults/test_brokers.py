@@ -251,8 +251,8 @@ async def test_s11_slow_broker(
     proxied: tuple[str, FaultProxy], ledger: Ledger, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     url, proxy = proxied
-    if url.startswith("postgres"):
-        request.applymarker(OPEN_SELF_FENCE)
+    # On every broker: a call slowed past the lease lets it lapse (see OPEN_SELF_FENCE).
+    request.applymarker(OPEN_SELF_FENCE)
     slow = App(_through(url, proxy.port))
     app = App(url)
     workers = Workers(_through(url, proxy.port), ledger, tmp_path, lease=3.0)
