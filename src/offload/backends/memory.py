@@ -3,6 +3,10 @@
 Everything is lost when the process exits; use it for tests and demos. One
 ``MemoryStore`` is shared by the clones of a backend (one per event loop), guarded
 by a lock, so a sync enqueue from another thread lands in the same queues.
+
+Over 600 lines on purpose: as the specification it is read side by side with
+``base.py``, one method per contract method in the same order, and splitting it
+would scatter what a new backend must match.
 """
 
 from __future__ import annotations
