@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from offload import App
 from offload.web import create_app
 from offload.web.dashboard import routes as dashboard_routes
+from offload.workflow import chain
 from tests.web.conftest import make_app
 
 TOKENS = {"token-a": "a", "token-b": "b", "token-admin": None}
@@ -21,7 +22,7 @@ TOKENS = {"token-a": "a", "token-b": "b", "token-admin": None}
 # pages load their data from the API with the token the browser holds).
 PUBLIC = {"/healthz", "/openapi.json"} | {r.path for r in dashboard_routes()
                                           if isinstance(r, Route)}  # fmt: skip
-OWNED = {"job_id", "batch_id", "schedule_id"}
+OWNED = {"job_id", "batch_id", "schedule_id", "workflow_id"}
 
 
 def auth(token: str) -> dict[str, str]:
@@ -64,14 +65,18 @@ def owned() -> tuple[TestClient, dict[str, str]]:
     One for the module: the checks are HTTP-level, the same on every backend
     (the backends' own tenant scoping is in the contract suite), and every
     request here is refused, so none changes what the next one sees."""
-    client = TestClient(create_app(make_app("memory://"), tokens=TOKENS))
+    app = make_app("memory://")
+    client = TestClient(create_app(app, tokens=TOKENS))
     b = auth("token-b")
+    add = app.get_task("add")
+    flow = app.workflow(chain(add.prepare(a=1, b=1), add.prepare(a=2, b=2)), tenant="b")
     job = client.post("/api/v1/jobs", json=BODIES["/api/v1/jobs"], headers=b).json()
     batch = client.post("/api/v1/batches", json=BODIES["/api/v1/batches"], headers=b).json()
     made = client.put("/api/v1/schedules/nightly", headers=b,
                       json=BODIES["/api/v1/schedules/{schedule_id}"])  # fmt: skip
     assert made.status_code == 201, made.text
-    return client, {"job_id": job["id"], "batch_id": batch["id"], "schedule_id": "nightly"}
+    return client, {"job_id": job["id"], "batch_id": batch["id"], "schedule_id": "nightly",
+                    "workflow_id": flow.id}  # fmt: skip
 
 
 def fill(path: str, ids: dict[str, str]) -> str:
@@ -146,6 +151,7 @@ def test_s23_public_pages_and_health_need_no_token(
     client, ids = owned
     for method, template in ROUTES:
         if template in PUBLIC:
-            path = template.replace("{job_id}", ids["job_id"]).replace(
-                "{batch_id}", ids["batch_id"])  # fmt: skip
+            path = template
+            for name in ("job_id", "batch_id", "workflow_id"):
+                path = path.replace("{" + name + "}", ids[name])
             assert client.request(method, path).status_code == 200, template
