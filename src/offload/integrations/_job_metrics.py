@@ -9,6 +9,7 @@ an attempt had. A subclass only says how to record.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 
 from offload.integrations._outcome import INTERRUPTED, SNOOZED, outcome_name
 from offload.job import Job, JobContext, Outcome
@@ -18,7 +19,7 @@ from offload.middleware import Middleware
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 
-class JobMetrics(Middleware):
+class JobMetrics(Middleware, ABC):
     """The hooks; subclasses record. Labels are task and queue, the tenant only
     when asked for, since tenants may be unbounded; never a job id."""
 
@@ -35,17 +36,21 @@ class JobMetrics(Middleware):
 
     # recording, per library ---------------------------------------------------------
 
+    @abstractmethod
     def record_enqueued(self, labels: tuple[str, ...]) -> None:
-        raise NotImplementedError
+        """Recorded by the metrics library the subclass wraps."""
 
+    @abstractmethod
     def record_wait(self, labels: tuple[str, ...], seconds: float) -> None:
-        raise NotImplementedError
+        """Recorded by the metrics library the subclass wraps."""
 
+    @abstractmethod
     def record_duration(self, labels: tuple[str, ...], seconds: float) -> None:
-        raise NotImplementedError
+        """Recorded by the metrics library the subclass wraps."""
 
+    @abstractmethod
     def record_completed(self, labels: tuple[str, ...], outcome: str) -> None:
-        raise NotImplementedError
+        """Recorded by the metrics library the subclass wraps."""
 
     def active(self) -> bool:
         """Whether recording goes anywhere; when not, the hooks skip their work."""
