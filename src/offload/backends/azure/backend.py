@@ -440,6 +440,12 @@ class AzureBackend(Records):
         events.sort(key=lambda e: e.id)
         return events[:limit]
 
+    async def event_last_id(self, tenant: str | None = None) -> int:
+        """One point read of the id counter, instead of the contract's probes,
+        each of which would be a filtered scan of the table here."""
+        await self.open()
+        return await self._ids.latest()
+
     # delivery -------------------------------------------------------------------
 
     async def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> None:

@@ -98,6 +98,19 @@ class EventIds:
             tries += 1
             await asyncio.sleep(random.uniform(0, _BACKOFF * min(tries, 8)))
 
+    async def latest(self) -> int:
+        """The counter as it stands: at or after every id handed out, so a
+        follower without a cursor starts there after one point read (ids of a
+        block reserved but not yet written fall under the commit-order caveat
+        of ``Backend.event_feed``)."""
+        self.c.ops["table"] += 1
+        try:
+            e = await self.c.table("meta").get_entity(*_KEY)
+        except ResourceNotFoundError:
+            return 0
+        value = e["Value"]
+        return int(getattr(value, "value", value))
+
     async def _advance(self, value: int, etag: str) -> str | None:
         """Write ``value`` if the counter is unchanged; its new ETag, or ``None``."""
         entity = {"PartitionKey": _KEY[0], "RowKey": _KEY[1], "Value": codec.int64(value)}

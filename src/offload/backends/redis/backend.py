@@ -626,6 +626,13 @@ class RedisBackend(Backend):
                 after = events[-1].id
         return out[:limit]
 
+    async def event_last_id(self, tenant: str | None = None) -> int:
+        """The id counter in one read: every event id was taken from it, so it
+        is at or after the newest (the feed may be trimmed; the counter is not)."""
+        with _translated():
+            raw = await self._redis().get(self._keys.seq)
+        return int(raw or 0)
+
     # delivery ----------------------------------------------------------------------
 
     async def job_lease_on_wake(
