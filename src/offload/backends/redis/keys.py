@@ -12,6 +12,8 @@ Python side of that one scheme::
     {p}:feed                 stream: every event, entry id "<event id>-0"
     {p}:ready:<queue>        zset: due waiting jobs, ordered by member text
     {p}:delayed:<queue>      zset: waiting jobs not yet due, scored by run_at
+    {p}:parked:<queue>       zset: due jobs of a paused scope a lease moved out of
+                             the way; a resume puts them back in the ready set
     {p}:running              zset: leased job ids, scored by lease expiry
     {p}:finished             zset: ended job ids, scored by finished_at
     {p}:lanes                set: every lane (tenant and queue) that has had a job

@@ -11,8 +11,10 @@ local out = {}
 -- the rest move on the following calls.
 local PROMOTE_MAX = 1000
 
--- A paused tenant's jobs stay in place at the head of a queue while the ones
--- behind them are leased; one call looks at most this many members per queue.
+-- A paused tenant's jobs met at the head of a queue are parked: moved to the
+-- queue's parked set, which no lease reads, until a resume moves them back.
+-- One call parks at most this many per queue and wakes a worker when more may
+-- follow, so a backlog of any size drains out of the way in bounded steps.
 local SKIP_WINDOW = 1000
 
 -- Pauses, read once: with none in force this is one call on an empty hash and
@@ -99,29 +101,34 @@ local function take(queue, want)
   return #members
 end
 
--- The same as take, but members whose tenant is `blocked` stay where they are
--- and the scan goes on past them, up to SKIP_WINDOW members.
+-- The same as take, but members whose tenant is `blocked` are parked instead
+-- of started, up to SKIP_WINDOW of them.
 local function take_skipping(queue, blocked)
   local ready = P .. ':ready:' .. queue
-  local offset, scanned = 0, 0
-  while #out < limit and scanned < SKIP_WINDOW do
-    local page = math.min(math.max(limit - #out, 100), SKIP_WINDOW - scanned)
-    local members = redis.call('ZRANGE', ready, offset, offset + page - 1)
-    if #members == 0 then break end
-    local gone = {}
+  local parked = 0
+  while #out < limit and parked < SKIP_WINDOW do
+    local members = redis.call('ZRANGE', ready, 0, math.max(limit - #out, 100) - 1)
+    if #members == 0 then return end
+    local gone, held = {}, {}
     for _, member in ipairs(members) do
       if #out >= limit then break end
-      scanned = scanned + 1
+      gone[#gone + 1] = member
       local v = peek(member)
       if v and blocked(v[F.tenant]) then
-        offset = offset + 1
-      else
-        gone[#gone + 1] = member
-        if v then start(v) end
+        held[#held + 1] = 0
+        held[#held + 1] = member
+      elseif v then
+        start(v)
       end
     end
-    if #gone > 0 then redis.call('ZREM', ready, unpack(gone)) end
+    redis.call('ZREM', ready, unpack(gone))
+    if #held > 0 then
+      redis.call('ZADD', P .. ':parked:' .. queue, unpack(held))
+      parked = parked + #held / 2
+    end
   end
+  -- Stopped at the bound with room left: the jobs behind may be leasable.
+  if #out < limit and redis.call('EXISTS', ready) == 1 then signal(queue, 1) end
 end
 
 for i = 7, #ARGV do

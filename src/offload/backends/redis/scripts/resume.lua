@@ -1,12 +1,20 @@
--- Lift the pause of exactly one scope and wake the workers of the queues it
--- covered, since nothing else would signal the jobs that waited behind it.
+-- Lift the pause of exactly one scope, put the jobs leases parked back in their
+-- queues and wake the workers of the queues it covered, since nothing else
+-- would signal the jobs that waited behind it.
 -- ARGV: prefix, scope (codec.pause_field), tenant ("=" + name) or "" for every
 -- tenant, queue ("=" + name) or "" for every queue.
 -- Returns 1, or 0 when the scope was not paused.
 if redis.call('HDEL', P .. ':pauses', ARGV[2]) == 0 then return 0 end
 
 local function wake(queue)
-  local n = redis.call('ZCARD', P .. ':ready:' .. queue)
+  -- Jobs a lease parked while their scope was paused go back in order; those
+  -- of a scope still paused are parked again by the next lease.
+  local ready, parked = P .. ':ready:' .. queue, P .. ':parked:' .. queue
+  if redis.call('EXISTS', parked) == 1 then
+    redis.call('ZUNIONSTORE', ready, 2, ready, parked)
+    redis.call('DEL', parked)
+  end
+  local n = redis.call('ZCARD', ready)
     + redis.call('ZCOUNT', P .. ':delayed:' .. queue, '-inf', NOW_S)
   if n > 0 then signal(queue, n) end
 end
