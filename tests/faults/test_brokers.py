@@ -298,13 +298,17 @@ async def test_s12_a_worker_ahead_of_the_broker_clock_runs_nothing_early(
         await app.close_async()
 
 
-async def test_s12_sqlite_processes_must_share_one_clock(
-    sqlite_url: str, ledger: Ledger, tmp_path: Path
+@pytest.mark.parametrize("name", ["sqlite", "azure"])
+async def test_s12_without_a_broker_clock_processes_must_share_one(
+    name: str, request: pytest.FixtureRequest, ledger: Ledger, tmp_path: Path
 ) -> None:
-    """SQLite has no server clock: a worker 10 min ahead runs a delayed job at
-    once. docs/backends/sqlite.md says its processes must share one clock."""
-    app = App(sqlite_url)
-    ahead = Workers(sqlite_url, ledger, tmp_path)
+    """SQLite and Azure Storage have no server clock a lease or a due time can
+    follow: a worker 10 min ahead runs a delayed job at once. The backends'
+    docs (docs/backends/sqlite.md, azure.md) say their processes must share one
+    clock."""
+    url = _shared_url(name, request, tmp_path)
+    app = App(url)
+    ahead = Workers(url, ledger, tmp_path)
     try:
         [job_id] = await enqueue(app, "f.record", 1, delay=300.0)
         ahead.start(1, prefix=skewed("+10m"))
