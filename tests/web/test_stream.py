@@ -24,6 +24,7 @@ from offload.backends import Backend
 from offload.job import JobQuery
 from offload.testing import eventually
 from offload.web import create_app
+from offload.web.scoped import sign
 from tests.web.conftest import Server
 
 # How long a message may take before the test fails: a bound against hanging,
@@ -308,3 +309,19 @@ async def test_a_finished_batch_reaches_its_stream_and_the_feed_stream(
         assert message.data["batch"]["finished_at"] is not None
     assert own.data["job"] is None
     assert control.data["batch"]["continuation_ids"] == ["c-1"]
+
+
+async def test_a_token_limited_to_some_jobs_gets_no_control_messages(
+    app: App, store: Backend
+) -> None:
+    job_id = await enqueue(app, tenant="a")
+    key = "a signing key of at least 16 bytes"
+    token = sign(key, tenant="a", jobs=[job_id])
+    with Server(create_app(app, signing_key=key)) as server:
+        async with stream(f"{server.url}/api/v1/stream?token={token}") as reader:
+            await store.control_pause("a", None)
+            await store.job_cancel(job_id)  # a fence: the next message must be this one
+            message = await asyncio.wait_for(reader.messages.get(), DEADLINE)
+            while message.comment is not None:  # heartbeats
+                message = await asyncio.wait_for(reader.messages.get(), DEADLINE)
+    assert (message.event, message.data["event"]["kind"]) == ("job", "cancelled")
