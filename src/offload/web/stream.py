@@ -23,10 +23,10 @@ changed.
 
 A batch's stream follows its tenant's feed the same way and sends a ``batch``
 message for each event of one of its jobs (or of a continuation, or its own
-``batch_finished``), with the
-batch's counts as they are when the event is read, so a progress bar moves with
-every transition. Its ``ready`` message carries the batch, read after the cursor
-was fixed, so the client starts from a state no later event is missing from.
+``batch_finished``), with the batch's counts as they are when the event is
+read, so a progress bar moves with every transition. Its ``ready`` message
+carries the batch, read after the cursor was fixed, so the client starts from a
+state no later event is missing from.
 """
 
 from __future__ import annotations
