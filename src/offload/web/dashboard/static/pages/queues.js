@@ -8,6 +8,7 @@ function toggle(label, scope, paused) {
   button.addEventListener("click", async () => {
     button.disabled = true;
     await act(paused ? "/resume" : "/pause", `${paused ? "Resumed" : "Paused"} ${label}.`, scope);
+    knownPauses = null; // read now: the page's own change must not wait for its message
     await drawControls().catch(report);
   });
   return button;
