@@ -12,6 +12,7 @@ each call lives in its own module (batch, dependencies, workflow, stats, status)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import weakref
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
@@ -36,6 +37,7 @@ from offload.errors import (
 from offload.ids import new_id
 from offload.job import (
     DEFAULT_TENANT,
+    DISCARD_META,
     Batch,
     CancelOutcome,
     Event,
@@ -211,6 +213,7 @@ class App:
         chain = self.middleware
         for new in jobs:  # hand-built ones too; cheap for those new_job checked
             check_new_job(new)
+        jobs = [self._marked(j) for j in jobs]
         backend = await self.backend()
         waits = any(j.depends_on for j in jobs)
         if waits:
@@ -229,6 +232,14 @@ class App:
             stored = await self._release_ready(backend, stored)
         await chain.after_enqueue_call(stored)
         return stored
+
+    def _marked(self, job: NewJob) -> NewJob:
+        """The task's dead-letter choice, kept on the job: lease recovery, which
+        knows no tasks, discards a job of such a task whose last lease ran out."""
+        task = self.tasks.get(job.task)
+        if task is None or task.dead_letter or job.meta.get(DISCARD_META):
+            return job
+        return dataclasses.replace(job, meta={**job.meta, DISCARD_META: True})
 
     async def _release_ready(self, backend: Backend, stored: list[Job]) -> list[Job]:
         """Dependents whose parents had all ended before they were stored are

@@ -11,10 +11,11 @@ server-side backend keeps next to its statements and the contract suite pins.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from offload.job import ErrorInfo
+from offload.job import EVERY_TENANT, ErrorInfo
 from offload.lifecycle import Stamp, Transition
 
 EventData = dict[str, Any]
@@ -47,6 +48,21 @@ def released(parents: dict[str, str]) -> EventData:
 def parent_failed(parent_id: str, state: str) -> EventData:
     """Data of the ``cancelled`` event of CANCEL_DEPENDENT: which parent ended how."""
     return {"reason": f"parent {parent_id} {state}", "parent": parent_id, "parent_state": state}
+
+
+def scope(tenant: str | None, queue: str | None) -> EventData:
+    """Data of ``paused`` and ``resumed``: the scope, as a ``Pause`` names it."""
+    return {"tenant": tenant, "queue": queue}
+
+
+def batch_finished(batch_id: str, continuation_ids: Sequence[str]) -> EventData:
+    """Data of ``batch_finished``: the batch and the continuations it enqueued."""
+    return {"batch_id": batch_id, "continuation_ids": list(continuation_ids)}
+
+
+def pause_tenant(tenant: str | None) -> str:
+    """The tenant a pause's event belongs to: its own, or every tenant's."""
+    return EVERY_TENANT if tenant is None else tenant
 
 
 def stamped(

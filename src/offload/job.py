@@ -27,6 +27,12 @@ T = TypeVar("T")
 
 DEFAULT_TENANT = "default"
 DEFAULT_QUEUE = "default"
+# The tenant of an event no single tenant owns (a pause of everything, or of a
+# queue of every tenant): every tenant's feed carries it.
+EVERY_TENANT = ""
+# Set to ``True`` in ``Job.meta`` at enqueue for a task declared with
+# ``dead_letter=False``: lease recovery, which knows no tasks, reads it there.
+DISCARD_META = "discard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +213,13 @@ class DayCount:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One recorded transition (or progress report) of one job."""
+    """One recorded transition (or progress report) of one job, or a change of
+    control (``lifecycle.CONTROL_KINDS``: a pause, a resume, a finished batch)
+    with ``job_id`` ``None`` and its scope in ``data``. Both share one feed, so a
+    stream learns of either in order, from one cursor."""
 
     id: int
-    job_id: str
+    job_id: str | None
     tenant: str
     kind: EventKind
     at: datetime

@@ -51,6 +51,15 @@ class EventKind(StrEnum):
     SNOOZED = "snoozed"
     RELEASED = "released"
     DISCARDED = "discarded"
+    # Not transitions of a job: changes of control that streams follow in the
+    # same feed (``Event.job_id`` is ``None``; the scope or batch is in the data).
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    BATCH_FINISHED = "batch_finished"
+
+
+CONTROL_KINDS = frozenset({EventKind.PAUSED, EventKind.RESUMED, EventKind.BATCH_FINISHED})
+"""Event kinds of no job: a pause, a resume, a batch whose continuations fired."""
 
 
 class Attempts(StrEnum):
@@ -219,6 +228,13 @@ DISCARD = Transition(
     "discard", frozenset({S.RUNNING}), S.CANCELLED, (E.FAILED, E.DISCARDED),
     leased=True, lease=L.DROP, error=ERR.SET, stamps=(Stamp.ATTEMPT,),
 )  # fmt: skip
+# A job of a task without dead letter whose worker died on its last attempt is
+# discarded like one whose last attempt raised: the recoverer reads the task's
+# choice from the job (``job.DISCARD_META``), since it does not know the task.
+EXPIRE_DISCARD = Transition(
+    "expire_discard", frozenset({S.RUNNING}), S.CANCELLED, (E.LEASE_EXPIRED, E.DISCARDED),
+    lease=L.DROP, error=ERR.SET, stamps=(Stamp.WORKER, Stamp.ATTEMPT),
+)  # fmt: skip
 DISCARD_REJECTED = Transition(
     "discard_rejected", frozenset({S.RUNNING}), S.CANCELLED, (E.DISCARDED,),
     leased=True, lease=L.DROP, error=ERR.SET,
@@ -245,7 +261,7 @@ DEPENDENCY = frozenset({RELEASE, CANCEL_DEPENDENT})
 ALL: tuple[Transition, ...] = (
     ENQUEUE, ENQUEUE_LATER, START, SUCCEED, RETRY, FAIL, REJECT, REQUEUE, SNOOZE,
     CANCEL_WAITING, CANCEL_RUNNING, EXPIRE, EXPIRE_DEAD, EXPIRE_CANCELLED, REDRIVE, RELEASE,
-    CANCEL_DEPENDENT, DISCARD, DISCARD_REJECTED,
+    CANCEL_DEPENDENT, DISCARD, DISCARD_REJECTED, EXPIRE_DISCARD,
 )  # fmt: skip
 
 

@@ -59,6 +59,7 @@ class StatusChange:
 
     @property
     def job_id(self) -> str:
+        assert self.event.job_id is not None  # deliver() hands over job events only
         return self.event.job_id
 
     @property
@@ -126,7 +127,7 @@ class StatusFollower:
 
     async def deliver(self, events: list[Event]) -> None:
         for event in events:
-            if event.kind in self.kinds:
+            if event.kind in self.kinds and event.job_id is not None:
                 result = self.callback(StatusChange(event, STATE_AFTER.get(event.kind)))
                 if inspect.isawaitable(result):
                     await result

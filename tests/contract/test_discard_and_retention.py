@@ -10,10 +10,10 @@ from uuid_utils import uuid7
 
 from offload import event_data as ed
 from offload.backends import Backend
-from offload.job import JobQuery, NewBatch, Schedule
+from offload.job import DISCARD_META, JobQuery, NewBatch, Schedule
 from offload.lifecycle import EventKind, State
 
-from .helpers import BOOM, enqueue, enqueue_and_lease, must_get
+from .helpers import BOOM, enqueue, enqueue_and_lease, lease_one, must_get, recover
 
 E = EventKind
 
@@ -74,6 +74,32 @@ async def test_a_discarded_job_can_be_redriven(backend: Backend) -> None:
     assert again is not None
     assert again.state is State.QUEUED
     assert again.error is None
+
+
+async def test_a_lease_lapsing_on_the_last_attempt_discards_a_job_without_dead_letter(
+    backend: Backend,
+) -> None:
+    """The worker died on the last attempt: the task's choice, kept on the job,
+    decides between the dead letter and a discard, as for an attempt that raised."""
+    meta = {DISCARD_META: True}
+    job = await enqueue_and_lease(backend, lease_for=0.3, max_attempts=2, meta=meta)
+    assert (await recover(backend, job.id)).state is State.QUEUED  # attempts left: redelivered
+    await lease_one(backend, [job.queue], lease_for=0.3)
+    done = await recover(backend, job.id)
+    stored = await must_get(backend, job.id)
+    for j in (done, stored):
+        assert (j.state, j.attempts, j.error) == (State.CANCELLED, 2, ed.LEASE_EXPIRED)
+        assert j.finished_at is not None
+        assert j.lease_token is None
+    kinds = [kind for kind, _ in await _data(backend, job.id)]
+    assert kinds[-2:] == [E.LEASE_EXPIRED, E.DISCARDED]
+    assert await backend.job_list(JobQuery(states=frozenset({State.DEAD}), queue=job.queue)) == []
+
+
+async def test_without_the_discard_mark_a_lapsed_last_attempt_is_dead(backend: Backend) -> None:
+    job = await enqueue_and_lease(backend, lease_for=0.3, max_attempts=1, meta={"other": 1})
+    assert (await recover(backend, job.id)).state is State.DEAD
+    assert [kind for kind, _ in await _data(backend, job.id)][-2:] == [E.LEASE_EXPIRED, E.DEAD]
 
 
 # batch retention ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from offload import App, NotFoundError, State
 from offload.batch import settle
-from offload.job import JobQuery
+from offload.job import DISCARD_META, JobQuery
 from offload.lifecycle import EventKind
 from offload.testing import drain, eventually
 from offload.worker.services.purge import Purge
@@ -54,6 +54,31 @@ async def test_an_invalid_payload_of_such_a_task_is_discarded_without_running(ap
     kinds = [e.kind for e in await app.events_async(job.id)]
     assert kinds[-1] is EventKind.DISCARDED
     assert EventKind.FAILED not in kinds
+
+
+async def test_a_worker_dying_on_the_last_attempt_of_such_a_task_discards_it(app: App) -> None:
+    """The lease runs out (the worker was killed): recovery, which knows no
+    tasks, reads the choice the app stored on the job at enqueue."""
+
+    @app.task(max_attempts=1, dead_letter=False)
+    async def fragile() -> None: ...
+
+    job = await fragile.enqueue_async()
+    assert job.meta[DISCARD_META] is True
+    backend = await app.backend()
+    [leased] = await backend.job_lease("doomed-worker", [job.queue], 1, 0.2)
+    assert leased.id == job.id
+
+    async def recovered() -> bool:
+        await backend.job_recover_expired()
+        return (await app.get_job_async(job.id)).state is not State.RUNNING
+
+    assert await eventually(recovered, timeout=10)
+    done = await app.get_job_async(job.id)
+    assert (done.state, done.attempts) == (State.CANCELLED, 1)
+    kinds = [e.kind for e in await app.events_async(job.id)]
+    assert kinds[-2:] == [EventKind.LEASE_EXPIRED, EventKind.DISCARDED]
+    assert await backend.job_list(JobQuery(states=[State.DEAD], task=fragile.name)) == []
 
 
 async def test_a_task_with_dead_letter_still_dies(app: App) -> None:

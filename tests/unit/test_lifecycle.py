@@ -29,6 +29,7 @@ TABLE: dict[Transition, tuple[set[State], State, tuple[EventKind, ...], bool]] =
     lc.CANCEL_DEPENDENT: ({S.SCHEDULED}, S.CANCELLED, (E.CANCELLED,), False),
     lc.DISCARD: ({S.RUNNING}, S.CANCELLED, (E.FAILED, E.DISCARDED), True),
     lc.DISCARD_REJECTED: ({S.RUNNING}, S.CANCELLED, (E.DISCARDED,), True),
+    lc.EXPIRE_DISCARD: ({S.RUNNING}, S.CANCELLED, (E.LEASE_EXPIRED, E.DISCARDED), False),
 }
 
 
@@ -66,7 +67,7 @@ def test_only_redrive_leaves_an_ended_state() -> None:
 def test_every_transition_from_running_except_expiry_needs_the_lease() -> None:
     from_running = {t for t in lc.ALL if S.RUNNING in t.sources}
     unleased = {t for t in from_running if not t.leased}
-    assert unleased == {lc.EXPIRE, lc.EXPIRE_DEAD, lc.EXPIRE_CANCELLED}
+    assert unleased == {lc.EXPIRE, lc.EXPIRE_DEAD, lc.EXPIRE_CANCELLED, lc.EXPIRE_DISCARD}
 
 
 def test_every_state_is_reachable_and_every_transition_records_an_event() -> None:

@@ -24,6 +24,7 @@ from offload.backends import Backend
 from offload.job import JobQuery
 from offload.testing import eventually
 from offload.web import create_app
+from offload.web.scoped import sign
 from tests.web.conftest import Server
 
 # How long a message may take before the test fails: a bound against hanging,
@@ -257,3 +258,70 @@ async def test_streams_per_token_are_capped_and_a_closed_one_frees_its_place(app
             except AssertionError:
                 assert asyncio.get_running_loop().time() < deadline
                 await asyncio.sleep(0.1)
+
+
+async def test_pauses_and_resumes_come_in_feed_order_to_the_streams_that_see_them(
+    app: App, store: Backend
+) -> None:
+    """Each as a ``control`` message with the pauses the caller sees when it is
+    sent; a tenant's stream gets its own and those of every tenant, not another's."""
+    web = create_app(app, tokens={"ta": "a", "root": None})
+    with Server(web) as server:
+        async with (
+            stream(f"{server.url}/api/v1/stream?token=ta") as mine,
+            stream(f"{server.url}/api/v1/stream?token=root") as every,
+        ):
+            await store.control_pause("b", None)
+            await store.control_pause(None, "mail")
+            paused = await mine.next("control")
+            job_id = await enqueue(app, tenant="a")
+            await store.control_resume(None, "mail")
+            job, resumed = await mine.next(), await mine.next("control")
+            admin = [await every.next("control") for _ in range(3)]
+    assert paused.data["event"] | {"id": 0, "at": ""} == {
+        "id": 0, "job_id": None, "tenant": None, "kind": "paused", "at": "",
+        "data": {"tenant": None, "queue": "mail"},
+    }  # fmt: skip
+    assert [(p["tenant"], p["queue"]) for p in paused.data["pauses"]] == [(None, "mail")]
+    assert job.data["job"]["id"] == job_id
+    assert resumed.data["event"]["kind"] == "resumed"
+    assert resumed.data["pauses"] == []
+    assert int(str(paused.id)) < int(str(job.id)) < int(str(resumed.id))
+    assert [m.data["event"]["data"]["tenant"] for m in admin] == ["b", None, None]
+    assert [m.data["event"]["kind"] for m in admin] == ["paused", "paused", "resumed"]
+    assert [(p["tenant"], p["queue"]) for p in admin[-1].data["pauses"]] == [("b", None)]
+
+
+async def test_a_finished_batch_reaches_its_stream_and_the_feed_stream(
+    app: App, server: Server, store: Backend
+) -> None:
+    batch = await app.batch_async([app.get_task("add").prepare(1, 2)], name="one")
+    async with (
+        stream(f"{server.url}/api/v1/batches/{batch.id}/stream") as follower,
+        stream(f"{server.url}/api/v1/stream") as feed,
+    ):
+        assert await store.batch_finish(batch.id, ["c-1"])
+        own = await follower.next("batch")
+        control = await feed.next("control")
+    for message in (own, control):
+        assert message.data["event"]["kind"] == "batch_finished"
+        assert message.data["event"]["data"] == {"batch_id": batch.id, "continuation_ids": ["c-1"]}
+        assert message.data["batch"]["finished_at"] is not None
+    assert own.data["job"] is None
+    assert control.data["batch"]["continuation_ids"] == ["c-1"]
+
+
+async def test_a_token_limited_to_some_jobs_gets_no_control_messages(
+    app: App, store: Backend
+) -> None:
+    job_id = await enqueue(app, tenant="a")
+    key = "a signing key of at least 16 bytes"
+    token = sign(key, tenant="a", jobs=[job_id])
+    with Server(create_app(app, signing_key=key)) as server:
+        async with stream(f"{server.url}/api/v1/stream?token={token}") as reader:
+            await store.control_pause("a", None)
+            await store.job_cancel(job_id)  # a fence: the next message must be this one
+            message = await asyncio.wait_for(reader.messages.get(), DEADLINE)
+            while message.comment is not None:  # heartbeats
+                message = await asyncio.wait_for(reader.messages.get(), DEADLINE)
+    assert (message.event, message.data["event"]["kind"]) == ("job", "cancelled")

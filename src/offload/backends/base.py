@@ -183,7 +183,8 @@ class Backend(ABC):
     @abstractmethod
     async def job_recover_expired(self) -> list[Job]:
         """EXPIRE running jobs whose lease has passed (EXPIRE_DEAD when their
-        attempts are used up); returns the jobs as they now are."""
+        attempts are used up, EXPIRE_DISCARD instead when ``meta`` holds
+        ``job.DISCARD_META``); returns the jobs as they now are."""
 
     @abstractmethod
     async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -202,11 +203,14 @@ class Backend(ABC):
 
     @abstractmethod
     async def control_pause(self, tenant: str | None, queue: str | None) -> Pause:
-        """Stop leasing in a scope (see ``Pause``); idempotent, returns the pause."""
+        """Stop leasing in a scope (see ``Pause``); idempotent, returns the pause.
+        A new pause appends a ``paused`` event (no job; ``event_data.scope``; the
+        tenant ``event_data.pause_tenant``) in the same step; a repeat appends none."""
 
     @abstractmethod
     async def control_resume(self, tenant: str | None, queue: str | None) -> bool:
-        """Lift the pause of exactly this scope; ``False`` when there was none."""
+        """Lift the pause of exactly this scope, appending a ``resumed`` event as
+        ``control_pause`` does; ``False`` (and no event) when there was none."""
 
     @abstractmethod
     async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
@@ -308,8 +312,10 @@ class Backend(ABC):
 
     @abstractmethod
     async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
-        """Set ``finished_at`` (and record the continuation jobs) once; ``False``
-        when the batch was already finished or does not exist."""
+        """Set ``finished_at`` (and record the continuation jobs) once, appending
+        a ``batch_finished`` event of the batch's tenant (no job;
+        ``event_data.batch_finished``); ``False`` when the batch was already
+        finished or does not exist."""
 
     # events -------------------------------------------------------------------
 
@@ -325,8 +331,9 @@ class Backend(ABC):
     async def event_feed(
         self, after: int = 0, tenant: str | None = None, limit: int = 1000
     ) -> list[Event]:
-        """Events of all jobs (of one tenant when given) with ``id > after``, oldest
-        first: what live streams and dashboards follow. Event ids increase across
+        """Events of all jobs (of one tenant when given, with the control events
+        of ``job.EVERY_TENANT``) with ``id > after``, oldest first: what live
+        streams and dashboards follow. Event ids increase across
         the whole backend, so ``after`` is a resumable cursor. (Where ids come from
         a sequence, a transaction that commits late can publish an id below one a
         reader has seen; a stream that must not miss one re-reads a short window.)"""
@@ -399,7 +406,8 @@ class Backend(ABC):
     @abstractmethod
     async def job_purge(self, finished_before: datetime, states: Sequence[State]) -> int:
         """Delete ended jobs in ``states`` that finished before the given time,
-        with their events; returns how many jobs went."""
+        with their events, and control events (no job) older than that time;
+        returns how many jobs went."""
 
     @abstractmethod
     async def job_stats(self, tenant: str | None, queue: str | None) -> list[DayCount]:

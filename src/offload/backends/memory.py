@@ -27,6 +27,8 @@ from offload import event_data as ed
 from offload import lifecycle as lc
 from offload.backends.base import Backend, QueueCounts, check_release, pause_order
 from offload.job import (
+    DISCARD_META,
+    EVERY_TENANT,
     Batch,
     Cancellation,
     CancelOutcome,
@@ -324,7 +326,8 @@ class MemoryBackend(Backend):
                 if job.cancel_requested:
                     self._apply(job, lc.EXPIRE_CANCELLED, now, {})
                 elif job.attempts >= job.max_attempts:
-                    self._apply(job, lc.EXPIRE_DEAD, now, {}, error=ed.LEASE_EXPIRED)
+                    last = lc.EXPIRE_DISCARD if job.meta.get(DISCARD_META) else lc.EXPIRE_DEAD
+                    self._apply(job, last, now, {}, error=ed.LEASE_EXPIRED)
                 else:
                     self._apply(job, lc.EXPIRE, now, {})
                 out.append(_snapshot(job))
@@ -366,9 +369,9 @@ class MemoryBackend(Backend):
                 del self._s.jobs[job_id]
                 self._s.events.pop(job_id, None)
                 self._s.versions.pop(job_id, None)
+            gone = set(doomed)
+            self._s.feed = [e for e in self._s.feed if not _purged(e, gone, finished_before)]
             if doomed:
-                gone = set(doomed)
-                self._s.feed = [e for e in self._s.feed if e.job_id not in gone]
                 self._s.unique = {k: v for k, v in self._s.unique.items() if v not in gone}
         return len(doomed)
 
@@ -388,11 +391,19 @@ class MemoryBackend(Backend):
 
     async def control_pause(self, tenant: str | None, queue: str | None) -> Pause:
         with self._s.lock:
-            return self._s.pauses.setdefault((tenant, queue), Pause(tenant, queue, _now()))
+            found = self._s.pauses.get((tenant, queue))
+            if found is not None:
+                return found
+            pause = self._s.pauses[(tenant, queue)] = Pause(tenant, queue, _now())
+            self._control_event(ed.pause_tenant(tenant), EventKind.PAUSED, ed.scope(tenant, queue))
+            return pause
 
     async def control_resume(self, tenant: str | None, queue: str | None) -> bool:
         with self._s.lock:
             lifted = self._s.pauses.pop((tenant, queue), None) is not None
+            if lifted:
+                self._control_event(ed.pause_tenant(tenant), EventKind.RESUMED,
+                                    ed.scope(tenant, queue))  # fmt: skip
         if lifted:
             self._notify()
         return lifted
@@ -548,6 +559,8 @@ class MemoryBackend(Backend):
                 return False
             found.finished_at = _now()
             found.continuation_ids = list(continuation_ids)
+            self._control_event(found.tenant, EventKind.BATCH_FINISHED,
+                                ed.batch_finished(batch_id, continuation_ids))  # fmt: skip
             return True
 
     async def batch_purge(self, finished_before: datetime) -> int:
@@ -587,7 +600,8 @@ class MemoryBackend(Backend):
     ) -> list[Event]:
         with self._s.lock:
             start = bisect.bisect_right(self._s.feed, after, key=lambda e: e.id)
-            picked = (e for e in self._s.feed[start:] if tenant is None or e.tenant == tenant)
+            picked = (e for e in self._s.feed[start:]
+                      if tenant is None or e.tenant in (tenant, EVERY_TENANT))  # fmt: skip
             return list(itertools.islice(picked, limit))
 
     async def event_last_id(self, tenant: str | None = None) -> int:
@@ -690,9 +704,20 @@ class MemoryBackend(Backend):
         self._s.events.setdefault(job.id, []).append(event)
         self._s.feed.append(event)
 
+    def _control_event(self, tenant: str, kind: EventKind, data: Mapping[str, Any]) -> None:
+        """An event of no job, on the feed only: called with the lock held."""
+        self._s.event_seq += 1
+        self._s.feed.append(Event(self._s.event_seq, None, tenant, kind, _now(), dict(data)))
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _purged(event: Event, gone: set[str], before: datetime) -> bool:
+    if event.job_id is None:
+        return event.at < before
+    return event.job_id in gone
 
 
 def _apply_outcome(

@@ -37,8 +37,10 @@ class Principal:
     def admin(self) -> bool:
         return self.tenant is None and self.jobs is None and not self.read_only
 
-    def sees(self, job_id: str) -> bool:
-        return self.jobs is None or job_id in self.jobs
+    def sees(self, job_id: str | None) -> bool:
+        """Whether a feed event is shown: one of its jobs, or, for an event of
+        no job (a pause, a finished batch), a token not limited to some jobs."""
+        return self.jobs is None or (job_id is not None and job_id in self.jobs)
 
     def scope(self, requested: str | None) -> str | None:
         """The tenant a read is limited to: a tenant token's own, whatever was asked."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from offload.backends.base import Backend
 from offload.errors import BackendError
-from offload.job import Event
+from offload.job import EVERY_TENANT, Event
 from offload.web.resources import snapshot
 
 KEEP = 5000
@@ -47,7 +47,7 @@ class FeedHub:
             return None
         found: list[Event] = []
         for event in self._events[bisect.bisect_right(self._ids, after) :]:
-            if tenant is None or event.tenant == tenant:
+            if tenant is None or event.tenant in (tenant, EVERY_TENANT):
                 found.append(event)
                 if len(found) == limit:
                     break
@@ -98,7 +98,7 @@ class FeedHub:
     async def _take(self, store: Backend, batch: list[Event]) -> None:
         """Snapshots first, events second: a stream that sees an event finds its
         job's snapshot already there."""
-        for job_id in {e.job_id for e in batch}:
+        for job_id in {e.job_id for e in batch if e.job_id is not None}:
             job = await store.job_get(job_id)
             if job is not None:
                 self._snapshots[job_id] = snapshot(job)

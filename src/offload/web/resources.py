@@ -113,7 +113,7 @@ def event_json(event: Event) -> dict[str, Any]:
     return {
         "id": event.id,
         "job_id": event.job_id,
-        "tenant": event.tenant,
+        "tenant": event.tenant or None,  # job.EVERY_TENANT: a pause of every tenant
         "kind": event.kind.value,
         "at": iso(event.at),
         "data": event.data,
@@ -237,8 +237,10 @@ EVENT = Component(
     obj(
         {
             "id": INT,
-            "job_id": STR,
-            "tenant": STR,
+            # null for a pause, a resume or a finished batch (lifecycle.CONTROL_KINDS);
+            # tenant null for a pause of every tenant
+            "job_id": NSTR,
+            "tenant": NSTR,
             "kind": {"type": "string", "enum": [k.value for k in EventKind]},
             "at": {"type": "string", "format": "date-time"},
             "data": {"type": "object"},

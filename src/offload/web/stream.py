@@ -13,16 +13,20 @@ connection may pass ``?after=<id>`` instead. The first message, ``ready``, tells
 the client where its stream starts, so it can load the current state after it and
 lose nothing in between.
 
-Pauses are not job events, so ``/api/v1/stream`` also sends a ``pauses`` message
-(``{"pauses": [...]}``, as ``GET /api/v1/pauses`` answers) whenever the pauses
-the caller sees change: the stream reads them once a second, so a page never
-polls for them itself.
+Pauses, resumes and finished batches are events of no job on the same feed
+(``lifecycle.CONTROL_KINDS``), so they come in order with the jobs' events and
+resume from the same cursor. ``/api/v1/stream`` sends each as a ``control``
+message: the event, plus the pauses the caller now sees (as ``GET
+/api/v1/pauses`` answers) for a pause or resume, or the batch for a finished
+batch. Nothing polls the pause table: it is read only when the feed says it
+changed.
 
 A batch's stream follows its tenant's feed the same way and sends a ``batch``
-message for each event of one of its jobs (or of a continuation), with the
-batch's counts as they are when the event is read, so a progress bar moves with
-every transition. Its ``ready`` message carries the batch, read after the cursor
-was fixed, so the client starts from a state no later event is missing from.
+message for each event of one of its jobs (or of a continuation, or its own
+``batch_finished``), with the batch's counts as they are when the event is
+read, so a progress bar moves with every transition. Its ``ready`` message
+carries the batch, read after the cursor was fixed, so the client starts from a
+state no later event is missing from.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from starlette.routing import BaseRoute
 from offload.backends.base import Backend
 from offload.errors import BackendError
 from offload.job import Event, Job
+from offload.lifecycle import EventKind
 from offload.web import params as p
 from offload.web.auth import Principal
 from offload.web.context import backend, principal, root
@@ -50,10 +55,8 @@ from offload.web.resources import batch_json, event_json, pause_json, snapshot
 
 Reader = Callable[[int], Awaitable[Sequence[Event]]]
 Render = Callable[[Sequence[Event]], Awaitable[list[str]]]
-Watch = Callable[[], Awaitable[list[str]]]
 BATCH = 500
 OUTAGE_PAUSE = 1.0
-PAUSE_EVERY = 1.0
 # Enough for a dashboard in many tabs and for 200 clients behind one token in
 # bench/; a tenant's page needs a handful.
 MAX_STREAMS_PER_TOKEN = 256
@@ -73,33 +76,26 @@ async def stream_all(request: Request) -> Response:
         held = await hub.read(store, after, tenant, BATCH)
         return held if held is not None else await store.event_feed(after, tenant, BATCH)
 
-    watch = await _pause_watch(store, tenant)
-    return _sse(request, read, _job_frames(store, tenant, who, hub), cursor, watch=watch)
+    render = _job_frames(store, tenant, who, hub, root(request))
+    return _sse(request, read, render, cursor)
 
 
-async def _pause_watch(store: Backend, tenant: str | None) -> Watch:
-    """A ``pauses`` frame each time the pauses holding back ``tenant``'s jobs
-    change; the first read happens before ``ready``, so no change is lost."""
+async def _pauses_seen(store: Backend, tenant: str | None) -> list[dict[str, Any]]:
+    """The pauses holding back ``tenant``'s jobs (every pause for ``None``)."""
+    found = await store.control_pauses(None)
+    return [pause_json(x) for x in found if tenant is None or x.tenant in (None, tenant)]
 
-    async def seen() -> list[dict[str, Any]]:
-        found = await store.control_pauses(None)
-        return [pause_json(x) for x in found if tenant is None or x.tenant in (None, tenant)]
 
-    last = await seen()
-    due = time.monotonic() + PAUSE_EVERY
-
-    async def watch() -> list[str]:
-        nonlocal last, due
-        if time.monotonic() < due:
-            return []
-        due = time.monotonic() + PAUSE_EVERY
-        now = await seen()
-        if now == last:
-            return []
-        last = now
-        return [f"event: pauses\ndata: {dumps({'pauses': now}).decode()}\n\n"]
-
-    return watch
+async def _control_frame(store: Backend, tenant: str | None, event: Event, base: str) -> str:
+    """A ``control`` message: the event with what changed as it is now, so a
+    page redraws without a request of its own."""
+    data: dict[str, Any] = {"event": event_json(event)}
+    if event.kind is EventKind.BATCH_FINISHED:
+        found = await store.batch_get(str(event.data.get("batch_id")), tenant)
+        data["batch"] = None if found is None else batch_json(found, base)
+    else:
+        data["pauses"] = await _pauses_seen(store, tenant)
+    return _frame(event, "control", data)
 
 
 async def stream_job(request: Request) -> Response:
@@ -136,20 +132,26 @@ async def stream_batch(request: Request) -> Response:
 
     async def render(events: Sequence[Event]) -> list[str]:
         jobs = {}
-        for job_id in {e.job_id for e in events}:
+        for job_id in {e.job_id for e in events if e.job_id is not None}:
             job = await store.job_get(job_id, owner)
             if job is not None and _of_batch(job, batch_id):
                 jobs[job_id] = snapshot(job)
-        if not jobs:
+        mine = [e for e in events if e.job_id in jobs or _finishes(e, batch_id)]
+        if not mine:
             return []
         now = await store.batch_get(batch_id, tenant)
         shape = None if now is None else batch_json(now, root(request))
         return [
-            _frame(e, "batch", {"event": event_json(e), "job": jobs[e.job_id], "batch": shape})
-            for e in events if e.job_id in jobs
+            _frame(e, "batch", {"event": event_json(e), "job": jobs.get(e.job_id or ""),
+                                "batch": shape})
+            for e in mine
         ]  # fmt: skip
 
     return _sse(request, read, render, cursor, ready)
+
+
+def _finishes(event: Event, batch_id: str) -> bool:
+    return event.kind is EventKind.BATCH_FINISHED and event.data.get("batch_id") == batch_id
 
 
 def _of_batch(job: Job, batch_id: str) -> bool:
@@ -178,18 +180,12 @@ async def _feed_tail(store: Backend, tenant: str | None) -> int:
 
 
 def _sse(request: Request, read: Reader, render: Render, cursor: int,
-         ready: dict[str, Any] | None = None, watch: Watch | None = None) -> Response:  # fmt: skip
+         ready: dict[str, Any] | None = None) -> Response:  # fmt: skip
     settings: StreamSettings = request.app.state.offload_stream
     who = principal(request, query_token=True)
     settings.admit(who)
-    frames = settings.counted(
-        who, _frames(read, render, cursor, ready or {}, settings, watch or _nothing)
-    )
+    frames = settings.counted(who, _frames(read, render, cursor, ready or {}, settings))
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
-
-
-async def _nothing() -> list[str]:
-    return []
 
 
 async def _frames(
@@ -198,16 +194,12 @@ async def _frames(
     cursor: int,
     ready: dict[str, Any],
     settings: StreamSettings,
-    watch: Watch,
 ) -> AsyncIterator[str]:
     yield f"retry: 1000\nevent: ready\ndata: {dumps({'cursor': cursor} | ready).decode()}\n\n"
     quiet_since = time.monotonic()
     while True:
         try:
             batch = await read(cursor)
-            for frame in await watch():
-                yield frame
-                quiet_since = time.monotonic()
             frames = await render(batch) if batch else []
         except BackendError:
             # Storage overloaded or away for a moment (the read, or a job's
@@ -233,14 +225,20 @@ async def _frames(
 
 
 def _job_frames(store: Backend, tenant: str | None, who: Principal | None = None,
-                hub: FeedHub | None = None) -> Render:  # fmt: skip
+                hub: FeedHub | None = None, base: str = "") -> Render:  # fmt: skip
     """Frames of the events ``who`` may see (a scoped token: its jobs only)."""
 
     async def render(read: Sequence[Event]) -> list[str]:
         events = [e for e in read if who is None or who.sees(e.job_id)]
-        jobs = await _snapshots(store, tenant, {e.job_id for e in events}, hub)
-        return [_frame(e, "job", {"event": event_json(e), "job": jobs.get(e.job_id)})
-                for e in events]  # fmt: skip
+        ids = {e.job_id for e in events if e.job_id is not None}
+        jobs = await _snapshots(store, tenant, ids, hub)
+        frames = []
+        for e in events:
+            if e.job_id is None:
+                frames.append(await _control_frame(store, tenant, e, base))
+            else:
+                frames.append(_frame(e, "job", {"event": event_json(e), "job": jobs.get(e.job_id)}))
+        return frames
 
     return render
 

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
 
 from offload import event_data as ed
 from offload import lifecycle as lc
@@ -21,6 +24,7 @@ from offload.backends.azure.records import Records
 from offload.backends.azure.store import JobStore, Stored, Write
 from offload.backends.base import QueueCounts, check_release
 from offload.job import (
+    DISCARD_META,
     Cancellation,
     CancelOutcome,
     DayCount,
@@ -326,7 +330,8 @@ class AzureBackend(Records):
             return await self._transit(job_id, lc.EXPIRE_CANCELLED, check=expired)
         if stored.job.attempts >= stored.job.max_attempts:
             h = Handed({}, error=ed.LEASE_EXPIRED)
-            return await self._transit(job_id, lc.EXPIRE_DEAD, h, check=expired)
+            last = lc.EXPIRE_DISCARD if stored.job.meta.get(DISCARD_META) else lc.EXPIRE_DEAD
+            return await self._transit(job_id, last, h, check=expired)
         return await self._transit(job_id, lc.EXPIRE, check=expired)
 
     async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -376,7 +381,26 @@ class AzureBackend(Records):
         ]
         for job in doomed:
             await self._delete_job(job)
+        await self._purge_control_events(finished_before)
         return len(doomed)
+
+    async def _control_event(self, tenant: str, kind: EventKind, data: dict[str, Any]) -> None:
+        now = _now()
+        event = Event(await self._ids.reserve(1), None, tenant, kind, now, data)
+        self._c.ops["table"] += 1
+        await self._c.table("jobs").create_entity(codec.control_event_entity(event))
+
+    async def _purge_control_events(self, before: datetime) -> None:
+        self._c.ops["table"] += 1
+        rows = self._c.table("jobs").query_entities(
+            "PartitionKey eq @pk and At lt @before",
+            parameters={"pk": codec.CONTROL_PARTITION, "before": codec.ts(before)},
+            select=["RowKey"],
+        )
+        for row in [r async for r in rows]:
+            self._c.ops["table"] += 1
+            with contextlib.suppress(ResourceNotFoundError):
+                await self._c.table("jobs").delete_entity(codec.CONTROL_PARTITION, row["RowKey"])
 
     async def _delete_job(self, job: Job) -> None:
         table = self._c.table("jobs")
@@ -434,7 +458,7 @@ class AzureBackend(Records):
         where = f"Kind eq 'event' and Seq gt {int(after)}L"
         params: dict[str, Any] = {}
         if tenant is not None:
-            where += " and Tenant eq @tenant"
+            where += " and (Tenant eq @tenant or Tenant eq '')"  # '': job.EVERY_TENANT
             params["tenant"] = tenant
         events = [codec.to_event(e) async for e in self._scan(where, params)]
         events.sort(key=lambda e: e.id)

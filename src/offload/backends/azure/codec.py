@@ -208,10 +208,24 @@ def event_entity(job: Job, seq: int, kind: EventKind, at: datetime, data: Any) -
     return e
 
 
+CONTROL_PARTITION = "control"
+"""Where events of no job live in the jobs table (a queue's partition is ``q_…``)."""
+
+
+def control_event_entity(event: Event) -> Entity:
+    e: Entity = {
+        "PartitionKey": CONTROL_PARTITION, "RowKey": f"e_{event.id:020d}", "Kind": "event",
+        "Seq": int64(event.id), "Tenant": event.tenant, "EventKind": event.kind.value,
+        "At": ts(event.at),
+    }  # fmt: skip
+    put_json(e, "Data", event.data)
+    return e
+
+
 def to_event(e: Entity) -> Event:
     at = from_ts(e["At"])
     assert at is not None
     seq = e["Seq"]
     seq = seq.value if isinstance(seq, EntityProperty) else seq
-    return Event(int(seq), e["JobId"], e["Tenant"], EventKind(e["EventKind"]), at,
+    return Event(int(seq), e.get("JobId"), e["Tenant"], EventKind(e["EventKind"]), at,
                  get_json(e, "Data") or {})  # fmt: skip

@@ -16,11 +16,12 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import UpdateMode
 
+from offload import event_data as ed
 from offload.backends.azure import codec
 from offload.backends.azure.clients import Clients
 from offload.backends.base import Backend, pause_order
 from offload.job import Batch, NewBatch, Pause, Schedule, WorkerInfo
-from offload.lifecycle import State
+from offload.lifecycle import EventKind, State
 
 _IF_MATCH = {"mode": UpdateMode.REPLACE, "match_condition": MatchConditions.IfNotModified}
 Entity = dict[str, Any]
@@ -98,7 +99,9 @@ class Records(Backend):
         rk = codec.b64(_opt(tenant) + "|" + _opt(queue))
         entity: Entity = {"PartitionKey": "pause", "RowKey": rk, "At": codec.ts(_now())}
         entity.update({k: v for k, v in (("Tenant", tenant), ("Queue", queue)) if v is not None})
-        await self._put(entity, None)
+        if await self._put(entity, None):
+            await self._control_event(ed.pause_tenant(tenant), EventKind.PAUSED,
+                                      ed.scope(tenant, queue))  # fmt: skip
         row = await self._get("pause", rk)
         return _pause(row)
 
@@ -106,11 +109,18 @@ class Records(Backend):
         await self.open()
         lifted = await self._delete("pause", codec.b64(_opt(tenant) + "|" + _opt(queue)))
         if lifted:
+            await self._control_event(ed.pause_tenant(tenant), EventKind.RESUMED,
+                                      ed.scope(tenant, queue))  # fmt: skip
             self._bell_wake()
         return lifted
 
     def _bell_wake(self) -> None:
         """Resuming may free jobs: wake this process's idle workers."""
+
+    async def _control_event(self, tenant: str, kind: EventKind, data: dict[str, Any]) -> None:
+        """Append an event of no job to the feed. Tables has no transaction across
+        the control and jobs tables, so it is written just after the change: a
+        crash in between loses the event, never the change."""
 
     async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
         await self.open()
@@ -295,7 +305,11 @@ class Records(Backend):
             return False
         row["FinishedAt"] = codec.ts(_now())
         row["Continuations"] = json.dumps(list(continuation_ids))
-        return await self._put(dict(row), row.metadata["etag"])
+        if not await self._put(dict(row), row.metadata["etag"]):
+            return False
+        data = ed.batch_finished(batch_id, continuation_ids)
+        await self._control_event(row["Tenant"], EventKind.BATCH_FINISHED, data)
+        return True
 
     async def batch_purge(self, finished_before: datetime) -> int:
         """A scan of the batch rows, then one count of each candidate's jobs:

@@ -268,7 +268,8 @@ class PostgresBackend(Backend):
     async def job_recover_expired(self) -> list[Job]:
         params = {"error": Jsonb(ed.LEASE_EXPIRED.to_dict()), "channel": self._channel}
         cancelled = await self._rows("job_recover_expired_cancelled", {})
-        rows = [*cancelled, *await self._rows("job_recover_expired", params)]
+        discarded = await self._rows("job_recover_expired_discarded", params)
+        rows = [*cancelled, *discarded, *await self._rows("job_recover_expired", params)]
         return [_rows.job(row) for row in rows]
 
     async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
@@ -306,14 +307,15 @@ class PostgresBackend(Backend):
     # control: pause and resume -----------------------------------------------------
 
     async def control_pause(self, tenant: str | None, queue: str | None) -> Pause:
-        params = {"tenant": tenant, "queue": queue}
+        params = {"tenant": tenant, "queue": queue, **_scope_event(tenant, queue)}
         [row] = await self._rows("control_pause", params, retry=True)
         return _rows.pause(row)
 
     async def control_resume(self, tenant: str | None, queue: str | None) -> bool:
         """Lift the pause and wake waiting workers, whose next lease may now find
         jobs. Not retried: a repeat after a lost reply would report ``False``."""
-        params = {"tenant": tenant, "queue": queue, "channel": self._channel}
+        params = {"tenant": tenant, "queue": queue, "channel": self._channel,
+                  **_scope_event(tenant, queue)}  # fmt: skip
         [(count,)] = await self._rows("control_resume", params)
         return bool(count)
 
@@ -428,7 +430,8 @@ class PostgresBackend(Backend):
     async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
         """Not retried, for the reason ``schedule_advance`` is not: a repeat would
         find the batch finished and report ``False`` to the call that finished it."""
-        params = {"id": batch_id, "continuation_ids": list(continuation_ids)}
+        params = {"id": batch_id, "continuation_ids": list(continuation_ids),
+                  "data": Jsonb(ed.batch_finished(batch_id, continuation_ids))}  # fmt: skip
         return bool(await self._rows("batch_finish", params))
 
     # events ------------------------------------------------------------------------
@@ -570,3 +573,8 @@ def _failure(error: ErrorInfo) -> dict[str, Any]:
     """What RETRY, FAIL and REJECT are handed: the error to store, and the
     event data ``offload.event_data`` builds from it."""
     return {"error": Jsonb(error.to_dict()), "data": Jsonb(ed.failure(error))}
+
+
+def _scope_event(tenant: str | None, queue: str | None) -> dict[str, Any]:
+    """The parameters of a pause's or a resume's event."""
+    return {"event_tenant": ed.pause_tenant(tenant), "data": Jsonb(ed.scope(tenant, queue))}

@@ -35,6 +35,7 @@ from offload.backends.redis.connection import connect, parse
 from offload.backends.redis.keys import Keys, lane, split_lane
 from offload.errors import BackendError
 from offload.job import (
+    EVERY_TENANT,
     Batch,
     Cancellation,
     CancelOutcome,
@@ -290,6 +291,7 @@ class RedisBackend(Backend):
                 _EXPIRED,
                 str(CHUNK),
                 _RULES["expire_cancelled"],
+                _RULES["expire_discard"],
             )
             out.extend(codec.job_from_values(flat) for flat in reply)
             if len(reply) < CHUNK:
@@ -404,12 +406,18 @@ class RedisBackend(Backend):
     # control: pause and resume ------------------------------------------------------
 
     async def control_pause(self, tenant: str | None, queue: str | None) -> Pause:
-        at = await self._run("pause", codec.pause_field(tenant, queue))
+        at = await self._run(
+            "pause", codec.pause_field(tenant, queue), *_scope_event(tenant, queue)
+        )
         return Pause(tenant, queue, codec.from_us(int(at)))
 
     async def control_resume(self, tenant: str | None, queue: str | None) -> bool:
         reply = await self._run(
-            "resume", codec.pause_field(tenant, queue), codec.opt(tenant), codec.opt(queue)
+            "resume",
+            codec.pause_field(tenant, queue),
+            codec.opt(tenant),
+            codec.opt(queue),
+            *_scope_event(tenant, queue),
         )
         return bool(reply)
 
@@ -576,7 +584,8 @@ class RedisBackend(Backend):
                 return total
 
     async def batch_finish(self, batch_id: str, continuation_ids: Sequence[str]) -> bool:
-        reply = await self._run("batch_finish", batch_id, json.dumps(list(continuation_ids)))
+        data = _json(ed.batch_finished(batch_id, continuation_ids))
+        reply = await self._run("batch_finish", batch_id, json.dumps(list(continuation_ids)), data)
         return bool(reply)
 
     async def _batches(self, ids: list[str]) -> list[Batch]:
@@ -620,7 +629,9 @@ class RedisBackend(Backend):
                     self._keys.feed, f"({after}-0", "+", count=page
                 )
                 events = [codec.event_from_json(fields[b"e"]) for _, fields in entries]
-                out.extend(e for e in events if tenant is None or e.tenant == tenant)
+                out.extend(
+                    e for e in events if tenant is None or e.tenant in (tenant, EVERY_TENANT)
+                )
                 if len(entries) < page:
                     break
                 after = events[-1].id
@@ -803,3 +814,8 @@ def _day_counts(
             moment = _EPOCH + timedelta(days=int(day))
             found.append(DayCount(job_queue, moment, State(state.decode()), int(count)))
     return found
+
+
+def _scope_event(tenant: str | None, queue: str | None) -> tuple[str, str]:
+    """The tenant (JSON) and data of a pause's or a resume's event."""
+    return json.dumps(ed.pause_tenant(tenant)), _json(ed.scope(tenant, queue))

@@ -10,6 +10,7 @@ Python side of that one scheme::
     {p}:job:<id>             hash: the job's fields (see codec.py)
     {p}:events:<id>          list: the job's events, oldest first, as JSON
     {p}:feed                 stream: every event, entry id "<event id>-0"
+    {p}:control              zset: feed entry ids of events of no job, scored by time
     {p}:ready:<queue>        zset: due waiting jobs, ordered by member text
     {p}:delayed:<queue>      zset: waiting jobs not yet due, scored by run_at
     {p}:parked:<queue>       zset: due jobs of a paused scope a lease moved out of

@@ -90,7 +90,8 @@ def _job(r: Row, f: Salvage) -> Job:
 
 
 def event(r: Row) -> Event:
-    return Event(r[0], r[1], r[2], _KIND[r[3]], dt(r[4]), loads(r[5]))
+    """An event; job id '' is an event of no job (a pause, a finished batch)."""
+    return Event(r[0], r[1] or None, r[2], _KIND[r[3]], dt(r[4]), loads(r[5]))
 
 
 def schedule(r: Row) -> Schedule:

@@ -329,18 +329,20 @@ _EXPIRED_ERROR = _rows.error_json(ed.LEASE_EXPIRED)
 
 
 def recover_expired(conn: sqlite3.Connection) -> list[Job]:
-    """EXPIRE, EXPIRE_DEAD on the last attempt, or EXPIRE_CANCELLED when a cancel
+    """EXPIRE, EXPIRE_DEAD on the last attempt (EXPIRE_DISCARD for a task
+    without dead letter), or EXPIRE_CANCELLED when a cancel
     was asked for, each lease that ran out; the
     worker that held it is read with it, under the same write lock."""
     now = now_us()
     out: list[Job] = []
     rows = conn.execute(Q["job_select_expired"], (now,)).fetchall()
-    for job_id, token, worker, last, cancel in rows:
+    for job_id, token, worker, last, cancel, discard in rows:
         params = {"id": job_id, "token": token, "now": now, "worker": worker}
         if cancel:
             job = apply(conn, lc.EXPIRE_CANCELLED, params, {}, LEASE_TOKEN)
         elif last:
-            job = apply(conn, lc.EXPIRE_DEAD, params | {"error": _EXPIRED_ERROR}, {}, LEASE_TOKEN)
+            t = lc.EXPIRE_DISCARD if discard else lc.EXPIRE_DEAD
+            job = apply(conn, t, params | {"error": _EXPIRED_ERROR}, {}, LEASE_TOKEN)
         else:
             job = apply(conn, lc.EXPIRE, params, {}, LEASE_TOKEN)
         if job is not None:
@@ -376,6 +378,7 @@ def purge(conn: sqlite3.Connection, before: datetime, states: Sequence[State]) -
     params = {"before": _rows.us(before), "states": json.dumps([State(s).value for s in states])}
     conn.execute(Q["job_purge_stats"], params)
     conn.execute(Q["job_purge_events"], params)
+    conn.execute(Q["control_events_purge"], params)
     deleted: int = conn.execute(Q["job_purge"], params).rowcount
     return deleted
 

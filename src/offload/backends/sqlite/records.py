@@ -12,26 +12,42 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from offload import event_data as ed
 from offload.backends.base import pause_order
 from offload.backends.sqlite import _rows
 from offload.backends.sqlite._rows import Row, dumps, micros, now_us, opt_us, us
 from offload.backends.sqlite._sql import Q, batch_list
 from offload.job import Batch, NewBatch, Pause, Schedule, WorkerInfo
+from offload.lifecycle import EventKind
 
 # pauses ------------------------------------------------------------------------------
 
 
 def pause(conn: sqlite3.Connection, tenant: str | None, queue: str | None) -> Pause:
-    """Idempotent: a scope already paused keeps the time it was first paused."""
-    conn.execute(Q["pause_insert"], (tenant, queue, now_us()))
+    """Idempotent: a scope already paused keeps the time it was first paused
+    and records no second ``paused`` event."""
+    now = now_us()
+    if conn.execute(Q["pause_insert"], (tenant, queue, now)).rowcount:
+        _control_event(
+            conn, ed.pause_tenant(tenant), EventKind.PAUSED, ed.scope(tenant, queue), now
+        )
     row = conn.execute(Q["pause_select"], (tenant, queue)).fetchone()
     return Pause(row[0], row[1], _rows.dt(row[2]))
 
 
 def resume(conn: sqlite3.Connection, tenant: str | None, queue: str | None) -> bool:
     lifted: int = conn.execute(Q["pause_delete"], (tenant, queue)).rowcount
+    if lifted:
+        _control_event(conn, ed.pause_tenant(tenant), EventKind.RESUMED, ed.scope(tenant, queue),
+                       now_us())  # fmt: skip
     return lifted > 0
+
+
+def _control_event(conn: sqlite3.Connection, tenant: str, kind: EventKind,
+                   data: dict[str, Any], at: int) -> None:  # fmt: skip
+    conn.execute(Q["control_event_insert"], (tenant, kind.value, at, dumps(data)))
 
 
 def pauses(conn: sqlite3.Connection, tenant: str | None) -> list[Pause]:
@@ -109,9 +125,14 @@ def batches(
 
 
 def batch_finish(conn: sqlite3.Connection, batch_id: str, continuation_ids: Sequence[str]) -> bool:
-    params = (now_us(), json.dumps(list(continuation_ids)), batch_id)
-    finished: int = conn.execute(Q["batch_finish"], params).rowcount
-    return finished > 0
+    now = now_us()
+    params = (now, json.dumps(list(continuation_ids)), batch_id)
+    row = conn.execute(Q["batch_finish"], params).fetchone()
+    if row is None:
+        return False
+    data = ed.batch_finished(batch_id, continuation_ids)
+    _control_event(conn, row[0], EventKind.BATCH_FINISHED, data, now)
+    return True
 
 
 def batch_purge(conn: sqlite3.Connection, finished_before: datetime) -> int:

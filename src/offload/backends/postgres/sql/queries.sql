@@ -388,6 +388,34 @@ WITH expired AS (
 )
 SELECT moved.* FROM moved;
 
+-- name: job_recover_expired_discarded
+-- EXPIRE_DISCARD: a job of a task without dead letter (meta's "discard", see
+-- job.DISCARD_META) whose lease ran out on its last attempt ends cancelled, as
+-- it would had that attempt raised. Runs before job_recover_expired, which
+-- leaves these rows alone.
+WITH expired AS (
+    SELECT j.id, j.worker_id
+    FROM {schema}.jobs AS j
+    WHERE j.state IN ({sources:EXPIRE_DISCARD}) AND j.lease_expires_at <= now()
+      AND NOT j.cancel_requested AND j.attempts >= j.max_attempts
+      AND j.meta @> '{"discard": true}'
+    FOR UPDATE OF j SKIP LOCKED
+), moved AS (
+    UPDATE {schema}.jobs AS j
+    SET {set:EXPIRE_DISCARD}
+    FROM expired AS e
+    WHERE j.id = e.id
+    RETURNING {job_columns}, e.worker_id AS prior_worker
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT m.id::uuid, m.tenant, k.kind, now(),
+           {stamps:EXPIRE_DISCARD m worker=m.prior_worker}
+    FROM moved AS m
+    CROSS JOIN LATERAL unnest({events:EXPIRE_DISCARD}) WITH ORDINALITY AS k(kind, n)
+    ORDER BY m.id, k.n
+)
+SELECT moved.* FROM moved;
+
 -- name: job_recover_expired
 -- EXPIRE, or EXPIRE_DEAD for a job on its last attempt, in one statement; rows a
 -- concurrent recoverer (or a late completion) holds are left to it. The worker
@@ -397,6 +425,7 @@ WITH expired AS (
     FROM {schema}.jobs AS j
     WHERE j.state IN ({sources:EXPIRE}) AND j.lease_expires_at <= now()
       AND NOT j.cancel_requested
+      AND NOT (j.attempts >= j.max_attempts AND j.meta @> '{"discard": true}')
     FOR UPDATE OF j SKIP LOCKED
 ), moved AS (
     UPDATE {schema}.jobs AS j
@@ -449,6 +478,9 @@ WITH gone AS (
     RETURNING j.id, j.tenant, j.queue, j.state, j.finished_at
 ), forgotten AS (
     DELETE FROM {schema}.events AS e WHERE e.job_id IN (SELECT g.id FROM gone AS g)
+), forgotten_control AS (
+    -- Events of no job (pauses, finished batches) go by their own age.
+    DELETE FROM {schema}.events AS e WHERE e.job_id IS NULL AND e.at < %(before)s
 ), counted AS (
     INSERT INTO {schema}.stats AS s (tenant, queue, day, outcome, count)
     SELECT g.tenant, g.queue, (g.finished_at AT TIME ZONE 'UTC')::date, g.state, count(*)
@@ -491,18 +523,27 @@ SELECT COALESCE(MAX(id), 0) FROM {schema}.events
 -- name: event_feed
 SELECT e.id, e.job_id::text, e.tenant, e.kind, e.at, e.data
 FROM {schema}.events AS e
-WHERE e.id > %(after)s AND (%(tenant)s::text IS NULL OR e.tenant = %(tenant)s)
+-- A tenant's feed also carries the events of '' (job.EVERY_TENANT): pauses
+-- wider than one tenant.
+WHERE e.id > %(after)s AND (%(tenant)s::text IS NULL OR e.tenant IN (%(tenant)s, ''))
 ORDER BY e.id
 LIMIT %(limit)s;
 
 -- name: control_pause
 -- The no-op update makes a repeated pause return the stored row (and its time)
 -- in the same statement, even when another session inserted it a moment ago.
-INSERT INTO {schema}.pauses AS p (tenant, queue)
-VALUES (%(tenant)s::text, %(queue)s::text)
-ON CONFLICT ((COALESCE(tenant, '')), (tenant IS NULL), (COALESCE(queue, '')), (queue IS NULL))
-DO UPDATE SET at = p.at
-RETURNING p.tenant, p.queue, p.at;
+-- A new row (xmax = 0: no earlier version was updated) appends a `paused` event.
+WITH paused AS (
+    INSERT INTO {schema}.pauses AS p (tenant, queue)
+    VALUES (%(tenant)s::text, %(queue)s::text)
+    ON CONFLICT ((COALESCE(tenant, '')), (tenant IS NULL), (COALESCE(queue, '')), (queue IS NULL))
+    DO UPDATE SET at = p.at
+    RETURNING p.tenant, p.queue, p.at, p.xmax = 0 AS fresh
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT NULL::uuid, %(event_tenant)s, 'paused', now(), %(data)s FROM paused WHERE paused.fresh
+)
+SELECT paused.tenant, paused.queue, paused.at FROM paused;
 
 -- name: control_resume
 -- Workers idle in wait_for_jobs are woken: with the queue's name when the scope
@@ -514,6 +555,9 @@ WITH lifted AS (
     RETURNING p.queue
 ), woken AS (
     SELECT count(pg_notify(%(channel)s, COALESCE(l.queue, ''))) AS n FROM lifted AS l
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT NULL::uuid, %(event_tenant)s, 'resumed', now(), %(data)s FROM lifted
 )
 SELECT count(*) FROM lifted, woken;
 
@@ -792,10 +836,16 @@ SELECT count(*) FROM gone;
 -- name: batch_finish
 -- Once only: a second finish (or a racing one, after the first commits) finds
 -- finished_at set and changes nothing.
-UPDATE {schema}.batches AS b
-SET finished_at = now(), continuation_ids = %(continuation_ids)s::text[]
-WHERE b.id = %(id)s AND b.finished_at IS NULL
-RETURNING b.id;
+WITH done AS (
+    UPDATE {schema}.batches AS b
+    SET finished_at = now(), continuation_ids = %(continuation_ids)s::text[]
+    WHERE b.id = %(id)s AND b.finished_at IS NULL
+    RETURNING b.id, b.tenant
+), recorded AS (
+    INSERT INTO {schema}.events (job_id, tenant, kind, at, data)
+    SELECT NULL::uuid, d.tenant, 'batch_finished', now(), %(data)s FROM done AS d
+)
+SELECT done.id FROM done;
 
 -- name: job_release
 -- RELEASE a dependent whose parents have all ended: due now, its queue woken.

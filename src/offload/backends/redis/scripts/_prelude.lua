@@ -123,6 +123,17 @@ local function emit(job, kind, data)
   redis.call('XADD', FEED, eid .. '-0', 'e', ev)
 end
 
+-- An event of no job (a pause, a resume, a finished batch): in the feed only,
+-- and in the control index, scored by time, so that purge.lua can age it out.
+-- `tenant` is JSON text; '""' (job.EVERY_TENANT) reaches every tenant's feed.
+local function emit_control(tenant, kind, data)
+  local eid = int(next_eid())
+  local ev = '{"id":' .. eid .. ',"job":null,"tenant":' .. tenant .. ',"kind":"' .. kind
+    .. '","at":' .. NOW_S .. ',"data":' .. data .. '}'
+  redis.call('XADD', FEED, eid .. '-0', 'e', ev)
+  redis.call('ZADD', P .. ':control', NOW_S, eid .. '-0')
+end
+
 local function emit_all(job, r, data)
   for _, kind in ipairs(r.events) do
     emit(job, kind, data)

@@ -1,5 +1,7 @@
 -- Delete ended jobs in the given states that finished before a cutoff, with
 -- their events (list and feed), index entries (batch ones too) and unique keys.
+-- The first chunk (offset 0) also ages out the events of no job (pauses,
+-- finished batches) older than the cutoff.
 -- ARGV: prefix, cutoff_us (exclusive), states, offset, limit.
 -- Returns {deleted, kept, scanned}: the caller moves its offset past the kept.
 local cutoff, wanted = ARGV[2], set_of(ARGV[3])
@@ -33,6 +35,14 @@ local function purge(job)
   end
   if job.uf and redis.call('HGET', P .. ':unique', job.uf) == job.id then
     redis.call('HDEL', P .. ':unique', job.uf)
+  end
+end
+
+if offset == 0 then
+  local old = redis.call('ZRANGEBYSCORE', P .. ':control', '-inf', '(' .. cutoff, 'LIMIT', 0, limit)
+  if #old > 0 then
+    redis.call('XDEL', FEED, unpack(old))
+    redis.call('ZREM', P .. ':control', unpack(old))
   end
 end
 

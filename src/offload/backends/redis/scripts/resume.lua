@@ -2,9 +2,11 @@
 -- queues and wake the workers of the queues it covered, since nothing else
 -- would signal the jobs that waited behind it.
 -- ARGV: prefix, scope (codec.pause_field), tenant ("=" + name) or "" for every
--- tenant, queue ("=" + name) or "" for every queue.
+-- tenant, queue ("=" + name) or "" for every queue, the `resumed` event's
+-- tenant (JSON) and data.
 -- Returns 1, or 0 when the scope was not paused.
 if redis.call('HDEL', P .. ':pauses', ARGV[2]) == 0 then return 0 end
+emit_control(ARGV[5], 'resumed', ARGV[6])
 
 local function wake(queue)
   -- Jobs a lease parked while their scope was paused go back in order; those

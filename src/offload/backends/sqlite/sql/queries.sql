@@ -106,7 +106,9 @@ SELECT id FROM jobs
 WHERE id IN (SELECT value FROM json_each(?)) AND cancel_requested = 1
 
 -- name: job_select_expired
-SELECT id, lease_token, worker_id, attempts >= max_attempts, cancel_requested FROM jobs
+-- The last column is the task's dead-letter choice kept in meta (job.DISCARD_META).
+SELECT id, lease_token, worker_id, attempts >= max_attempts, cancel_requested,
+       COALESCE(json_extract(meta, '$.discard'), 0) FROM jobs
 WHERE state IN {RUNNING} AND lease_expires_at <= ?
 
 -- name: job_list
@@ -141,6 +143,10 @@ DELETE FROM events WHERE job_id IN (
     AND state IN {ENDED} AND state IN (SELECT value FROM json_each(:states))
 )
 
+-- name: control_events_purge
+-- Events of no job (pauses, finished batches) are stored with job_id ''.
+DELETE FROM events WHERE job_id = '' AND at < :before
+
 -- name: job_purge
 DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs INDEXED BY jobs_finished WHERE finished_at < :before
@@ -164,8 +170,12 @@ WHERE job_id = ? ORDER BY id DESC LIMIT 1
 SELECT COALESCE(MAX(id), 0) FROM events
 
 -- name: event_feed
+-- tenant '' (job.EVERY_TENANT): a pause wider than one tenant, in every tenant's feed.
 SELECT id, job_id, tenant, kind, at, data FROM events
-WHERE id > ? AND tenant = COALESCE(?, tenant) ORDER BY id LIMIT ?
+WHERE id > ? AND (tenant = COALESCE(?, tenant) OR tenant = '') ORDER BY id LIMIT ?
+
+-- name: control_event_insert
+INSERT INTO events (job_id, tenant, kind, at, data) VALUES ('', ?, ?, ?, ?)
 
 -- pauses -------------------------------------------------------------------------
 -- `IS` compares NULL to NULL as equal: a scope is matched exactly, wildcards
@@ -261,6 +271,7 @@ WHERE finished_at IS NOT NULL AND finished_at < ?
 -- name: batch_finish
 UPDATE batches SET finished_at = ?, continuation_ids = ?
 WHERE id = ? AND finished_at IS NULL
+RETURNING tenant
 
 -- limits -------------------------------------------------------------------------
 -- Every acquire first drops what has run out, for all keys: an indexed range

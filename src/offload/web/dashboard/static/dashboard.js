@@ -140,9 +140,10 @@ async function api(path, options = {}) {
 }
 
 // `kind` is the SSE event name carrying the data: "job" on job streams,
-// "batch" on a batch's stream. `onPauses` receives the `pauses` messages the
-// stream sends when a pause starts or ends.
-function follow(path, params, onMessage, onReady, kind = "job", onPauses = null) {
+// "batch" on a batch's stream. `onControl` receives the `control` messages of
+// /stream: a pause or resume (`event.kind` "paused"/"resumed", with the
+// `pauses` now in force) or a finished batch ("batch_finished", with `batch`).
+function follow(path, params, onMessage, onReady, kind = "job", onControl = null) {
   const query = new URLSearchParams(params);
   if (token()) query.set("token", token());
   const source = new EventSource(`${cfg.api}${path}?${query}`);
@@ -154,7 +155,7 @@ function follow(path, params, onMessage, onReady, kind = "job", onPauses = null)
     if (onReady) onReady(JSON.parse(msg.data));
   });
   source.addEventListener(kind, (msg) => onMessage(JSON.parse(msg.data)));
-  if (onPauses) source.addEventListener("pauses", (msg) => onPauses(JSON.parse(msg.data)));
+  if (onControl) source.addEventListener("control", (msg) => onControl(JSON.parse(msg.data)));
   source.addEventListener("error", () => {
     dot.classList.remove("on");
     label.textContent = "reconnecting…";

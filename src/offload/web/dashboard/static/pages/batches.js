@@ -61,7 +61,11 @@ async function batchesPage() {
     } else {
       reload();
     }
-  }, () => loadBatches().catch(report));
+  }, () => loadBatches().catch(report), "job", (msg) => {
+    // A finished batch comes with its final record: its row is redrawn as is.
+    const row = msg.batch && batchRows.get(msg.batch.id);
+    if (row) row.replaceWith(batchRow(msg.batch));
+  });
 }
 
 startPage(batchesPage);

@@ -132,10 +132,15 @@ async function loadHistory() {
   }
 }
 
+// The pauses in force: read when the stream is (re)connected, then taken from
+// its `control` messages, so a pause made anywhere shows without a request.
+let knownPauses = null;
+
 async function drawQueues() {
-  const [body, pauses, who] = await Promise.all([api("/queues"), api("/pauses"), me()]);
+  const [body, who] = await Promise.all([api("/queues"), me()]);
+  if (knownPauses === null) knownPauses = (await api("/pauses")).pauses;
   const rows = body.queues.map((q) => {
-    const status = queueStatus(who, pauses.pauses, q.name);
+    const status = queueStatus(who, knownPauses, q.name);
     return el("tr", { "data-queue": q.name },
       el("th", { scope: "row" }, el("a", { href: `${cfg.root}/jobs?queue=${encodeURIComponent(q.name)}`, text: q.name }),
         status ? " " : "", status ? pausedBadge(status) : ""),
@@ -174,12 +179,17 @@ async function overviewPage() {
   setInterval(() => drawAllTime().catch(report), 60000);
   setInterval(drawChart, 15000);
   window.addEventListener("resize", throttle(drawChart, 200));
-  // Pauses come as `pauses` messages on the stream, so nothing polls for them.
   follow("/stream", {}, (msg) => {
     countOutcome(msg.event);
     drawChart();
     refresh();
-  }, () => refresh(), "job", () => refresh());
+  }, () => {
+    knownPauses = null;
+    refresh();
+  }, "job", (msg) => {
+    if (msg.pauses) knownPauses = msg.pauses;
+    refresh();
+  });
 }
 
 startPage(overviewPage);

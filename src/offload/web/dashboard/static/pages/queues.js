@@ -8,6 +8,7 @@ function toggle(label, scope, paused) {
   button.addEventListener("click", async () => {
     button.disabled = true;
     await act(paused ? "/resume" : "/pause", `${paused ? "Resumed" : "Paused"} ${label}.`, scope);
+    knownPauses = null; // read now: the page's own change must not wait for its message
     await drawControls().catch(report);
   });
   return button;
@@ -17,10 +18,15 @@ function statusCell(text) {
   return el("td", { class: "status" }, text ? pausedBadge(text) : el("span", { class: "muted", text: "running" }));
 }
 
+// The pauses in force: read when the stream is (re)connected, then taken from
+// its `control` messages (a pause or resume made here, by the CLI or by another
+// operator), so no request follows one.
+let knownPauses = null;
+
 async function drawControls() {
-  const [who, pauses, queues, tenants] = await Promise.all(
-    [me(), api("/pauses"), api("/queues"), api("/tenants")]);
-  const all = pauses.pauses;
+  const [who, queues, tenants] = await Promise.all([me(), api("/queues"), api("/tenants")]);
+  if (knownPauses === null) knownPauses = (await api("/pauses")).pauses;
+  const all = knownPauses;
   const everything = exactPause(all, { tenant: null, queue: null });
   $("#everything").hidden = !who.admin;
   if (who.admin) {
@@ -62,7 +68,13 @@ async function drawControls() {
 
 async function queuesPage() {
   const refresh = throttle(() => drawControls().catch(report), 300);
-  follow("/stream", {}, () => refresh(), () => refresh(), "job", () => refresh());
+  follow("/stream", {}, () => refresh(), () => {
+    knownPauses = null;
+    refresh();
+  }, "job", (msg) => {
+    if (msg.pauses) knownPauses = msg.pauses;
+    refresh();
+  });
 }
 
 startPage(queuesPage);
