@@ -96,15 +96,21 @@ local function iso(us)
   return text .. '+00:00'
 end
 
--- Event ids: read once, counted here, stored once at the end (see the loader).
-local last_eid = nil
+-- Event ids: the first taken by one INCR, the rest counted here and stored
+-- once at the end (see the loader); a call that appends one event (most
+-- transitions of one job) so makes one call for its id instead of two.
+local last_eid, stored_eid = nil, nil
 local function next_eid()
-  if not last_eid then last_eid = tonumber(redis.call('GET', SEQ) or '0') end
-  last_eid = last_eid + 1
+  if not last_eid then
+    last_eid = redis.call('INCR', SEQ)
+    stored_eid = last_eid
+  else
+    last_eid = last_eid + 1
+  end
   return last_eid
 end
 local function flush_eid()
-  if last_eid then redis.call('SET', SEQ, int(last_eid)) end
+  if last_eid and last_eid ~= stored_eid then redis.call('SET', SEQ, int(last_eid)) end
 end
 
 -- One event, kept in the job's list and in the feed stream as the same text.
