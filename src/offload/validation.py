@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,9 @@ MAX_KEY = 500
 # How deep the finiteness check follows nested arguments; deeper values are
 # left to the serializer, which has its own recursion limit.
 _MAX_DEPTH = 64
+# C0 and C1 control characters and DEL; a regex search runs in C, and every
+# enqueue checks its task, queue and tenant names with it.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def name_problem(value: object, *, limit: int = MAX_NAME, slash: bool = True) -> str | None:
@@ -46,7 +50,7 @@ def name_problem(value: object, *, limit: int = MAX_NAME, slash: bool = True) ->
         return f"must be a string, not {type(value).__name__}"
     if not 0 < len(value) <= limit:
         return f"must be 1 to {limit} characters long"
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+    if _CONTROL.search(value) is not None:
         return "must not contain control characters (NUL, newline, ...)"
     if not slash and "/" in value:
         return "must not contain '/'"

@@ -5,6 +5,7 @@ worker that rides out a connection kill without losing or repeating a job."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from offload.backends.redis import RedisBackend, lua
 from offload.backends.redis.codec import to_us
 from offload.errors import BackendError
 from offload.job import ErrorInfo, JobQuery, NewJob
-from offload.lifecycle import State
+from offload.lifecycle import EventKind, State
 from offload.worker import Worker
 from tests.contract.helpers import new_job
 from tests.servers.redis import node_ports, redis_cluster_url, redis_url
@@ -152,6 +153,38 @@ async def test_every_method_works_after_its_connections_are_killed(
     assert await backend.job_recover_expired() == []
     assert await backend.job_purge(await backend.now() - timedelta(days=1), [State.DEAD]) == 0
     await backend.wait_for_jobs(["k"], 0.01)
+
+
+async def test_a_one_job_enqueue_after_its_connection_was_killed_is_stored(
+    backend: RedisBackend, url: str
+) -> None:
+    """One-job enqueues run on a connection held out of the pool (held.py);
+    when it is killed, the call is made again through the client."""
+    await backend.job_enqueue_many([new_job(queue="h")])
+    assert await _kill_connections(url, f"offload:{_prefix(url)}") >= 1
+    [job] = await backend.job_enqueue_many([new_job(queue="h")])
+    assert not job.duplicate
+    assert await backend.job_get(job.id) is not None
+    assert (await backend.job_counts()).get(("h", State.QUEUED)) == 2
+
+
+async def test_a_cancelled_enqueue_leaves_the_next_one_working(backend: RedisBackend) -> None:
+    first = asyncio.create_task(backend.job_enqueue_many([new_job(queue="c")]))
+    await asyncio.sleep(0)  # one turn of the loop: the call is on the wire
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    [job] = await backend.job_enqueue_many([new_job(queue="c")])
+    assert await backend.job_get(job.id) is not None
+    assert [e.kind for e in await backend.event_list(job.id)] == [EventKind.ENQUEUED]
+
+
+async def test_concurrent_one_job_enqueues_are_all_stored(backend: RedisBackend) -> None:
+    """The held connection serves one call at a time; the others take the pool."""
+    news = [new_job(queue="g") for _ in range(20)]
+    stored = await asyncio.gather(*(backend.job_enqueue_many([n]) for n in news))
+    assert [s[0].id for s in stored] == [n.id for n in news]
+    assert (await backend.job_counts()).get(("g", State.QUEUED)) == 20
 
 
 async def test_an_unreachable_server_is_a_backend_error() -> None:

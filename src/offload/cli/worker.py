@@ -16,7 +16,6 @@ from typing import Any
 import click
 
 from offload.app import App
-from offload.cli.output import err_console
 from offload.cli.runtime import CliState, build_app, missing_extra, run, target_options
 
 log = logging.getLogger("offload.cli")
@@ -45,6 +44,8 @@ def rich_handler() -> logging.Handler:
     """Colours and wrapping for a person at a terminal; imported only then, so a
     worker under a supervisor (systemd, Kubernetes) never loads rich."""
     from rich.logging import RichHandler
+
+    from offload.cli.output import err_console
 
     return RichHandler(console=err_console, show_path=False, rich_tracebacks=True)
 

@@ -188,6 +188,17 @@ def enqueue_params(jobs: Sequence[NewJob]) -> dict[str, Any]:
     }
 
 
+def enqueue_one_params(job: NewJob) -> dict[str, Any]:
+    """Scalar parameters for ``job_enqueue_one``; ``None`` reads as the default."""
+    return {
+        "id": job.id, "task": job.task, "queue": job.queue, "tenant": job.tenant,
+        "payload": job.payload, "priority": job.priority, "max_attempts": job.max_attempts,
+        "timeout": job.timeout, "delay": float(job.delay) if job.delay else None,
+        "run_at": job.run_at, "unique_key": job.unique_key, "batch_id": job.batch_id,
+        "meta": json.dumps(job.meta) if job.meta else None,
+    }  # fmt: skip
+
+
 def _column(values: list[Any]) -> list[Any] | None:
     return None if all(v is None for v in values) else values
 

@@ -90,8 +90,22 @@ def _render(text: str, schema: str) -> str:
     return _effects.render(text)
 
 
+_FRAGMENT = "fragment_"
+
+
 def _query_texts() -> dict[str, str]:
-    return sqlfiles.named_queries(_PACKAGE)
+    """The statements with every ``{fragment_x}`` replaced by the section named
+    ``fragment_x``: text two statements share, kept once, never run alone."""
+    texts = sqlfiles.named_queries(_PACKAGE)
+    fragments = {f"{{{n}}}": t for n, t in texts.items() if n.startswith(_FRAGMENT)}
+    out = {}
+    for name, text in texts.items():
+        if name.startswith(_FRAGMENT):
+            continue
+        for token, fragment in fragments.items():
+            text = text.replace(token, fragment)
+        out[name] = text
+    return out
 
 
 @functools.cache

@@ -30,8 +30,14 @@ _ROUNDS = 5
 to end between two statements, so more than a couple means something is wrong."""
 
 
-def insert_params(jobs: Sequence[NewJob], schema: str) -> dict[str, Any]:
-    return _rows.enqueue_params(jobs) | {"channel": _sql.channel(schema)}
+def insert(jobs: Sequence[NewJob], schema: str) -> tuple[bytes, dict[str, Any]]:
+    """The statement storing ``jobs`` and its parameters: scalars for one job,
+    column arrays for more (see the two statements in queries.sql)."""
+    q = _sql.queries(schema)
+    if len(jobs) == 1:
+        params = _rows.enqueue_one_params(jobs[0])
+        return q["job_enqueue_one"], params | {"channel": _sql.channel(schema)}
+    return q["job_enqueue"], _rows.enqueue_params(jobs) | {"channel": _sql.channel(schema)}
 
 
 def conflict_params(jobs: Sequence[NewJob]) -> dict[str, Any]:
@@ -95,8 +101,7 @@ async def enqueue_async(
     for _ in range(_ROUNDS):
         if not found.pending:
             break
-        cur = await conn.execute(q["job_enqueue"], insert_params(found.batch(), schema),
-                                 binary=True)  # fmt: skip
+        cur = await conn.execute(*insert(found.batch(), schema), binary=True)
         found.inserted(await cur.fetchall())
         if found.pending:
             cur = await conn.execute(q["job_find_conflicts"], conflict_params(found.batch()),
@@ -112,7 +117,7 @@ def enqueue_sync(conn: psycopg.Connection[Any], jobs: Sequence[NewJob], schema: 
     for _ in range(_ROUNDS):
         if not found.pending:
             break
-        cur = conn.execute(q["job_enqueue"], insert_params(found.batch(), schema), binary=True)
+        cur = conn.execute(*insert(found.batch(), schema), binary=True)
         found.inserted(cur.fetchall())
         if found.pending:
             cur = conn.execute(q["job_find_conflicts"], conflict_params(found.batch()),

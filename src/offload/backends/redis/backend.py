@@ -32,6 +32,7 @@ from offload import lifecycle as lc
 from offload.backends.base import Backend, QueueCounts, check_release, pause_order
 from offload.backends.redis import codec, lua
 from offload.backends.redis.connection import connect, parse
+from offload.backends.redis.held import HeldConnection
 from offload.backends.redis.keys import Keys, lane, split_lane
 from offload.errors import BackendError
 from offload.job import (
@@ -87,6 +88,8 @@ class RedisBackend(Backend):
         self._waiter: Any = None
         self._waiter_id: int | None = None
         self._blocked = False
+        # One-job enqueues, one after another, skip the pool (see held.py).
+        self._held = HeldConnection()
 
     def clone(self) -> RedisBackend:
         return RedisBackend(self.url)
@@ -96,6 +99,7 @@ class RedisBackend(Backend):
             await lua.load_all(self._redis())
 
     async def close(self) -> None:
+        await self._held.close()
         waiter, self._waiter = self._waiter, None
         if waiter is not None:
             await waiter.disconnect()
@@ -143,7 +147,9 @@ class RedisBackend(Backend):
             for c in chunks
         ]  # fmt: skip
         if len(calls) == 1:
-            return [await lua.run(self._redis(), "enqueue", self._keys.seq, calls[0])]
+            if self._target.cluster:
+                return [await lua.run(self._redis(), "enqueue", self._keys.seq, calls[0])]
+            return [await self._held.run(self._redis(), "enqueue", self._keys.seq, calls[0])]
         try:
             return await self._pipelined("enqueue", calls)
         except NoScriptError:

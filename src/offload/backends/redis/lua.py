@@ -34,9 +34,7 @@ def _script(name: str) -> str:
 def prelude() -> str:
     """The text every script starts with: the job fields, then ``_prelude.lua``."""
     fields = ", ".join(f"'{f}'" for f in FIELDS)
-    # F.<field> is the field's position in FIELDS, for scripts that patch a reply.
-    positions = ", ".join(f"{f} = {i}" for i, f in enumerate(FIELDS, 1))
-    return f"local FIELDS = {{{fields}}}\nlocal F = {{{positions}}}\n" + _script("_prelude")
+    return f"local FIELDS = {{{fields}}}\n" + _script("_prelude")
 
 
 @cache

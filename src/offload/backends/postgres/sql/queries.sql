@@ -7,6 +7,8 @@
 --   {schedule_columns}, {batch_columns}
 --                     the same for a schedule (alias `s`) and a batch (alias `b`)
 --   {RUNNING}         the running state
+--   {fragment_x}      the text of the section named fragment_x, which two
+--                     statements share; a fragment is never run on its own
 --   {set:T}, {stamps:T alias}, {sources:T}, {target:T}, {events:T}
 --                     what lifecycle transition T writes to row `j`, the stamps
 --                     of its events read from row `alias`, the states it leaves
@@ -46,7 +48,29 @@ WITH given AS (
         %(unique_keys)b::text[], %(batch_ids)b::text[], %(metas)b::text[]::jsonb[]
     ) WITH ORDINALITY AS g(id, task, queue, tenant, payload, priority, max_attempts,
                            timeout, delay, run_at_given, unique_key, batch_id, meta, ord)
-), stored AS (
+), {fragment_enqueue_store}
+
+-- name: job_enqueue_one
+-- job_enqueue for a batch of one job, each column a scalar parameter: binding
+-- thirteen arrays costs psycopg more CPU than the rest of a one-job enqueue
+-- (choosing and running a dumper per array), and most enqueues are one job.
+-- NULL reads as the default, as in job_enqueue.
+WITH given AS (
+    SELECT g.*,
+           COALESCE(g.run_at_given, now() + make_interval(secs => COALESCE(g.delay, 0)))
+               AS due
+    FROM (SELECT %(id)b::text::uuid, %(task)b::text, %(queue)b::text, %(tenant)b::text,
+                 %(payload)b::bytea, %(priority)b::integer, %(max_attempts)b::integer,
+                 %(timeout)b::float8, %(delay)b::float8, %(run_at)b::timestamptz,
+                 %(unique_key)b::text, %(batch_id)b::text, %(meta)b::text::jsonb, 1::bigint
+    ) AS g(id, task, queue, tenant, payload, priority, max_attempts, timeout, delay,
+           run_at_given, unique_key, batch_id, meta, ord)
+), {fragment_enqueue_store}
+
+-- name: fragment_enqueue_store
+-- What job_enqueue and job_enqueue_one share once their `given` rows are read:
+-- spliced into both where they name it, never run on its own.
+stored AS (
     INSERT INTO {schema}.jobs AS j (
         id, task, queue, tenant, state, payload, priority, max_attempts, created_at,
         run_at, timeout, unique_key, batch_id, meta

@@ -47,16 +47,10 @@ local function set_of(csv)
 end
 
 -- A rule is codec.rule(transition): the state machine and each transition's
--- effects, written once in offload.lifecycle and read here as data.
+-- effects, written once in offload.lifecycle and read here as data (a JSON
+-- object whose sources are already a set).
 local function rule(s)
-  local p = {}
-  for part in string.gmatch(s .. '|', '([^|]*)|') do
-    p[#p + 1] = part
-  end
-  return {sources = set_of(p[1]), target = p[2], events = split(p[3], ','),
-          leased = p[4] == '1', attempts = p[5], run_at = p[6], lease = p[7], error = p[8],
-          finished = p[9], stamps = split(p[10], ','), result = p[11] == '1',
-          checkpoint = p[12] == '1', waits = p[13] == '1'}
+  return cjson.decode(s)
 end
 
 -- The job fields apply() reads for rule r, so that a script moving many jobs
@@ -102,15 +96,21 @@ local function iso(us)
   return text .. '+00:00'
 end
 
--- Event ids: read once, counted here, stored once at the end (see the loader).
-local last_eid = nil
+-- Event ids: the first taken by one INCR, the rest counted here and stored
+-- once at the end (see the loader); a call that appends one event (most
+-- transitions of one job) so makes one call for its id instead of two.
+local last_eid, stored_eid = nil, nil
 local function next_eid()
-  if not last_eid then last_eid = tonumber(redis.call('GET', SEQ) or '0') end
-  last_eid = last_eid + 1
+  if not last_eid then
+    last_eid = redis.call('INCR', SEQ)
+    stored_eid = last_eid
+  else
+    last_eid = last_eid + 1
+  end
   return last_eid
 end
 local function flush_eid()
-  if last_eid then redis.call('SET', SEQ, int(last_eid)) end
+  if last_eid and last_eid ~= stored_eid then redis.call('SET', SEQ, int(last_eid)) end
 end
 
 -- One event, kept in the job's list and in the feed stream as the same text.
@@ -272,8 +272,11 @@ local function signal(queue, n)
   for i = 1, math.min(n, SIGNAL_CAP) do
     tokens[i] = '1'
   end
-  redis.call('LPUSH', k, unpack(tokens))
-  redis.call('LTRIM', k, 0, SIGNAL_CAP - 1)
+  -- LPUSH answers the list's length: trimmed only when past the cap, which a
+  -- worker that keeps up with its queue never lets it reach.
+  if redis.call('LPUSH', k, unpack(tokens)) > SIGNAL_CAP then
+    redis.call('LTRIM', k, 0, SIGNAL_CAP - 1)
+  end
 end
 
 -- Lease fields (token, expiry, worker, cancel request) mean something only

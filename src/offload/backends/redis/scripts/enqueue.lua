@@ -9,8 +9,8 @@
 -- of the job already there (same id, or a live job of the same tenant and key)}.
 -- A stored job costs its hash, its event and one ready-set member; the ready,
 -- delayed and listing sets are written once per call.
-local now_rule, later_rule = rule(ARGV[2]), rule(ARGV[3])
-local ended = set_of(ARGV[4])
+local now_rule, later_rule = rule(ARGV[2]), nil
+local ended = nil -- read by the first unique key only
 local rows = cjson.decode(ARGV[5])
 local UNIQUE = P .. ':unique'
 local LANES = P .. ':lanes'
@@ -40,6 +40,7 @@ local function live_unique(uf)
   local id = redis.call('HGET', UNIQUE, uf)
   if not id then return nil end
   local state = redis.call('HGET', P .. ':job:' .. id, 'state')
+  ended = ended or set_of(ARGV[4])
   if state and not ended[state] then return id end
   return nil
 end
@@ -51,7 +52,11 @@ local function store(row, payload)
   local run_at = NOW + tonumber(row[10])
   if row[9] ~= NULL then run_at = tonumber(row[9]) end
   local r = now_rule
-  if run_at > NOW then r = later_rule end
+  if run_at > NOW then
+    -- Read only for a job due later: most enqueues never need it.
+    later_rule = later_rule or rule(ARGV[3])
+    r = later_rule
+  end
   -- The member place() would add, added with the rest of the batch below.
   local at = run_at
   if at < 0 then at = 0 end

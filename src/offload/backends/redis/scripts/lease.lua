@@ -57,7 +57,12 @@ end
 -- with the started fields patched in, so the job is not read a second time.
 local N = #FIELDS
 local WANT = {}
-for i, f in ipairs(FIELDS) do WANT[i] = f end
+-- F.<field> is the field's position in FIELDS, to patch the reply.
+local F = {}
+for i, f in ipairs(FIELDS) do
+  WANT[i] = f
+  F[f] = i
+end
 WANT[N + 1], WANT[N + 2], WANT[N + 3] = 'rk', 'ev', 'lane'
 
 local w = new_writes()
