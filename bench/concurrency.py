@@ -129,7 +129,7 @@ async def one_request(client: aiohttp.ClientSession, base: str, n: int, job_id: 
     started = time.perf_counter()
     try:
         status = await _send(client, base, n, job_id)
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         return 0, (time.perf_counter() - started) * 1000  # 0: no answer (reset, timeout)
     return status, (time.perf_counter() - started) * 1000
 
