@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from azure.core.exceptions import ResourceExistsError
-from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from offload.backends.azure._url import Target, credential
+from offload.backends.azure.tables import Table, error_code
+
+T = TypeVar("T")
+MISSING_QUEUE = "QueueNotFound"
 
 TABLES = ("jobs", "ids", "unique", "meta", "control")
 
@@ -34,7 +39,7 @@ class Clients:
         self._credential: Any = None
         self._tables_svc = self._table_service()
         self._queues_svc = self._queue_service()
-        self._tables: dict[str, TableClient] = {}
+        self._tables: dict[str, Table] = {}
         self._queues: dict[str, QueueClient] = {}
         self._made: set[str] = set()
 
@@ -63,10 +68,16 @@ class Clients:
             message_decode_policy=decode,
         )
 
-    def table(self, name: str) -> TableClient:
+    def table(self, name: str) -> Table:
         if name not in self._tables:
-            self._tables[name] = self._tables_svc.get_table_client(self.target.prefix + name)
+            client = self._tables_svc.get_table_client(self.target.prefix + name)
+            self._tables[name] = Table(client, lambda: self._create_again(name))
         return self._tables[name]
+
+    async def _create_again(self, name: str) -> None:
+        """The service lost the table (see ``tables``): create it once more."""
+        self._made.discard(name)
+        await self._create_table(name)
 
     def queue_name(self, queue: str) -> str:
         return storage_queue_name(self.target.prefix, queue)
@@ -84,14 +95,17 @@ class Clients:
 
     async def create_tables(self) -> None:
         for name in TABLES:
-            if name in self._made:
-                continue
-            try:
-                self.ops["table"] += 1
-                await self.table(name).create_table()
-            except ResourceExistsError:
-                pass
-            self._made.add(name)
+            await self._create_table(name)
+
+    async def _create_table(self, name: str) -> None:
+        if name in self._made:
+            return
+        try:
+            self.ops["table"] += 1
+            await self.table(name).client.create_table()
+        except ResourceExistsError:
+            pass
+        self._made.add(name)
 
     async def create_queue(self, queue: str) -> QueueClient:
         client = self.queue(queue)
@@ -103,6 +117,19 @@ class Clients:
                 pass
             self._made.add("q:" + queue)
         return client
+
+    async def in_queue(self, queue: str, call: Callable[[QueueClient], Awaitable[T]]) -> T:
+        """``call`` on the queue's client, the queue created first; a queue the
+        service lost under a running backend (``QueueNotFound``: an emulator
+        restarted without its recent writes) is created again and the call made
+        once more, as the tables are (``tables``)."""
+        try:
+            return await call(await self.create_queue(queue))
+        except HttpResponseError as exc:
+            if error_code(exc) != MISSING_QUEUE:
+                raise
+        self._made.discard("q:" + queue)
+        return await call(await self.create_queue(queue))
 
     async def close(self) -> None:
         for client in self._tables.values():
