@@ -21,6 +21,15 @@ MISSING_QUEUE = "QueueNotFound"
 
 TABLES = ("jobs", "ids", "unique", "meta", "control")
 
+# The SDKs' own retries, kept short. Their defaults sleep for up to two minutes
+# (Tables) or 15 s, then more (Queues) between tries, so one call made while the
+# service was down held an idle worker's wait for work, or a heartbeat, for
+# that long after it came back; offload's loops retry failed rounds themselves.
+TABLE_RETRY: dict[str, Any] = {"retry_total": 4, "retry_backoff_factor": 0.4,
+                               "retry_backoff_max": 2}  # fmt: skip
+QUEUE_RETRY: dict[str, Any] = {"retry_total": 3, "initial_backoff": 1, "increment_base": 2,
+                               "random_jitter_range": 1}  # fmt: skip
+
 
 def storage_queue_name(prefix: str, queue: str) -> str:
     """Storage queue names allow only lowercase letters, digits and dashes,
@@ -45,10 +54,13 @@ class Clients:
 
     def _table_service(self) -> TableServiceClient:
         if self.target.connection_string is not None:
-            return TableServiceClient.from_connection_string(self.target.connection_string)
+            return TableServiceClient.from_connection_string(
+                self.target.connection_string, **TABLE_RETRY
+            )
         self._credential = self._credential or credential()
         assert self.target.table_url is not None
-        return TableServiceClient(self.target.table_url, credential=self._credential)
+        return TableServiceClient(self.target.table_url, credential=self._credential,
+                                  **TABLE_RETRY)  # fmt: skip
 
     def _queue_service(self) -> QueueServiceClient:
         # Base64 bodies: what the Azure Functions queue trigger expects by default.
@@ -58,6 +70,7 @@ class Clients:
                 self.target.connection_string,
                 message_encode_policy=encode,
                 message_decode_policy=decode,
+                **QUEUE_RETRY,
             )
         self._credential = self._credential or credential()
         assert self.target.queue_url is not None
@@ -66,6 +79,7 @@ class Clients:
             credential=self._credential,
             message_encode_policy=encode,
             message_decode_policy=decode,
+            **QUEUE_RETRY,
         )
 
     def table(self, name: str) -> Table:
