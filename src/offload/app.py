@@ -520,13 +520,16 @@ class App:
     async def batch_append_async(
         self, batch_id: str, jobs: Sequence[NewJob], tenant: str | None = None
     ) -> list[Job]:
-        """Add jobs to a batch that has not finished yet."""
+        """Add jobs to a batch that has not finished yet; never to one whose
+        continuations are being fired at the same time (``batch.guarded``)."""
         from offload import batch as batches
 
         found = await self.get_batch_async(batch_id, tenant)
-        if found.finished_at is not None:
-            raise BatchFinishedError(f"batch {batch_id!r} has finished; it takes no more jobs")
-        return await self.enqueue_new_async(batches.with_batch(jobs, found.id, found.tenant))
+        async with batches.guarded(await self.backend(), found.id):
+            found = await self.get_batch_async(batch_id, tenant)
+            if found.finished_at is not None:
+                raise BatchFinishedError(f"batch {batch_id!r} has finished; it takes no more jobs")
+            return await self.enqueue_new_async(batches.with_batch(jobs, found.id, found.tenant))
 
     def batch_append(
         self, batch_id: str, jobs: Sequence[NewJob], tenant: str | None = None

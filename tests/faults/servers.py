@@ -101,13 +101,21 @@ class AzuriteBroker:
         return f"azure://?prefix=f{uuid.uuid4().hex[:8]}"
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        """A crash: what Azurite had not yet saved to ``--location`` is lost."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """A stop Azurite is told of (SIGTERM): it saves its state, then exits."""
+        self._signal(signal.SIGTERM)
 
     def restart(self) -> None:
-        self.kill()
+        self.stop()
         self.start()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(30)
 
     def destroy(self) -> None:
         self.kill()

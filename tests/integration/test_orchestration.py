@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from offload import App, BatchFinishedError, JobContext, JobNotFoundError, State
-from offload.job import JobQuery
+from offload.job import JobQuery, NewJob
+from offload.middleware import Middleware
 from offload.schedule import CronRule
 from offload.testing import drain, eventually, wait_for_job
 from offload.worker import Worker
@@ -287,6 +288,60 @@ async def test_appending_to_a_finished_batch_is_refused(app: App) -> None:
     assert (await app.get_batch_async(batch.id)).counts == {State.SUCCEEDED: 2}
     with pytest.raises(BatchFinishedError):
         await app.batch_append_async(batch.id, [noop.prepare()])
+
+
+class _PauseContinuation(Middleware):
+    """Holds a settle between its read of the counts and its finish: the
+    continuation's enqueue waits here until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.task = ""
+        self.reached = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def before_enqueue(self, job: NewJob) -> None:
+        if job.task == self.task:
+            self.reached.set()
+            await self.go.wait()
+
+
+async def test_an_append_racing_the_batch_finishing_waits_and_is_refused(
+    backend_url: str,
+) -> None:
+    """The append comes while a settle has found every member ended and is
+    firing the continuations: it waits for the settle, then is refused, so no
+    job joins a batch whose continuations have run (docs/reliability.md)."""
+    pause = _PauseContinuation()
+    app = App(backend_url, middleware=[pause])
+
+    @app.task
+    async def part() -> None:
+        return None
+
+    @app.task
+    async def report() -> None:
+        return None
+
+    pause.task = report.name
+    try:
+        batch = await app.batch_async([part.prepare()], then=[report.prepare()])
+        [member] = await app.list_jobs_async(JobQuery(batch_id=batch.id))
+        # The last member ends; cancelling it settles the batch at once.
+        settling = asyncio.create_task(app.cancel_async(member.id))
+        async with asyncio.timeout(30):
+            await pause.reached.wait()
+        appending = asyncio.create_task(app.batch_append_async(batch.id, [part.prepare()]))
+        done, _ = await asyncio.wait({appending}, timeout=1.0)
+        assert not done  # it waits while the continuations are being fired
+        pause.go.set()
+        await settling
+        with pytest.raises(BatchFinishedError):
+            await appending
+        finished = await app.get_batch_async(batch.id)
+        assert finished.total == 1
+        assert len(finished.continuation_ids) == 1
+    finally:
+        await app.close_async()
 
 
 async def test_a_burst_run_fires_and_runs_the_continuation(app: App) -> None:

@@ -56,7 +56,7 @@ async def test_the_credential_form_builds_clients_without_network() -> None:
     backend = AzureBackend("azure://acct.queue.core.windows.net?prefix=p")
     try:
         assert backend.describe()["prefix"] == "p"
-        table = backend._c.table("jobs")
+        table = backend._c.table("jobs").client
         assert table.table_name == "pjobs"
         assert table.url.startswith("https://acct.table.core.windows.net")
         assert backend._c._credential is not None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -48,6 +49,9 @@ class Fetcher:
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.dispatch = dispatch
+        # When the lease call whose jobs are being dispatched was made: their
+        # leases were granted no earlier (the worker's self-fence counts from it).
+        self.asked_at = time.monotonic()
         self.busy = busy
         self.slot_freed = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -64,6 +68,7 @@ class Fetcher:
         free = self.concurrency - self.busy()
         if free <= 0:
             return 0
+        self.asked_at = time.monotonic()
         jobs = await self.backend.job_lease(
             self.worker_id, self.queues, min(free, self.batch), self.lease_seconds
         )
@@ -106,6 +111,7 @@ class Fetcher:
                     asyncio.ensure_future(self.nudged.wait())]  # fmt: skip
         for watcher in watchers:
             watcher.add_done_callback(interrupt)
+        self.asked_at = time.monotonic()
         try:
             jobs = await backend.job_lease_on_wake(
                 self.worker_id, self.queues, free, self.lease_seconds, self.poll_interval

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,7 @@ from offload.worker.services.purge import Purge
 from offload.worker.services.recover import Recover
 from offload.worker.services.registry import Registry
 from offload.worker.services.scheduler import Scheduler
+from offload.worker.services.self_fence import LeaseClock, SelfFence
 from offload.worker.services.status import StatusWatch
 from offload.worker.supervisor import ServiceDied as ServiceDied  # its old home
 from offload.worker.supervisor import Supervisor
@@ -66,6 +68,8 @@ class Running:
     ctx: JobContext
     task: asyncio.Task[None]
     sync: bool
+    # Its lease lost or given up: not renewed, and its outcome not recorded.
+    given_up: bool = False
 
 
 class Worker:
@@ -93,6 +97,7 @@ class Worker:
         self.grace_period = s.grace_period if grace_period is None else grace_period
         self.lease_seconds = lease_seconds or s.lease_seconds
         self.heartbeat_every = min(s.heartbeat_every, self.lease_seconds / 3)
+        self.lease_clock = LeaseClock(self.lease_seconds)
         self.handle_signals = handle_signals
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.running: dict[str, Running] = {}
@@ -290,15 +295,16 @@ class Worker:
 
     def _job_services(self, backend: Backend) -> list[Service]:
         """What running jobs needs: recording outcomes, keeping leases, cancels."""
-        heartbeat = Heartbeat(
+        heartbeat = self.heartbeat = Heartbeat(
             backend, self._live_leases, self._on_heartbeat, self.heartbeat_every,
-            self.lease_seconds, renew=self.gate.renew,
+            self.lease_seconds, renew=self.gate.renew, clock=self.lease_clock,
         )  # fmt: skip
+        fence = SelfFence(self.lease_clock, self._held, self._give_up)
         cancels = CancelWatch(
             backend, lambda: list(self.running), self._on_heartbeat,
             self.app.settings.cancel_check_interval,
         )  # fmt: skip
-        return [self.recorder, heartbeat, cancels]
+        return [self.recorder, heartbeat, fence, cancels]
 
     def info(self) -> WorkerInfo:
         """How this worker describes itself in the registry."""
@@ -322,6 +328,12 @@ class Worker:
         task = self._loop.create_task(self._process(job, ctx))
         sync = not self._is_async(job.task)
         self.running[job.id] = Running(job, ctx, task, sync)
+        self._count_lease_from(job.id, self.fetcher.asked_at)
+
+    def _count_lease_from(self, job_id: str, asked_at: float) -> None:
+        self.lease_clock.asked([job_id], asked_at)
+        if time.monotonic() - asked_at > self.heartbeat_every / 2:
+            self.heartbeat.woken.set()
 
     def _is_async(self, name: str) -> bool:
         task = self.app.tasks.get(name)
@@ -354,8 +366,14 @@ class Worker:
             log.warning("job %s: could not read its parents (%s)", job.id, exc)
 
     async def _finish(self, job: Job, outcome: Outcome) -> None:
-        self.running.pop(job.id, None)
+        running = self.running.pop(job.id, None)
         self.fetcher.slot_freed.set()
+        if running is not None and running.given_up:
+            # Recording it could only be refused, or (a lease given up before the
+            # broker's expiry) hand the attempt back: recovery redelivers the job.
+            log.info("job %s (%s) attempt %d: given up, outcome not recorded",
+                     job.id, job.task, job.attempts)  # fmt: skip
+            return
         self._log(job, outcome)
         if isinstance(outcome, Snoozed):  # never ran: not processed, no after_execute
             self.fetcher.wake_in(outcome.delay)
@@ -391,13 +409,30 @@ class Worker:
     # leases, heartbeats, cancellation ------------------------------------------------
 
     def _live_leases(self) -> list[Lease]:
-        return [r.job.lease for r in self.running.values()] + self.recorder.pending_leases
+        held = [r.job.lease for r in self.running.values() if not r.given_up]
+        return held + self.recorder.pending_leases
+
+    def _held(self) -> list[str]:
+        return [job_id for job_id, r in self.running.items() if not r.given_up]
 
     def _on_heartbeat(self, reply: HeartbeatReply) -> None:
         for job_id in reply.cancel_requested:
             self._cancel_local(job_id, CANCEL)
         for job_id in reply.lost:
-            log.warning("job %s: lease lost; abandoning this run", job_id)
+            if job_id in self.running:
+                log.warning("job %s: lease lost; abandoning this run", job_id)
+            self._abandon(job_id)
+
+    def _give_up(self, job_ids: set[str]) -> None:
+        """The self-fence: no renewal for most of a lease (see ``self_fence``)."""
+        for job_id in job_ids:
+            log.warning("job %s: lease not renewed in time; giving this run up", job_id)
+            self._abandon(job_id)
+
+    def _abandon(self, job_id: str) -> None:
+        running = self.running.get(job_id)
+        if running is not None:
+            running.given_up = True
             self._cancel_local(job_id, LEASE_LOST)
 
     def _cancel_local(self, job_id: str, reason: str) -> None:
@@ -436,12 +471,15 @@ class Worker:
                 running.task.cancel(SHUTDOWN)
         await asyncio.wait([r.task for r in leftovers], timeout=1.0)
         for running in leftovers:
-            if not running.task.done():
-                # A thread cannot be stopped from outside: hand the job back now;
-                # the lease token changes, so the thread's late result is refused.
-                running.task.cancel(SHUTDOWN)
-                self.running.pop(running.job.id, None)
-                self.abandoned_threads += 1
+            if running.task.done():
+                continue
+            # A thread cannot be stopped from outside: hand the job back now;
+            # the lease token changes, so the thread's late result is refused.
+            # A run given up is left to lease-expiry recovery, like any other.
+            running.task.cancel(SHUTDOWN)
+            self.running.pop(running.job.id, None)
+            self.abandoned_threads += 1
+            if not running.given_up:
                 await self.recorder.record(running.job, Interrupted(self._checkpoint(running)))
 
     def _checkpoint(self, running: Running) -> bytes | None:

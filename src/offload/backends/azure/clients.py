@@ -5,16 +5,30 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from azure.core.exceptions import ResourceExistsError
-from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
+from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from offload.backends.azure._url import Target, credential
+from offload.backends.azure.tables import Table, error_code
+
+T = TypeVar("T")
+MISSING_QUEUE = "QueueNotFound"
 
 TABLES = ("jobs", "ids", "unique", "meta", "control")
+
+# The SDKs' own retries, kept short. Their defaults sleep for up to two minutes
+# (Tables) or 15 s, then more (Queues) between tries, so one call made while the
+# service was down held an idle worker's wait for work, or a heartbeat, for
+# that long after it came back; offload's loops retry failed rounds themselves.
+TABLE_RETRY: dict[str, Any] = {"retry_total": 4, "retry_backoff_factor": 0.4,
+                               "retry_backoff_max": 2}  # fmt: skip
+QUEUE_RETRY: dict[str, Any] = {"retry_total": 3, "initial_backoff": 1, "increment_base": 2,
+                               "random_jitter_range": 1}  # fmt: skip
 
 
 def storage_queue_name(prefix: str, queue: str) -> str:
@@ -34,16 +48,19 @@ class Clients:
         self._credential: Any = None
         self._tables_svc = self._table_service()
         self._queues_svc = self._queue_service()
-        self._tables: dict[str, TableClient] = {}
+        self._tables: dict[str, Table] = {}
         self._queues: dict[str, QueueClient] = {}
         self._made: set[str] = set()
 
     def _table_service(self) -> TableServiceClient:
         if self.target.connection_string is not None:
-            return TableServiceClient.from_connection_string(self.target.connection_string)
+            return TableServiceClient.from_connection_string(
+                self.target.connection_string, **TABLE_RETRY
+            )
         self._credential = self._credential or credential()
         assert self.target.table_url is not None
-        return TableServiceClient(self.target.table_url, credential=self._credential)
+        return TableServiceClient(self.target.table_url, credential=self._credential,
+                                  **TABLE_RETRY)  # fmt: skip
 
     def _queue_service(self) -> QueueServiceClient:
         # Base64 bodies: what the Azure Functions queue trigger expects by default.
@@ -53,6 +70,7 @@ class Clients:
                 self.target.connection_string,
                 message_encode_policy=encode,
                 message_decode_policy=decode,
+                **QUEUE_RETRY,
             )
         self._credential = self._credential or credential()
         assert self.target.queue_url is not None
@@ -61,12 +79,19 @@ class Clients:
             credential=self._credential,
             message_encode_policy=encode,
             message_decode_policy=decode,
+            **QUEUE_RETRY,
         )
 
-    def table(self, name: str) -> TableClient:
+    def table(self, name: str) -> Table:
         if name not in self._tables:
-            self._tables[name] = self._tables_svc.get_table_client(self.target.prefix + name)
+            client = self._tables_svc.get_table_client(self.target.prefix + name)
+            self._tables[name] = Table(client, lambda: self._create_again(name))
         return self._tables[name]
+
+    async def _create_again(self, name: str) -> None:
+        """The service lost the table (see ``tables``): create it once more."""
+        self._made.discard(name)
+        await self._create_table(name)
 
     def queue_name(self, queue: str) -> str:
         return storage_queue_name(self.target.prefix, queue)
@@ -84,14 +109,17 @@ class Clients:
 
     async def create_tables(self) -> None:
         for name in TABLES:
-            if name in self._made:
-                continue
-            try:
-                self.ops["table"] += 1
-                await self.table(name).create_table()
-            except ResourceExistsError:
-                pass
-            self._made.add(name)
+            await self._create_table(name)
+
+    async def _create_table(self, name: str) -> None:
+        if name in self._made:
+            return
+        try:
+            self.ops["table"] += 1
+            await self.table(name).client.create_table()
+        except ResourceExistsError:
+            pass
+        self._made.add(name)
 
     async def create_queue(self, queue: str) -> QueueClient:
         client = self.queue(queue)
@@ -103,6 +131,19 @@ class Clients:
                 pass
             self._made.add("q:" + queue)
         return client
+
+    async def in_queue(self, queue: str, call: Callable[[QueueClient], Awaitable[T]]) -> T:
+        """``call`` on the queue's client, the queue created first; a queue the
+        service lost under a running backend (``QueueNotFound``: an emulator
+        restarted without its recent writes) is created again and the call made
+        once more, as the tables are (``tables``)."""
+        try:
+            return await call(await self.create_queue(queue))
+        except HttpResponseError as exc:
+            if error_code(exc) != MISSING_QUEUE:
+                raise
+        self._made.discard("q:" + queue)
+        return await call(await self.create_queue(queue))
 
     async def close(self) -> None:
         for client in self._tables.values():

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.storage.queue.aio import QueueClient
 
 from offload.backends.azure.clients import Clients
 from offload.job import Job
@@ -65,10 +66,14 @@ class Doorbell:
     async def _send(self, job: Job, now: datetime, at_least: float) -> None:
         due_in = max(at_least, (job.run_at - now).total_seconds())
         delay = max(0, min(MAX_VISIBILITY, int(due_in + 0.999)))
-        try:
-            client = await self.c.create_queue(job.queue)
+        body = message(job)
+
+        async def send(client: QueueClient) -> object:
             self.c.ops["queue"] += 1
-            await client.send_message(message(job), visibility_timeout=delay)
+            return await client.send_message(body, visibility_timeout=delay)
+
+        try:
+            await self.c.in_queue(job.queue, send)
         except AzureError as exc:
             log.warning("could not signal job %s on Storage queue: %s", job.id, exc)
 

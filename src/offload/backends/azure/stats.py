@@ -16,10 +16,10 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
-from azure.data.tables.aio import TableClient
 
 from offload import lifecycle as lc
 from offload.backends.azure import codec
+from offload.backends.azure.tables import Table
 from offload.errors import BackendError
 from offload.job import DayCount, Job
 from offload.lifecycle import State
@@ -44,7 +44,7 @@ def _value(raw: Any) -> int:
     return int(getattr(raw, "value", raw))
 
 
-async def delete_counted(table: TableClient, job: Job) -> None:
+async def delete_counted(table: Table, job: Job) -> None:
     """Delete the job's row and count it, in one transaction; nothing when
     another purge deleted (and counted) it first."""
     assert job.finished_at is not None
@@ -70,7 +70,7 @@ async def delete_counted(table: TableClient, job: Job) -> None:
     raise BackendError(f"could not count purged job {job.id}: its count row kept changing")
 
 
-async def _exists(table: TableClient, pk: str, key: str) -> bool:
+async def _exists(table: Table, pk: str, key: str) -> bool:
     try:
         await table.get_entity(pk, key, select=["RowKey"])
     except ResourceNotFoundError:
@@ -89,7 +89,7 @@ def _filter(kind: str, tenant: str | None, queue: str | None) -> tuple[str, dict
     return " and ".join(clauses), params
 
 
-async def read(table: TableClient, tenant: str | None, queue: str | None) -> list[DayCount]:
+async def read(table: Table, tenant: str | None, queue: str | None) -> list[DayCount]:
     """The count rows plus the ended jobs still stored: two scans."""
     found = [row async for row in _counts(table, tenant, queue)]
     where, params = _filter(f"Kind eq 'job' and ({_ENDED})", tenant, queue)
@@ -103,9 +103,7 @@ async def read(table: TableClient, tenant: str | None, queue: str | None) -> lis
     return found + [DayCount(q, d, s, n) for (q, d, s), n in live.items()]
 
 
-async def _counts(
-    table: TableClient, tenant: str | None, queue: str | None
-) -> AsyncIterator[DayCount]:
+async def _counts(table: Table, tenant: str | None, queue: str | None) -> AsyncIterator[DayCount]:
     where, params = _filter("Kind eq 'stat'", tenant, queue)
     async for e in table.query_entities(where, parameters=params):
         day = date.fromisoformat(e["Day"])
