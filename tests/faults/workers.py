@@ -3,6 +3,7 @@ killed, stopped and resumed with each fault written to the ledger first."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -94,6 +95,10 @@ class Workers:
                 proc.send_signal(signal.SIGCONT)
                 proc.kill()
                 proc.wait(10)
+            # A wrapper (faketime) runs the worker as its child, which outlived
+            # the wrapper's kill and served later tests' schemas: end the group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     def _spawn(self, args: Sequence[str], prefix: Sequence[str],
                env: dict[str, str]) -> subprocess.Popen[bytes]:  # fmt: skip
@@ -113,7 +118,9 @@ class Workers:
             }
         )
         command = [*prefix, sys.executable, "-m", "tests.faults.worker_main", *args]
+        # A process group of its own, so that close() reaches a wrapped worker.
         if not self.quiet:
-            return subprocess.Popen(command, env=full, cwd=ROOT)
+            return subprocess.Popen(command, env=full, cwd=ROOT, start_new_session=True)
         with (self.folder / "workers.log").open("ab") as log:
-            return subprocess.Popen(command, env=full, cwd=ROOT, stdout=log, stderr=log)
+            return subprocess.Popen(command, env=full, cwd=ROOT, stdout=log, stderr=log,
+                                    start_new_session=True)  # fmt: skip
