@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +28,25 @@ async def enqueue(app: App, task: str, count: int, **fields: object) -> list[str
     jobs = [NewJob(str(uuid7()), task, b"{}", **fields) for _ in range(count)]  # type: ignore[arg-type]
     stored = await backend.job_enqueue_many(jobs)
     return [j.id for j in stored]
+
+
+def _sqlite_locked(url: str) -> bool:
+    """Whether some process holds the write lock of the SQLite file behind
+    ``url`` for longer than a write takes; False for other backends."""
+    if not url.startswith("sqlite:///"):
+        return False
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    conn = sqlite3.connect(path, timeout=1.0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return True
+    finally:
+        conn.close()
+    return False
 
 
 @dataclass
@@ -77,8 +97,17 @@ class Workers:
         proc.wait(10)
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        self.ledger.fault("stop", pid=proc.pid)
-        proc.send_signal(signal.SIGSTOP)
+        """SIGSTOP ``proc``. On SQLite, a stop that lands inside one of its write
+        transactions (a heartbeat) holds the file's lock while it is frozen and
+        stalls every other process: not the fault meant. Such a stop is undone
+        (the write finishes) and tried again."""
+        for _ in range(20):
+            self.ledger.fault("stop", pid=proc.pid)
+            proc.send_signal(signal.SIGSTOP)
+            if not _sqlite_locked(self.url):
+                return
+            self.resume(proc)
+        raise RuntimeError(f"worker {proc.pid} held the SQLite write lock at every stop")
 
     def resume(self, proc: subprocess.Popen[bytes]) -> None:
         self.ledger.fault("cont", pid=proc.pid)
