@@ -25,9 +25,9 @@ def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> str:
 
 
 def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    from tests.servers.postgres import postgres_url
+    from tests.servers.postgres import postgres_clean_url
 
-    return postgres_url(request)
+    return postgres_clean_url(request)
 
 
 def _redis(tmp_path: Path, request: pytest.FixtureRequest) -> str:

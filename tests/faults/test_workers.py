@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from offload import App, EventKind, State
+from offload.errors import BackendError
 from offload.testing import eventually, wait_for_job
 from tests.faults.checker import check
 from tests.faults.ledger import Ledger
@@ -50,14 +52,30 @@ async def test_s01_kill_9_after_a_cancel_request_ends_cancelled(
     [job_id] = await enqueue(client, "f.hang_once", 1)
     [first] = workers.run()
     await _running(client, job_id, tmp_path)
-    first.send_signal(signal.SIGSTOP)  # it cannot confirm the cancel
-    await client.cancel_async(job_id)
+    await _cancel_while_frozen(client, job_id, first)
     workers.kill(first)
     workers.run()
     done = await wait_for_job(client, job_id, timeout=30)
     assert done.state is State.CANCELLED
     assert not (tmp_path / f"{job_id}.2").exists()
     assert await check(client, ledger, [job_id], allowed=[State.CANCELLED]) == []
+
+
+async def _cancel_while_frozen(client: App, job_id: str, proc: subprocess.Popen[bytes]) -> None:
+    """Ask the cancel while ``proc`` is stopped, so it cannot confirm it. A stop
+    that lands inside one of its SQLite write transactions (a heartbeat) keeps
+    the file locked and the cancel fails: let it finish that write, stop it
+    again and ask again. The cancel is only ever stored while it is stopped."""
+    for _ in range(5):
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            await client.cancel_async(job_id)
+            return
+        except BackendError as exc:
+            if "locked" not in str(exc):
+                raise
+            proc.send_signal(signal.SIGCONT)
+    pytest.fail("the cancel never found the file unlocked while the worker was stopped")
 
 
 async def test_s02_crash_after_return_before_completion_is_stored(

@@ -3,8 +3,10 @@ killed, stopped and resumed with each fault written to the ledger first."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +28,25 @@ async def enqueue(app: App, task: str, count: int, **fields: object) -> list[str
     jobs = [NewJob(str(uuid7()), task, b"{}", **fields) for _ in range(count)]  # type: ignore[arg-type]
     stored = await backend.job_enqueue_many(jobs)
     return [j.id for j in stored]
+
+
+def _sqlite_locked(url: str) -> bool:
+    """Whether some process holds the write lock of the SQLite file behind
+    ``url`` for longer than a write takes; False for other backends."""
+    if not url.startswith("sqlite:///"):
+        return False
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    conn = sqlite3.connect(path, timeout=1.0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+        return True
+    finally:
+        conn.close()
+    return False
 
 
 @dataclass
@@ -76,8 +97,17 @@ class Workers:
         proc.wait(10)
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        self.ledger.fault("stop", pid=proc.pid)
-        proc.send_signal(signal.SIGSTOP)
+        """SIGSTOP ``proc``. On SQLite, a stop that lands inside one of its write
+        transactions (a heartbeat) holds the file's lock while it is frozen and
+        stalls every other process: not the fault meant. Such a stop is undone
+        (the write finishes) and tried again."""
+        for _ in range(20):
+            self.ledger.fault("stop", pid=proc.pid)
+            proc.send_signal(signal.SIGSTOP)
+            if not _sqlite_locked(self.url):
+                return
+            self.resume(proc)
+        raise RuntimeError(f"worker {proc.pid} held the SQLite write lock at every stop")
 
     def resume(self, proc: subprocess.Popen[bytes]) -> None:
         self.ledger.fault("cont", pid=proc.pid)
@@ -94,6 +124,10 @@ class Workers:
                 proc.send_signal(signal.SIGCONT)
                 proc.kill()
                 proc.wait(10)
+            # A wrapper (faketime) runs the worker as its child, which outlived
+            # the wrapper's kill and served later tests' schemas: end the group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     def _spawn(self, args: Sequence[str], prefix: Sequence[str],
                env: dict[str, str]) -> subprocess.Popen[bytes]:  # fmt: skip
@@ -113,7 +147,9 @@ class Workers:
             }
         )
         command = [*prefix, sys.executable, "-m", "tests.faults.worker_main", *args]
+        # A process group of its own, so that close() reaches a wrapped worker.
         if not self.quiet:
-            return subprocess.Popen(command, env=full, cwd=ROOT)
+            return subprocess.Popen(command, env=full, cwd=ROOT, start_new_session=True)
         with (self.folder / "workers.log").open("ab") as log:
-            return subprocess.Popen(command, env=full, cwd=ROOT, stdout=log, stderr=log)
+            return subprocess.Popen(command, env=full, cwd=ROOT, stdout=log, stderr=log,
+                                    start_new_session=True)  # fmt: skip

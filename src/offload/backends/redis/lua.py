@@ -49,9 +49,16 @@ def sha(name: str) -> str:
 
 
 async def load_all(client: Any) -> None:
-    """Teach the server every script up front, so the first call is one round trip."""
-    for name in NAMES:
-        await client.script_load(source(name))
+    """Teach the server every script up front, so the first call is one round trip.
+
+    The server usually knows them already (another process, an earlier open):
+    asking costs one round trip, where loading all of them costs one per script
+    and makes the server compile each again. On a cluster the answer is true
+    only for a script every primary knows."""
+    known = await client.script_exists(*(sha(name) for name in NAMES))
+    for name, there in zip(NAMES, known, strict=True):
+        if not there:
+            await client.script_load(source(name))
 
 
 async def run(client: Any, name: str, route_key: str, args: list[Any]) -> Any:
