@@ -5,6 +5,7 @@ and an axe-core check of both pages in light and dark."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,6 +71,18 @@ def node(page: Any, name: str) -> Any:
     return page.locator(f'#graph .node[data-step="{name}"]')
 
 
+def boxes(page: Any, names: str) -> dict[str, dict[str, float]]:
+    """Each step's box. A live update redraws the whole graph, and a box read
+    from a node replaced in between is None: read again until all are there."""
+    deadline = time.monotonic() + LIVE / 1000
+    while True:
+        found = {name: node(page, name).locator("rect").bounding_box() for name in names}
+        if all(box is not None for box in found.values()) or time.monotonic() > deadline:
+            assert all(box is not None for box in found.values()), found
+            return found
+        page.wait_for_timeout(50)
+
+
 def expect_states(page: Any, **states: str) -> None:
     for name, state in states.items():
         expect()(node(page, name)).to_have_class(f"node state-{state}", timeout=LIVE)
@@ -93,9 +106,9 @@ def test_a_workflow_is_listed_and_drawn_in_layers_with_states_moving_live(
     expect()(wide.locator("#graph .node")).to_have_count(4)
     expect()(wide.locator("#graph .edge")).to_have_count(4)
     expect_states(wide, A="running", B="scheduled", C="scheduled", D="scheduled")
-    boxes = {s: node(wide, s).locator("rect").bounding_box() for s in "ABCD"}
-    assert boxes["A"]["x"] < boxes["B"]["x"] == boxes["C"]["x"] < boxes["D"]["x"], boxes
-    assert boxes["B"]["y"] != boxes["C"]["y"]
+    box = boxes(wide, "ABCD")
+    assert box["A"]["x"] < box["B"]["x"] == box["C"]["x"] < box["D"]["x"], box
+    assert box["B"]["y"] != box["C"]["y"]
     expect()(wide.locator("#live-text")).to_have_text("live", timeout=LIVE)
     gates.open("A")
     expect_states(wide, A="succeeded", B="running", C="running", D="scheduled")
