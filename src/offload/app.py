@@ -100,6 +100,7 @@ class App:
         self._backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Backend] = (
             weakref.WeakKeyDictionary()
         )
+        self._open: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -177,6 +178,8 @@ class App:
         """This event loop's backend instance, opened on first use."""
         loop = asyncio.get_running_loop()
         backend = self._backends.get(loop)
+        if backend is not None and loop in self._open:
+            return backend
         if backend is None:
             with self._lock:
                 backend = self._backends.get(loop)
@@ -185,11 +188,16 @@ class App:
                     self._backends[loop] = backend
                     if is_bridge(loop):
                         close_at_exit(_closer(weakref.ref(self)))
-            await backend.open()
+        # Every caller until the first open completes waits for it (the backends
+        # serialise concurrent opens): twenty threads making their first sync
+        # call at once used to get the instance while it was still opening.
+        await backend.open()
+        self._open.add(loop)
         return backend
 
     async def close_async(self) -> None:
         """Close this loop's backend instance."""
+        self._open.discard(asyncio.get_running_loop())
         backend = self._backends.pop(asyncio.get_running_loop(), None)
         if backend is not None:
             await backend.close()
