@@ -16,7 +16,7 @@ from offload.errors import BackendError
 from offload.testing import eventually, wait_for_job
 from tests.faults.checker import check
 from tests.faults.ledger import Ledger
-from tests.faults.workers import Workers, enqueue
+from tests.faults.workers import Workers, enqueue, sqlite_locked
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +75,9 @@ async def _cancel_while_frozen(client: App, job_id: str, proc: subprocess.Popen[
             if "locked" not in str(exc):
                 raise
             proc.send_signal(signal.SIGCONT)
+            # Stopped again at once, it would still be inside the same write:
+            # wait (up to a second) for that write to end before the next try.
+            sqlite_locked(client.backend_url)
     pytest.fail("the cancel never found the file unlocked while the worker was stopped")
 
 

@@ -30,7 +30,7 @@ async def enqueue(app: App, task: str, count: int, **fields: object) -> list[str
     return [j.id for j in stored]
 
 
-def _sqlite_locked(url: str) -> bool:
+def sqlite_locked(url: str) -> bool:
     """Whether some process holds the write lock of the SQLite file behind
     ``url`` for longer than a write takes; False for other backends."""
     if not url.startswith("sqlite:///"):
@@ -104,9 +104,12 @@ class Workers:
         for _ in range(20):
             self.ledger.fault("stop", pid=proc.pid)
             proc.send_signal(signal.SIGSTOP)
-            if not _sqlite_locked(self.url):
+            if not sqlite_locked(self.url):
                 return
             self.resume(proc)
+            # Stopped again at once, it would still be inside the same write:
+            # wait (up to a second) for that write to end before the next try.
+            sqlite_locked(self.url)
         raise RuntimeError(f"worker {proc.pid} held the SQLite write lock at every stop")
 
     def resume(self, proc: subprocess.Popen[bytes]) -> None:
