@@ -18,6 +18,7 @@ from offload import App, BackendError, ConfigurationError
 from offload.backends import create_backend
 from offload.cli import main
 from offload.cli.demo import hint
+from tests.servers import require
 
 SECRET = "SuperSecret123"
 
@@ -77,7 +78,7 @@ def _closed_port() -> int:
 async def test_an_unreachable_postgres_fails_in_one_line_naming_where(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    pytest.importorskip("psycopg")
+    require("psycopg")
     port = _closed_port()
     app = App(f"postgresql://u:{SECRET}@127.0.0.1:{port}/nowhere?pool_timeout=30")
     with pytest.raises(BackendError) as caught:

@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("azure.monitor.opentelemetry")
+from tests.servers import require
+
+require("azure.monitor.opentelemetry")
 
 SCRIPT = textwrap.dedent(
     """

@@ -36,3 +36,14 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def require(module: str, reason: str = "") -> object:
+    """``pytest.importorskip`` that, like ``unavailable``, fails under CI."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        unavailable(reason or f"{module} is not installed (pip install 'offload[dev]')")
+        raise

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.servers import require
 
-pytest.importorskip("pyright", reason="pyright is a dev extra: pip install 'offload[dev]'")
+require("pyright", "pyright is a dev extra: pip install 'offload[dev]'")
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-import pytest
+from tests.servers import require
 
-mypy_api = pytest.importorskip("mypy.api")
+mypy_api: Any = require("mypy.api")
 
 PRELUDE = """\
 from typing import assert_type
