@@ -75,10 +75,10 @@ CHUNK = 1000
 PAGE = 1000
 REDIS_PORTS = (7001, 7002, 7003)
 PG_PORT = 5432
-# PostgreSQL counts by reading every row: at a million jobs one count takes
-# about a second of its CPU, and back to back they hold back the xmin horizon
-# that lets the lease's index scan skip dead entries (the drain fell to 100
-# jobs/s). The ledgers give the per-second curve; the count checks it.
+# PostgreSQL counts by reading every row: at a million jobs one count ran for
+# about a second on the server (with two parallel workers), so a count every
+# second would take a core from the drain it measures. The ledgers give the
+# per-second curve; the backend's count checks it.
 COUNT_EVERY = {"redis-cluster": 1.0, "postgres": 10.0}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CLEANUP = contextlib.ExitStack()
