@@ -15,9 +15,10 @@ PostgreSQL's ``initdb``/``pg_ctl``. For each backend:
    broker's namespace, 1,000 a call, their ids kept;
 3. ``--workers-per-host`` ``offload worker hosts_app:app --burst`` processes
    started in each host namespace at once; every second until the last one
-   exits: the queue's succeeded jobs (one ``job_counts`` call), the runs in
-   the ledgers (their size), each worker's ``VmRSS`` and the broker's CPU
-   seconds (its processes and their children, from ``/proc``);
+   exits: the runs in the ledgers (their size), each worker's ``VmRSS`` and
+   the broker's CPU seconds (its processes and their children, from
+   ``/proc``), and every ``--count-every`` seconds the queue's succeeded jobs
+   (one ``job_counts`` call);
 4. the ledgers and the backend checked against I1-I3 (``hosts_check.py``):
    every job ran, none overlapped, the backend lists each as succeeded with
    the attempts its ledger shows;
