@@ -1,6 +1,6 @@
 """The pieces of ``bench/hosts.py`` that can be checked without root or a
-broker: the ledger's format and the checker's verdicts. Not part of the
-suite (``tests/``); run with ``.venv/bin/pytest -q -p no:cacheprovider bench/test_hosts.py``."""
+broker: the ledger's format and the checker's verdicts, so that a million-job
+run is not the first to find a broken checker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import hosts_check as check
 from hosts_app import LEDGER_ENV, LINE_BYTES, Ledger, Run, read_runs, runs_recorded
