@@ -35,7 +35,6 @@ import datetime as dt
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from procs import free_port
 
 HERE = Path(__file__).resolve().parent
 TARGET_P99_MS = 100.0
@@ -91,12 +91,6 @@ def parse() -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     return parser.parse_args()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_up(base: str, child: subprocess.Popen[str]) -> None:
