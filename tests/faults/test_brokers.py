@@ -63,15 +63,16 @@ class PgBroker:
 
 BROKERS = ["redis", "postgres", "azure", "redis_cluster"]
 Broker = RedisBroker | PgBroker | AzuriteBroker | ProxiedCluster
-# The slow broker that must not make a worker give its run up: a renewal takes
-# about 1.6 s (Redis: one chunk each way, 0.8 s each; PostgreSQL: two round
-# trips), a quarter of the lease, so an interval plus one call fits the
-# self-fence's window (0.8 of the lease) and two calls plus the interval do
-# not. Azure makes several calls a lease (queue, tables), so its chunks are
-# slowed less: the promise is the same, the margin smaller.
+# The slow broker that must not make a worker give its run up: a Redis renewal
+# takes 1.8 s (one chunk each way, 0.9 s each), 0.3 of the lease, so the
+# interval plus one call fits the self-fence's window (0.8 of the lease) and
+# two calls plus the interval miss it even by the fence's own check interval
+# (a tenth of the lease). PostgreSQL makes two round trips a renewal, Azure
+# several calls a lease (queue, tables): their chunks are slowed less, the
+# promise is the same.
 SLOW_LEASE = 6.0
 SLOW_CHUNK = {"azure": 0.3, "postgres": 0.4}
-SLOW_CHUNK_DEFAULT = 0.8
+SLOW_CHUNK_DEFAULT = 0.9
 
 
 def _broker(name: str) -> Broker:
