@@ -1,7 +1,8 @@
 """Scenarios 6-8 and 10-12 of the fault catalogue: the broker restarted, crashed,
 shut down at once, cut off, slowed, and a worker's clock skewed. Brokers here
 are throwaway servers of the test's own (tests/faults/servers.py) or, for the
-proxy and clock scenarios, the shared servers reached through a proxy."""
+proxy and clock scenarios, the shared servers reached through a proxy (Azurite
+and Redis Cluster: throwaway ones, behind one proxy per endpoint or node)."""
 
 from __future__ import annotations
 
