@@ -70,9 +70,11 @@ Broker = RedisBroker | PgBroker | AzuriteBroker | ProxiedCluster
 # two calls plus the interval miss it even by the fence's own check interval
 # (a tenth of the lease). PostgreSQL makes two round trips a renewal, Azure
 # several calls a lease (queue, tables): their chunks are slowed less, the
-# promise is the same.
+# promise is the same. On the cluster, three proxies and a loaded machine left
+# too little of the window at 0.9 s (a run given up at load 8): there it shows
+# the promise holds, and plain Redis shows what the pacing changed.
 SLOW_LEASE = 6.0
-SLOW_CHUNK = {"azure": 0.3, "postgres": 0.4}
+SLOW_CHUNK = {"azure": 0.3, "postgres": 0.4, "redis_cluster": 0.6}
 SLOW_CHUNK_DEFAULT = 0.9
 
 
