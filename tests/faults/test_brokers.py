@@ -17,45 +17,11 @@ from offload.testing import eventually, wait_for_job
 from tests.faults.checker import check
 from tests.faults.clock import skewed
 from tests.faults.ledger import Ledger
-from tests.faults.proxy import FaultProxy
-from tests.faults.servers import AzuriteBroker, RedisBroker
+from tests.faults.proxy import FaultProxy, through
+from tests.faults.servers import AzuriteBroker, PgBroker, RedisBroker
 from tests.faults.workers import Workers, enqueue
-from tests.servers import unavailable
-from tests.servers.postgres import Cluster, bin_dir
 
 pytestmark = pytest.mark.slow
-
-
-class PgBroker:
-    """A PostgreSQL cluster of the test's own, stopped and started at will."""
-
-    def __init__(self) -> None:
-        folder = bin_dir()
-        if folder is None:
-            unavailable("initdb/pg_ctl are not installed")
-            raise AssertionError("unreachable")
-        self.cluster = Cluster(folder).init()
-        self.cluster.start()
-
-    def url(self) -> str:
-        return self.cluster.url()
-
-    def restart(self) -> None:
-        self.cluster.stop("fast")
-        self.cluster.start()
-
-    def crash(self) -> None:
-        self.kill()
-        self.start()
-
-    def kill(self) -> None:
-        self.cluster.stop("immediate")  # no checkpoint, no goodbye: a crash
-
-    def start(self) -> None:
-        self.cluster.start()
-
-    def destroy(self) -> None:
-        self.cluster.destroy()
 
 
 BROKERS = ["redis", "postgres", "azure"]
@@ -227,14 +193,6 @@ def _shared_url(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
     return BACKENDS[name](tmp_path, request)
 
 
-def _through(url: str, port: int) -> str:
-    """``url`` with its host:port replaced by the proxy's."""
-    scheme, rest = url.split("://", 1)
-    hostport, _, tail = rest.partition("/")
-    user, at, _ = hostport.rpartition("@")
-    return f"{scheme}://{user}{at}127.0.0.1:{port}/{tail}"
-
-
 @pytest.fixture(params=["redis", "postgres"])
 def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, FaultProxy]]:
     """A shared-server URL and a proxy in front of it (the proxy alone is cut)."""
@@ -249,7 +207,7 @@ async def test_s10_network_cut_mid_job(
 ) -> None:
     url, proxy = proxied
     app = App(url)
-    cut_off = Workers(_through(url, proxy.port), ledger, tmp_path / "cut")
+    cut_off = Workers(through(url, proxy.port), ledger, tmp_path / "cut")
     healthy = Workers(url, ledger, tmp_path)
     try:
         [job_id] = await enqueue(app, "f.hang_once", 1)
@@ -286,9 +244,9 @@ async def test_s11_slow_broker(
     is refused and the job runs again, as at-least-once delivery allows; every
     run of it is its own attempt, one after the other (I2)."""
     url, proxy = proxied
-    slow = App(_through(url, proxy.port))
+    slow = App(through(url, proxy.port))
     app = App(url)
-    workers = Workers(_through(url, proxy.port), ledger, tmp_path, lease=3.0)
+    workers = Workers(through(url, proxy.port), ledger, tmp_path, lease=3.0)
     from tests.faults.tasks import register
 
     register(slow, ledger)
