@@ -52,6 +52,10 @@ WORKER_FAULTS = ["kill", "term", "stop"]
 WORKER_ENV = {"FAULT_WORK": "0.005", "FAULT_HANG": "2"}
 """``f.hang`` sleeps 2 s past its 1 s timeout: long enough to be stopped by
 it, short enough to give its thread back to the worker's pool."""
+HANG_QUEUE = "hang"
+"""``f.hang`` jobs have a queue and a worker of their own: in the shared
+queue a crash-after-return job kills their worker well before their timeout
+(a worker there lives well under a second), so the timeout never fired."""
 
 
 def backend_url(name: str, folder: Path) -> str:
@@ -82,7 +86,8 @@ def plan_jobs(rng: random.Random, count: int) -> list[NewJob]:
         if name == "f.hang":
             # One attempt: a second would start while the first one's thread
             # still sleeps (a sync task cannot be stopped), a real overlap.
-            jobs.append(NewJob(str(uuid7()), task, payload, max_attempts=1, timeout=1.0))
+            jobs.append(NewJob(str(uuid7()), task, payload, queue=HANG_QUEUE, max_attempts=1,
+                               timeout=1.0))  # fmt: skip
             continue
         attempts = 2 if name == "f.poison" else 3
         jobs.append(NewJob(str(uuid7()), task, payload, max_attempts=attempts))
@@ -105,6 +110,7 @@ class Soak:
     exits: Counter[int] = field(default_factory=Counter)
     stopped: list[int] = field(default_factory=list)
     seen_dead: set[int] = field(default_factory=set)
+    hangers: set[int] = field(default_factory=set)
     outage: asyncio.Task[None] | None = None
     due: int = 0  # faults owed: the crash-after-return tasks often leave no worker alive
 
@@ -141,9 +147,14 @@ class Soak:
                 self.seen_dead.add(proc.pid)
                 self.exits[proc.returncode] += 1
                 self.ledger.fault("exited", pid=proc.pid, code=proc.returncode)
-        missing = self.args.workers - len(self._alive())
+        alive = self._alive()
+        hanging = len([p for p in alive if p.pid in self.hangers])
+        missing = self.args.workers - (len(alive) - hanging)
         if missing > 0:
             self.workers.run(missing, **WORKER_ENV)
+        if not hanging:
+            self.hangers |= {p.pid for p in self.workers.run(1, FAULT_QUEUES=HANG_QUEUE,
+                                                             **WORKER_ENV)}  # fmt: skip
 
     def _alive(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.workers.procs if p.poll() is None]
@@ -200,7 +211,7 @@ async def soak(args: argparse.Namespace) -> Result:
         state = Soak(args, random.Random(args.seed), app, ledger, Producer(app, backend, ledger),
                      workers, broker)  # fmt: skip
         jobs = plan_jobs(state.rng, args.jobs)
-        workers.run(args.workers, **WORKER_ENV)
+        state._respawn()  # the first workers
         started = time.monotonic()
         if not await state.drive(jobs):
             return Result([], state.injected, timed_out=True)
@@ -246,7 +257,8 @@ def report(args: argparse.Namespace, state: Soak, problems: list[str], took: flo
     print(f"  faults injected: {dict(state.injected)}; ledger faults: {dict(crashes)}")
     print(f"  enqueue calls that raised {made.failed_calls} (jobs they had stored "
           f"{made.stored_by_failed}); oversized refused {made.refused}")  # fmt: skip
-    print(f"  worker exits by code: {dict(state.exits)}")
+    print(f"  worker exits by code: {dict(state.exits)}; runs past their timeout "
+          f"{sum(r.outcome == 'hung' for r in runs)}")  # fmt: skip
     print(f"  executions {len(runs)}, re-runs {len(runs) - len({r.job_id for r in runs})}")
     print(f"  violations: {len(problems)}")
     for line in problems[:50]:

@@ -38,6 +38,7 @@ def main() -> None:
     worker = Worker(
         app,
         burst="--burst" in sys.argv,
+        queues=os.environ.get("FAULT_QUEUES", "default").split(","),
         concurrency=int(os.environ.get("FAULT_CONCURRENCY", "4")),
         poll_interval=0.1,
         lease_seconds=float(os.environ.get("FAULT_LEASE", "1.0")),
