@@ -159,11 +159,23 @@ class Soak:
     def _alive(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.workers.procs if p.poll() is None]
 
+    def _victims(self) -> list[subprocess.Popen[bytes]]:
+        """Live workers running a job now, else ones that ran one: a worker
+        fault on a worker still starting (the respawned ones are many, since
+        crash-after-return and poison jobs kill theirs) tests nothing; most
+        SIGTERMs of 10,000-job runs landed so, before a single job ran."""
+        alive = [p for p in self._alive() if p.pid not in self.stopped]
+        runs = self.ledger.executions()
+        for pids in ({r.pid for r in runs if r.end is None}, {r.pid for r in runs}):
+            if chosen := [p for p in alive if p.pid in pids]:
+                return chosen
+        return []
+
     async def _fault(self) -> None:
         """An owed fault: on a live worker, or on the broker when it is not
         already in an outage (which runs beside the producer, so enqueues meet
         it)."""
-        live = [p for p in self._alive() if p.pid not in self.stopped]
+        live = self._victims()
         calm = self.outage is None or self.outage.done()
         kinds = (WORKER_FAULTS if live else []) + (
             self.broker.kinds if self.broker is not None and calm else [])  # fmt: skip
