@@ -87,6 +87,12 @@ class FaultProxy:
             self._loop.run_forever()
         finally:
             server.close()
+            # The connections' tasks end here, not as garbage ("Task was
+            # destroyed but it is pending!" after every soak and scenario).
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
