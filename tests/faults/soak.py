@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -186,7 +187,8 @@ class Soak:
         self.injected[fault] += 1
         if fault in WORKER_FAULTS:
             victim = self.rng.choice(live)
-            await _inject(self.workers, fault, victim, self.stopped, self.args.lease)
+            if not await _inject(self.workers, fault, victim, self.stopped, self.args.lease):
+                self.injected["term outlived by 30 s"] += 1
             return
         assert self.broker is not None
         if self.outage is not None:
@@ -239,17 +241,26 @@ async def soak(args: argparse.Namespace) -> Result:
 
 
 async def _inject(workers: Workers, fault: str, victim: object, stopped: list[int],
-                  lease: float) -> None:  # fmt: skip
+                  lease: float) -> bool:  # fmt: skip
+    """False when a SIGTERM'd worker was still running 30 s later: its stacks
+    go to workers.log (SIGUSR1, worker_main), then it is killed."""
     proc = victim  # a Popen
     if fault == "kill":
         workers.kill(proc)  # type: ignore[arg-type]
     elif fault == "term":
-        await asyncio.to_thread(workers.terminate, proc, 30.0)  # type: ignore[arg-type]
+        try:
+            await asyncio.to_thread(workers.terminate, proc, 30.0)  # type: ignore[arg-type]
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # type: ignore[attr-defined]
+            await asyncio.sleep(1.0)  # the dump is written by the worker, not awaited
+            workers.kill(proc)  # type: ignore[arg-type]
+            return False
     else:
         workers.stop(proc)  # type: ignore[arg-type]
         stopped.append(proc.pid)  # type: ignore[attr-defined]
         await asyncio.sleep(lease * 2.5)  # past its lease
         workers.resume(proc)  # type: ignore[arg-type]
+    return True
 
 
 async def _all_ended(app: App) -> bool:

@@ -8,7 +8,9 @@ once every process is ready, so they race from the same instant), then runs a
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -32,6 +34,9 @@ def wait_on_barrier() -> None:
 
 
 def main() -> None:
+    # A worker that outlives its SIGTERM is asked for its threads' stacks
+    # (the soak sends SIGUSR1 before it kills it): they go to its log.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     app = App(os.environ["OFFLOAD_BACKEND_URL"], middleware=[CrashAfterReturn()])
     register(app, ledger_from_env())
     wait_on_barrier()
