@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import signal
@@ -35,11 +36,12 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from uuid_utils import uuid7
 
 from offload import App, JobQuery, NewJob, State
-from tests.faults.checker import check
+from tests.faults.checker import KILLS, check
 from tests.faults.ledger import Ledger
 from tests.faults.producer import OVERSIZED, Producer, retried
 from tests.faults.soak_broker import SoakBroker
@@ -50,6 +52,8 @@ MIX = [("f.record", 0.875), ("f.raises", 0.03), ("f.crash_after", 0.03), ("f.poi
        ("f.hang", 0.01), ("!malformed", 0.015), ("!unknown", 0.015),
        ("!oversized", 0.005)]  # fmt: skip
 WORKER_FAULTS = ["kill", "term", "stop"]
+VICTIM_WAIT = 3.0
+"""Seconds a worker fault waits for a worker running a job."""
 WORKER_ENV = {"FAULT_WORK": "0.005", "FAULT_HANG": "2"}
 """``f.hang`` sleeps 2 s past its 1 s timeout: long enough to be stopped by
 it, short enough to give its thread back to the worker's pool."""
@@ -112,8 +116,12 @@ class Soak:
     stopped: list[int] = field(default_factory=list)
     seen_dead: set[int] = field(default_factory=set)
     hangers: set[int] = field(default_factory=set)
+    running: Running = field(init=False)
     outage: asyncio.Task[None] | None = None
     due: int = 0  # faults owed: the crash-after-return tasks often leave no worker alive
+
+    def __post_init__(self) -> None:
+        self.running = Running(self.ledger.path)
 
     async def drive(self, jobs: list[NewJob]) -> bool:
         """Jobs arrive in steps of --per-fault, one fault after each step: the
@@ -160,27 +168,32 @@ class Soak:
     def _alive(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.workers.procs if p.poll() is None]
 
-    def _victims(self) -> list[subprocess.Popen[bytes]]:
-        """Live workers running a job now, else ones that ran one: a worker
-        fault on a worker still starting (the respawned ones are many, since
-        crash-after-return and poison jobs kill theirs) tests nothing; most
-        SIGTERMs of 10,000-job runs landed so, before a single job ran."""
-        alive = [p for p in self._alive() if p.pid not in self.stopped]
-        runs = self.ledger.executions()
-        for pids in ({r.pid for r in runs if r.end is None}, {r.pid for r in runs}):
-            if chosen := [p for p in alive if p.pid in pids]:
+    async def _victims(self) -> list[subprocess.Popen[bytes]]:
+        """Live workers running a job now, waited for up to ``VICTIM_WAIT``.
+        A worker fault on a worker still starting tests nothing, and most
+        live workers are: crash-after-return and poison jobs kill a worker
+        every few dozen jobs, so the respawned ones are many. Picked from
+        whoever was alive, at most one SIGTERM of 19-31 per 10,000-job run
+        reached a worker that had started a job."""
+        deadline = time.monotonic() + VICTIM_WAIT
+        while True:
+            running = self.running.pids()
+            chosen = [p for p in self._alive() if p.pid in running and p.pid not in self.stopped]
+            if chosen or time.monotonic() > deadline:
                 return chosen
-        return []
+            await asyncio.sleep(0.05)
 
     async def _fault(self) -> None:
         """An owed fault: on a live worker, or on the broker when it is not
         already in an outage (which runs beside the producer, so enqueues meet
         it)."""
-        live = self._victims()
+        if not self.due:
+            return
+        live = await self._victims()
         calm = self.outage is None or self.outage.done()
         kinds = (WORKER_FAULTS if live else []) + (
             self.broker.kinds if self.broker is not None and calm else [])  # fmt: skip
-        if not self.due or not kinds:
+        if not kinds:
             return
         self.due -= 1
         fault = self.rng.choice(kinds)
@@ -194,6 +207,36 @@ class Soak:
         if self.outage is not None:
             await self.outage  # done: raises what went wrong in it, if anything
         self.outage = asyncio.create_task(self.broker.inject(fault, self.ledger, self.args.lease))
+
+
+@dataclass
+class Running:
+    """The runs the ledger shows started and not ended, read as it grows (a
+    whole read per look would cost more than the soak as the ledger grows)."""
+
+    path: Path
+    offset: int = 0
+    open: set[tuple[str, int, int]] = field(default_factory=set)
+
+    def pids(self) -> set[int]:
+        if self.path.exists():
+            with self.path.open("rb") as ledger:
+                ledger.seek(self.offset)
+                data = ledger.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            self.offset += len(complete)
+            for line in complete.splitlines():
+                self._note(json.loads(line))
+        return {pid for _, _, pid in self.open}
+
+    def _note(self, row: dict[str, Any]) -> None:
+        key = (row.get("job", ""), row.get("attempt", 0), row.get("pid", 0))
+        if row["kind"] == "start":
+            self.open.add(key)
+        elif row["kind"] == "end":
+            self.open.discard(key)
+        elif row["kind"] == "fault" and row["what"] in KILLS:
+            self.open = {k for k in self.open if k[2] != row["pid"]}
 
 
 @dataclass
