@@ -33,10 +33,22 @@ def wait_on_barrier() -> None:
         time.sleep(0.01)
 
 
+def _dump(signum: int, frame: object) -> None:
+    """A worker that outlives its SIGTERM is asked (SIGUSR1, by the soak) for
+    its threads' stacks and its event loop's tasks: they go to its log."""
+    faulthandler.dump_traceback(all_threads=True)
+    try:
+        tasks = asyncio.all_tasks()
+    except RuntimeError:  # no loop running
+        return
+    for task in tasks:
+        print(f"task {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+        task.print_stack(limit=8, file=sys.stderr)
+    sys.stderr.flush()
+
+
 def main() -> None:
-    # A worker that outlives its SIGTERM is asked for its threads' stacks
-    # (the soak sends SIGUSR1 before it kills it): they go to its log.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    signal.signal(signal.SIGUSR1, _dump)
     app = App(os.environ["OFFLOAD_BACKEND_URL"], middleware=[CrashAfterReturn()])
     register(app, ledger_from_env())
     wait_on_barrier()
@@ -49,7 +61,19 @@ def main() -> None:
         lease_seconds=float(os.environ.get("FAULT_LEASE", "1.0")),
         grace_period=float(os.environ.get("FAULT_GRACE", "5")),
     )
-    asyncio.run(worker.run())
+    asyncio.run(serve(app, worker))
+
+
+async def serve(app: App, worker: Worker) -> None:
+    """The worker, then the app's backend closed, as ``offload worker`` does
+    (cli/runtime.py). Left open, asyncio.run cancels the PostgreSQL pool's
+    maintenance tasks instead; psycopg_pool's async worker catches a
+    CancelledError that lands inside a task it runs and waits on its queue
+    again, so about one SIGTERM in twenty left the process hanging for ever."""
+    try:
+        await worker.run()
+    finally:
+        await app.close_async()
 
 
 if __name__ == "__main__":
