@@ -29,7 +29,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from procs import cpu_seconds, free_port
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-admin-token-0123456789abcdef"
@@ -56,17 +57,6 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     return parser.parse_args()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:

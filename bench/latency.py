@@ -52,6 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from apps import bench_app, probe_task
+from procs import cpu_seconds
 
 from offload import App
 from offload.lifecycle import State
@@ -97,15 +98,6 @@ async def serve(url: str, queue: str) -> None:
         await Worker(app, [queue], concurrency=CONCURRENCY).run()
     finally:
         await app.close_async()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    if pid == os.getpid():
-        t = os.times()
-        return t.user + t.system
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class WorkerProcess:

@@ -27,7 +27,6 @@ import datetime as dt
 import json
 import os
 import platform
-import socket
 import statistics
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from procs import free_port
 
 from offload import App
 from offload.web import create_app
@@ -56,13 +56,6 @@ def parse() -> argparse.Namespace:
     if not args.backend:
         parser.error("--backend is required")
     return args
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager

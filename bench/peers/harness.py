@@ -225,7 +225,12 @@ def run_target(target: Target, svc: Services, counts: Counts, end: float, logs: 
         return {**row, "status": "unavailable", "reason": str(exc)[-2000:]}, None
     row.update(status="ok", version=info["version"])
     row["scenarios"] = Run(driver, counts, Timeouts(), end).all(bool(info["bulk"]))
-    driver.call("reset", timeout=60)
+    try:
+        driver.call("reset", timeout=60)
+    except (ScenarioError, TimeoutError) as exc:
+        # Its figures stand; a library that cannot clear its queue afterwards
+        # must not cost the rest of the run (2026-12-02: Celery on Azurite).
+        row["cleanup_error"] = str(exc)[-400:]
     return row, info
 
 

@@ -97,8 +97,7 @@ def _throwaway_redis() -> Iterator[str]:
         _wait(lambda: _redis_answers(url), "redis-server")
         yield url
     finally:
-        proc.terminate()
-        proc.wait(10)
+        _end(proc)
 
 
 def _as_postgres_user(command: list[str]) -> list[str]:
@@ -128,6 +127,17 @@ def _throwaway_postgres() -> Iterator[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a throwaway server; one that does not stop in 10 s is killed, so a
+    slow exit never costs the run its results."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def _azurite_binary() -> str | None:
     local = REPO / ".azurite" / "node_modules" / ".bin" / "azurite"
     return str(local) if local.exists() else shutil.which("azurite")
@@ -154,8 +164,7 @@ def _throwaway_azurite() -> Iterator[dict[str, str] | None]:
         yield {"queue": f"http://127.0.0.1:{queue}/{AZURITE_ACCOUNT}",
                "table": f"http://127.0.0.1:{table}/{AZURITE_ACCOUNT}"}  # fmt: skip
     finally:
-        proc.terminate()
-        proc.wait(10)
+        _end(proc)
         shutil.rmtree(work, ignore_errors=True)
 
 

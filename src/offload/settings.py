@@ -57,7 +57,12 @@ class Settings(BaseModel):
                                          "checked for a cancel request")  # fmt: skip
     # orchestration: every worker runs these loops unless told not to
     scheduler: bool = True
-    scheduler_interval: float = Field(0.25, gt=0)
+    scheduler_interval: float = Field(
+        1.0,
+        gt=0,
+        description="how far ahead the scheduler "
+        "looks each round; a new schedule is seen within it",
+    )
     batch_sweep_interval: float = Field(5.0, gt=0)
     # retention: succeeded and cancelled jobs (with their events) are purged after
     # this long; the dead letter stays until retried or purged by hand

@@ -1,7 +1,8 @@
 """Throwaway brokers a scenario or the soak may kill and restart on the same
-port and data: redis-server with or without ``appendfsync always``, a
-PostgreSQL cluster of its own (``tests.servers.postgres.Cluster``), Azurite with
-``--disableTelemetry``. The shared servers on 5432 and 6379 are never touched."""
+port and data: redis-server with or without ``appendfsync always``, a 3-master
+Redis Cluster behind fault proxies, a PostgreSQL cluster of its own
+(``tests.servers.postgres.Cluster``), Azurite with ``--disableTelemetry``.
+The shared servers on 5432 and 6379 are never touched."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.faults.proxy import FaultProxy
 from tests.servers import free_port, port_open, unavailable
 from tests.servers.azurite import binary as azurite_binary
 from tests.servers.azurite import connection_string
 from tests.servers.postgres import Cluster, bin_dir
+from tests.servers.redis import cluster_port, cluster_ready
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes] | None, what: str) -> None:
@@ -159,4 +162,89 @@ class AzuriteBroker:
 
     def destroy(self) -> None:
         self.kill()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+@dataclass
+class ProxiedCluster:
+    """Three Redis Cluster masters, each announcing the port of a ``FaultProxy``
+    in front of it (``cluster-announce-port``). A cluster client follows the
+    addresses the cluster announces, so with these it talks through the proxies
+    only, and cutting or slowing them all reaches every client. The cluster bus
+    (``cluster-announce-bus-port``, the node's own) goes direct: a cut never
+    splits the nodes from each other. Every write is fsynced (``appendfsync
+    always``) and each node keeps its data and cluster config in its own folder,
+    so a node restarted on them is the same master with the same keys."""
+
+    data: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="offload-rc-")))
+    ports: list[int] = field(default_factory=list)
+    proxies: list[FaultProxy] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes] | None] = field(default_factory=list)
+
+    def start(self) -> ProxiedCluster:
+        if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+            unavailable("redis-server/redis-cli are not installed: no cluster to test against")
+        for n in range(3):
+            port = cluster_port()
+            self.ports.append(port)
+            self.proxies.append(FaultProxy(port).__enter__())
+            self.procs.append(None)
+            self._start_node(n)
+        nodes = [f"127.0.0.1:{p}" for p in self.ports]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0",
+             "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+        )  # fmt: skip
+        self.wait_ready()
+        return self
+
+    def _start_node(self, n: int) -> None:
+        port, folder = self.ports[n], self.data / f"n{n}"
+        folder.mkdir(exist_ok=True)
+        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--dir", str(folder), "--appendonly", "yes", "--appendfsync", "always",
+               "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+               "--cluster-announce-ip", "127.0.0.1",
+               "--cluster-announce-port", str(self.proxies[n].port),
+               "--cluster-announce-bus-port", str(port + 10000)]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.procs[n] = proc
+        _wait_port(port, proc, "redis cluster node")
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while not all(cluster_ready(p) for p in self.ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the proxied cluster did not reach cluster_state:ok")
+            time.sleep(0.05)
+
+    def url(self) -> str:
+        """Through the first node's proxy; the client learns the others' proxies."""
+        prefix = f"f{uuid.uuid4().hex[:8]}"
+        return f"redis+cluster://127.0.0.1:{self.proxies[0].port}?prefix={prefix}"
+
+    def restart(self) -> None:
+        """Every node stopped (told to: it fsyncs and saves its config) and
+        started again on its port and data."""
+        for n, proc in enumerate(self.procs):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+            self.procs[n] = None
+        for n in range(len(self.ports)):
+            self._start_node(n)
+        self.wait_ready()
+
+    def cut(self) -> None:
+        for proxy in self.proxies:
+            proxy.blackhole()
+
+    def destroy(self) -> None:
+        for proc in self.procs:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        for proxy in self.proxies:
+            proxy.__exit__(None, None, None)
         shutil.rmtree(self.data, ignore_errors=True)

@@ -1,12 +1,15 @@
 """Scenarios 6-8 and 10-12 of the fault catalogue: the broker restarted, crashed,
 shut down at once, cut off, slowed, and a worker's clock skewed. Brokers here
 are throwaway servers of the test's own (tests/faults/servers.py) or, for the
-proxy and clock scenarios, the shared servers reached through a proxy."""
+proxy and clock scenarios, the shared servers reached through a proxy (Azurite
+and Redis Cluster: throwaway ones, behind one proxy per endpoint or node)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -18,25 +21,39 @@ from tests.faults.checker import check
 from tests.faults.clock import skewed
 from tests.faults.ledger import Ledger
 from tests.faults.proxy import FaultProxy, through
-from tests.faults.servers import AzuriteBroker, PgBroker, RedisBroker
+from tests.faults.servers import AzuriteBroker, PgBroker, ProxiedCluster, RedisBroker
 from tests.faults.workers import Workers, enqueue
+from tests.servers.azurite import ENV, connection_string
 
 pytestmark = pytest.mark.slow
 
 
-BROKERS = ["redis", "postgres", "azure"]
+BROKERS = ["redis", "postgres", "azure", "redis_cluster"]
+Broker = RedisBroker | PgBroker | AzuriteBroker | ProxiedCluster
+# The slow broker that must not make a worker give its run up: a Redis renewal
+# takes 1.8 s (one chunk each way, 0.9 s each), 0.3 of the lease, so the
+# interval plus one call fits the self-fence's window (0.8 of the lease) and
+# two calls plus the interval miss it even by the fence's own check interval
+# (a tenth of the lease). PostgreSQL makes two round trips a renewal, Azure
+# several calls a lease (queue, tables): their chunks are slowed less, the
+# promise is the same.
+SLOW_LEASE = 6.0
+SLOW_CHUNK = {"azure": 0.3, "postgres": 0.4}
+SLOW_CHUNK_DEFAULT = 0.9
 
 
-def _broker(name: str) -> RedisBroker | PgBroker | AzuriteBroker:
+def _broker(name: str) -> Broker:
     if name == "redis":
         return RedisBroker(aof=True).start()
     if name == "postgres":
         return PgBroker()
+    if name == "redis_cluster":  # every node restarted on its port and data
+        return ProxiedCluster().start()
     return AzuriteBroker(in_memory=False).start()
 
 
 @pytest.fixture(params=BROKERS)
-def broker(request: pytest.FixtureRequest) -> Iterator[RedisBroker | PgBroker | AzuriteBroker]:
+def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
     made = _broker(request.param)
     yield made
     made.destroy()
@@ -44,7 +61,7 @@ def broker(request: pytest.FixtureRequest) -> Iterator[RedisBroker | PgBroker | 
 
 @pytest.fixture
 async def setup(
-    broker: RedisBroker | PgBroker | AzuriteBroker, ledger: Ledger, tmp_path: Path
+    broker: Broker, ledger: Ledger, tmp_path: Path
 ) -> AsyncIterator[tuple[App, Workers]]:
     url = broker.url()
     app = App(url)
@@ -68,7 +85,7 @@ async def _enqueue_through(app: App, count: int, ledger: Ledger) -> list[str]:
 
 
 async def test_s06_broker_restart(
-    broker: RedisBroker | PgBroker | AzuriteBroker, setup: tuple[App, Workers], ledger: Ledger
+    broker: Broker, setup: tuple[App, Workers], ledger: Ledger
 ) -> None:
     app, workers = setup
     before = await enqueue(app, "f.record", 20)
@@ -193,27 +210,93 @@ def _shared_url(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
     return BACKENDS[name](tmp_path, request)
 
 
-@pytest.fixture(params=["redis", "postgres"])
-def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, FaultProxy]]:
-    """A shared-server URL and a proxy in front of it (the proxy alone is cut)."""
+@dataclass
+class Proxied:
+    """A broker reached directly by the test (``url``) and through proxies by
+    the workers under test (``worker_url`` with ``worker_env``); every proxy in
+    front of it is cut, slowed or healed together."""
+
+    name: str
+    url: str
+    worker_url: str
+    proxies: list[FaultProxy]
+    worker_env: dict[str, str] = field(default_factory=dict)
+    # No way round the proxies: what the workers under test see, all see.
+    single_path: bool = False
+
+    def cut(self) -> None:
+        for proxy in self.proxies:
+            proxy.blackhole()
+
+    def slow(self, seconds: float) -> None:
+        for proxy in self.proxies:
+            proxy.slow(seconds)
+
+    def heal(self) -> None:
+        for proxy in self.proxies:
+            proxy.forward()
+
+    def workers(self, ledger: Ledger, folder: Path, **options: float) -> Workers:
+        return Workers(self.worker_url, ledger, folder, env=dict(self.worker_env), **options)
+
+    def app_through(self) -> App:
+        """An App in this process that talks through the proxies. Azure reads its
+        connection string from the environment when the App is made."""
+        if ENV not in self.worker_env:
+            return App(self.worker_url)
+        direct = os.environ[ENV]
+        os.environ[ENV] = self.worker_env[ENV]
+        try:
+            return App(self.worker_url)
+        finally:
+            os.environ[ENV] = direct
+
+
+@pytest.fixture(params=["redis", "postgres", "azure", "redis_cluster"])
+def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proxied]:
+    """A broker and proxies in front of it (the proxies alone are cut): the
+    shared Redis and PostgreSQL behind one, a throwaway Azurite behind two, one
+    for each service offload uses (Queue and Table), a throwaway Redis Cluster
+    behind one per node. A cluster announces its proxies, so there every
+    client, the test's own too, goes through them (``single_path``)."""
+    if request.param == "azure":
+        yield from _proxied_azurite()
+        return
+    if request.param == "redis_cluster":
+        cluster = ProxiedCluster().start()
+        try:
+            url = cluster.url()
+            yield Proxied("redis_cluster", url, url, cluster.proxies, single_path=True)
+        finally:
+            cluster.destroy()
+        return
     url = _shared_url(request.param, request, tmp_path)
     target = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1].split("?")[0])
     with FaultProxy(target) as proxy:
-        yield url, proxy
+        yield Proxied(request.param, url, through(url, proxy.port), [proxy])
 
 
-async def test_s10_network_cut_mid_job(
-    proxied: tuple[str, FaultProxy], ledger: Ledger, tmp_path: Path
-) -> None:
-    url, proxy = proxied
-    app = App(url)
-    cut_off = Workers(through(url, proxy.port), ledger, tmp_path / "cut")
-    healthy = Workers(url, ledger, tmp_path)
+def _proxied_azurite() -> Iterator[Proxied]:
+    broker = AzuriteBroker(in_memory=True).start()
+    try:
+        with FaultProxy(broker.queue_port) as queues, FaultProxy(broker.table_port) as tables:
+            url = broker.url()  # the direct connection string, in the environment
+            via = {ENV: connection_string(queues.port, tables.port)}
+            yield Proxied("azure", url, url, [queues, tables], via)
+    finally:
+        broker.destroy()
+
+
+@pytest.mark.parametrize("proxied", ["redis", "postgres", "azure"], indirect=True)
+async def test_s10_network_cut_mid_job(proxied: Proxied, ledger: Ledger, tmp_path: Path) -> None:
+    app = App(proxied.url)
+    cut_off = proxied.workers(ledger, tmp_path / "cut")
+    healthy = Workers(proxied.url, ledger, tmp_path)
     try:
         [job_id] = await enqueue(app, "f.hang_once", 1)
         [far] = cut_off.run()
         await eventually(lambda: _exists(tmp_path / "cut" / f"{job_id}.1"), timeout=30)
-        proxy.blackhole()
+        proxied.cut()
         ledger.fault("cut", pid=far.pid)
         healthy.run()
         done = await wait_for_job(app, job_id, timeout=60)
@@ -221,7 +304,7 @@ async def test_s10_network_cut_mid_job(
         # Cut off, the worker gave its run up before the lease lapsed (self-fence):
         # no overlap, and the I2 check leaves no run out.
         assert await _abandoned(ledger, job_id, far.pid)
-        proxy.forward()  # healed: it records nothing for the run it gave up
+        proxied.heal()  # healed: it records nothing for the run it gave up
         after = await app.get_job_async(job_id)
         assert (after.state, after.attempts, after.result) == (State.SUCCEEDED, 2, done.result)
         assert await check(app, ledger, [job_id]) == []
@@ -231,27 +314,56 @@ async def test_s10_network_cut_mid_job(
         await app.close_async()
 
 
+@pytest.mark.parametrize("proxied", ["redis_cluster"], indirect=True)
+async def test_s10_network_cut_mid_job_on_a_cluster(
+    proxied: Proxied, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Every node's proxy cut: no client reaches the cluster, so no healthy
+    worker can take the job over during the cut. What must hold: the cut-off
+    worker gives its run up before its lease could lapse, and once healed the
+    job is redelivered, runs once more and succeeds, never two runs at once."""
+    app = App(proxied.url)
+    workers = proxied.workers(ledger, tmp_path)
+    try:
+        [job_id] = await enqueue(app, "f.hang_once", 1)
+        [far] = workers.run()
+        await eventually(lambda: _exists(tmp_path / f"{job_id}.1"), timeout=30)
+        proxied.cut()
+        ledger.fault("cut", pid=far.pid)
+        await eventually(lambda: _abandoned(ledger, job_id, far.pid), timeout=30)
+        proxied.heal()
+        done = await wait_for_job(app, job_id, timeout=60)
+        assert (done.state, done.attempts) == (State.SUCCEEDED, 2)
+        runs = [(r.attempt, r.outcome) for r in ledger.executions() if r.job_id == job_id]
+        assert runs == [(1, "abandoned"), (2, "ok")]
+        assert await check(app, ledger, [job_id]) == []
+    finally:
+        workers.close()
+        await app.close_async()
+
+
+async def _started(ledger: Ledger, job_id: str) -> bool:
+    return any(r.job_id == job_id for r in ledger.executions())
+
+
 async def _abandoned(ledger: Ledger, job_id: str, pid: int) -> bool:
     return any(r.job_id == job_id and r.pid == pid and r.outcome == "abandoned"
                for r in ledger.executions())  # fmt: skip
 
 
-async def test_s11_slow_broker(
-    proxied: tuple[str, FaultProxy], ledger: Ledger, tmp_path: Path
-) -> None:
+async def test_s11_slow_broker(proxied: Proxied, ledger: Ledger, tmp_path: Path) -> None:
     """Slowed to 0.3 s a chunk: a retried enqueue with a unique key makes no
     duplicate, and the job runs to its end. A completion slowed past the lease
     is refused and the job runs again, as at-least-once delivery allows; every
     run of it is its own attempt, one after the other (I2)."""
-    url, proxy = proxied
-    slow = App(through(url, proxy.port))
-    app = App(url)
-    workers = Workers(through(url, proxy.port), ledger, tmp_path, lease=3.0)
+    slow = proxied.app_through()
+    app = App(proxied.url)
+    workers = proxied.workers(ledger, tmp_path, lease=3.0)
     from tests.faults.tasks import register
 
     register(slow, ledger)
     try:
-        proxy.slow(0.3)
+        proxied.slow(0.3)
         record = slow.get_task("f.record")
         first = await record.options(unique_key="s11").enqueue_async()
         retried = await record.options(unique_key="s11").enqueue_async()  # the caller retries
@@ -261,9 +373,37 @@ async def test_s11_slow_broker(
         attempts = [r.attempt for r in ledger.executions() if r.job_id == first.id]
         assert attempts == sorted(set(attempts))  # no attempt ran twice
     finally:
-        proxy.forward()
+        proxied.heal()
         workers.close()
         await slow.close_async()
+        await app.close_async()
+
+
+async def test_s11_a_slow_broker_that_answers_keeps_the_run(
+    proxied: Proxied, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Every call slowed (``SLOW_CHUNK``) but each answered well within the
+    lease: the worker keeps its run for two leases, and it runs once. Renewals
+    are asked an interval apart however long each takes, so the self-fence's
+    window holds the interval plus one slow call; s10 shows that a broker that
+    does not answer still makes the worker give its run up."""
+    app = App(proxied.url)
+    workers = proxied.workers(ledger, tmp_path, lease=SLOW_LEASE)
+    try:
+        [job_id] = await enqueue(app, "f.record", 1)
+        [near] = workers.run(FAULT_WORK=str(2 * SLOW_LEASE))
+        await eventually(lambda: _started(ledger, job_id), timeout=30)
+        # Slowed mid-job, as s10 cuts mid-job: the worker's connections are
+        # open, so what is measured is its renewals, not its first handshakes.
+        proxied.slow(SLOW_CHUNK.get(proxied.name, SLOW_CHUNK_DEFAULT))
+        ledger.fault("slow", pid=near.pid)
+        done = await wait_for_job(app, job_id, timeout=60)
+        runs = [(r.pid, r.attempt, r.outcome) for r in ledger.executions() if r.job_id == job_id]
+        assert runs == [(near.pid, 1, "ok")]  # not given up, not run again
+        assert (done.state, done.attempts) == (State.SUCCEEDED, 1)
+    finally:
+        proxied.heal()
+        workers.close()
         await app.close_async()
 
 

@@ -175,6 +175,35 @@ async def test_two_schedulers_across_a_dst_change_fire_each_time_once(app: App) 
     assert sum(s.fired for s in schedulers) == len(jobs)
 
 
+async def test_a_scheduler_round_sleeps_until_the_next_firing_it_saw(app: App) -> None:
+    """One round reads what is due within its interval: nothing due asks again
+    after the whole interval; a firing ahead is slept up to, then fired."""
+
+    @app.task
+    async def tick() -> None:
+        return None
+
+    backend = await app.backend()
+    scheduler = Scheduler(app, backend, 5.0)
+    await scheduler.once()
+    assert scheduler.interval == 5.0  # no schedule: one round per interval
+    await app.schedule_async("daily", tick, "0 0 3 * * *")
+    s = await app.get_schedule_async("daily")
+    now = await backend.now()
+    s.next_run_at = now + timedelta(seconds=2)
+    await backend.schedule_upsert(s)
+    await scheduler.once()
+    assert scheduler.fired == 0  # not due yet
+    assert 0 < scheduler.interval <= 2.0  # wakes at the firing, not a round later
+    s.next_run_at = now - timedelta(seconds=1)  # now due
+    await backend.schedule_upsert(s)
+    await scheduler.once()
+    assert scheduler.fired == 1
+    assert scheduler.interval == 5.0  # the next firing is tomorrow's
+    jobs = await app.list_jobs_async(JobQuery(task=tick.name))
+    assert [j.meta["schedule"] for j in jobs] == ["daily"]
+
+
 async def test_a_unique_schedule_skips_while_the_last_job_runs(app: App) -> None:
     release = asyncio.Event()
     runs = 0

@@ -124,11 +124,12 @@ def _cluster(config: pytest.Config) -> str:
         ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
     )  # fmt: skip
-    _wait_until(lambda: all(_cluster_ok(p) for p in ports), "cluster_state:ok")
+    _wait_until(lambda: all(cluster_ready(p) for p in ports), "cluster_state:ok")
     return ",".join(str(p) for p in ports)
 
 
-def _cluster_ok(port: int) -> bool:
+def cluster_ready(port: int) -> bool:
+    """Whether the cluster node on ``port`` says the cluster is ``ok``."""
     client = redis.Redis(host="127.0.0.1", port=port)
     try:
         info = client.execute_command("CLUSTER INFO")

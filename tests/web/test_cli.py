@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import pytest
 from click.testing import CliRunner
 
 from offload.cli.web import parse_tokens, web
+from offload.testing import eventually
+from tests.servers import free_port
 
 
 def test_tokens_map_to_tenants_and_star_is_admin() -> None:
@@ -38,3 +46,73 @@ def test_web_serves_the_app_with_its_tokens(monkeypatch: pytest.MonkeyPatch) -> 
     assert served["app"].state.offload_auth.tokens == {"t": "acme"}
     assert served["app"].state.offload.backend_url == "memory://"
     assert served["log_config"] is None  # uvicorn logs through offload's handler
+
+
+def test_workers_refuse_a_backend_that_lives_in_one_process() -> None:
+    result = CliRunner().invoke(web, ["--backend", "memory://", "--workers", "2", "--open"])
+    assert result.exit_code == 2
+    assert "--workers needs a shared backend" in result.output
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+async def test_workers_serve_from_several_processes_and_replace_one_that_dies(
+    tmp_path: Path,
+) -> None:
+    """Two server processes answer on one port with the same token; one killed
+    is replaced by the supervisor, and SIGTERM stops them all."""
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'web.db'}"
+    command = [sys.executable, "-m", "offload", "web", "--backend", url, "--port", str(port),
+               "--workers", "2", "--token", "t=*"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(headers={"Authorization": "Bearer t"}) as client:
+
+            async def answers() -> bool:
+                try:
+                    return (await client.get(f"{base}/api/v1/jobs")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            async def two() -> set[int] | None:
+                # uvicorn's supervisor runs each server as a child of its own
+                # (under multiprocessing's resource tracker, which is a child too).
+                found = {c for c in _children(server.pid) if _is_server(c)}
+                return found if len(found) == 2 else None
+
+            first = await eventually(two, timeout=60)
+            await eventually(answers, timeout=60)
+            assert (await client.get(f"{base}/api/v1/jobs", headers={"Authorization": ""})
+                    ).status_code == 401  # fmt: skip
+            victim = min(first)
+            os.kill(victim, signal.SIGKILL)
+            replaced = await eventually(lambda: _replaced(server.pid, first, victim), timeout=60)
+            assert victim not in replaced
+            assert len(replaced) == 2
+            await eventually(answers, timeout=60)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+
+
+def _is_server(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    return b"multiprocessing.spawn" in cmdline and b"resource_tracker" not in cmdline
+
+
+async def _replaced(parent: int, first: set[int], victim: int) -> set[int] | None:
+    now = {c for c in _children(parent) if _is_server(c)}
+    return now if len(now) == 2 and victim not in now and now != first else None

@@ -3,6 +3,8 @@ others to the backend, so a stream never loses an event to it."""
 
 from __future__ import annotations
 
+import asyncio
+
 from offload.backends.memory import MemoryBackend
 from offload.testing import eventually
 from offload.web.feedhub import FeedHub
@@ -30,6 +32,40 @@ async def test_the_hub_holds_a_window_and_sends_older_cursors_to_the_backend() -
         acme = await hub.read(store, hub.start, "acme", 10)
         assert acme == [e for e in feed if e.id > hub.start and e.tenant == "acme"]
         assert all(hub.snapshot(e.job_id) is not None for e in held)
+    finally:
+        await hub.stop()
+        await store.close()
+
+
+async def test_streams_wake_when_the_hub_takes_events_and_share_each_frame() -> None:
+    """A waiting stream returns once the hub took new events, not after a poll
+    of its own; a held event's message is made once for every stream."""
+    store = MemoryBackend("memory://")
+    await store.open()
+    hub = FeedHub(poll=0.01)
+    try:
+        assert await hub.read(store, 0, None, 10) == []
+        seen = hub.generation
+        await hub.wait(store, seen, 0.05)  # nothing new: returns at its timeout
+        assert hub.generation == seen
+        waiting = asyncio.create_task(hub.wait(store, seen, 60))
+        [job] = await store.job_enqueue_many([new_job("t.a")])
+        await asyncio.wait_for(waiting, 10)
+        assert hub.generation > seen
+        await hub.wait(store, seen, 60)  # already past ``seen``: no wait at all
+        [event] = await hub.read(store, 0, None, 10) or []
+        assert event.job_id == job.id
+        made: list[int] = []
+
+        def make() -> str:
+            made.append(event.id)
+            return f"frame {event.id}"
+
+        assert hub.frame(event.id, make) == hub.frame(event.id, make) == f"frame {event.id}"
+        assert made == [event.id]
+        # An event before the window is not kept: each stream makes its own.
+        assert (hub.frame(0, lambda: "first"), hub.frame(0, lambda: "second")) == (
+            "first", "second")  # fmt: skip
     finally:
         await hub.stop()
         await store.close()

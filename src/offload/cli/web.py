@@ -7,19 +7,24 @@ The app spec is optional: without it the server reads and steers stored jobs of
 any, the server makes an admin token and prints a link with it once, as Jupyter
 does; ``--open`` serves without tokens, loudly, and only to loopback host names
 unless ``--allowed-host`` names more.
+
+``--workers N`` serves from N processes sharing the port (uvicorn's supervisor,
+which restarts one that dies): one process answers requests one after another,
+so 200 arriving at once wait for each other. Every process builds the same app
+from the settings the first one was given (``webprocess``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 from pathlib import Path
 
 import click
 
-from offload.cli.runtime import CliState, build_app, missing_extra, target_options
-from offload.cli.worker import log_options, setup_logging
+from offload.cli.runtime import CliState, missing_extra, target_options
+from offload.cli.webprocess import ServeSettings, build_served, export
+from offload.cli.worker import log_options
 
 
 def gather_tokens(values: tuple[str, ...], token_file: Path | None) -> dict[str, str | None]:
@@ -97,39 +102,52 @@ def parse_tokens(values: tuple[str, ...]) -> dict[str, str | None]:
     metavar="ORIGIN",
     help="Another origin allowed to steer (https://ops.example); repeatable.",
 )
+@click.option("--workers", "processes", default=1, show_default=True,
+              type=click.IntRange(1, 64),
+              help="Server processes sharing the port; not with memory://, whose jobs live "
+                   "in one process.")  # fmt: skip
 @log_options
 @target_options
 @click.pass_context
 def web(ctx: click.Context, app_spec: str | None, host: str, port: int,
         tokens: tuple[str, ...], token_file: Path | None, open_: bool,
         allowed_hosts: tuple[str, ...], allowed_origins: tuple[str, ...],
-        log_level: str, log_format: str) -> None:  # fmt: skip
+        processes: int, log_level: str, log_format: str) -> None:  # fmt: skip
     """Serve the HTTP API and dashboard of an app."""
     try:
         import uvicorn
 
-        from offload.web import create_app
+        import offload.web  # noqa: F401  (the extra's presence, checked here)
     except ModuleNotFoundError as exc:
         raise missing_extra("the web server", "web", exc.name) from exc
     state = ctx.ensure_object(CliState)
     if app_spec:
         state.app_spec, state.app_positional = app_spec, True
-    app = build_app(state, need_tasks=app_spec is not None)
-    setup_logging(log_level, log_format)
-    with contextlib.suppress(ModuleNotFoundError):  # /metrics then says which extra
-        from offload.integrations.prometheus import install
-
-        install(app)
-    # log_config=None: uvicorn's loggers go through the root handler set up above,
-    # so --log-format json covers the access log too.
     configured = gather_tokens(tokens, token_file)
     made = None if configured or open_ else generate_token()
     if made is not None:
         configured = {made: None}
+    settings = ServeSettings(
+        backend_url=state.backend_url, app_spec=state.app_spec,
+        app_positional=state.app_positional, tokens=configured,
+        allowed_hosts=list(allowed_hosts), allowed_origins=list(allowed_origins),
+        log_level=log_level, log_format=log_format,
+    )  # fmt: skip
+    # Built here first in every case: a bad app spec or backend fails once, with
+    # its message, instead of in every process the supervisor keeps restarting.
+    served = build_served(settings)
+    if processes > 1 and served.state.offload.describe().get("backend") == "MemoryBackend":
+        raise click.UsageError("--workers needs a shared backend: memory:// jobs live in one "
+                               "process, so each server process would show its own")  # fmt: skip
     announce(host, port, configured, made, open_ and not configured)
-    served = create_app(app, tokens=configured or None, allowed_hosts=allowed_hosts or None,
-                        allowed_origins=allowed_origins)  # fmt: skip
-    uvicorn.run(served, host=host, port=port, log_config=None, log_level=log_level)
+    # log_config=None: uvicorn's loggers go through the root handler set up by
+    # build_served, so --log-format json covers the access log too.
+    if processes == 1:
+        uvicorn.run(served, host=host, port=port, log_config=None, log_level=log_level)
+        return
+    export(settings)
+    uvicorn.run("offload.cli.webprocess:from_environment", factory=True, workers=processes,
+                host=host, port=port, log_config=None, log_level=log_level)  # fmt: skip
 
 
 def generate_token() -> str:

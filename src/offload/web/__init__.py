@@ -37,6 +37,7 @@ from offload.web.guard import LOOPBACK_HOSTS, TEST_HOSTS, Guard
 from offload.web.openapi import Operation, body, document, route
 from offload.web.problems import EXCEPTION_HANDLERS
 from offload.web.secrets import install_redaction
+from offload.web.shared import SharedReads
 from offload.web.stream import MAX_STREAMS_PER_TOKEN, StreamSettings
 
 OPENAPI = Operation("This document", {"200": body("OpenAPI 3.1", {"type": "object"})},
@@ -93,6 +94,7 @@ def create_app(
     web.state.offload = app
     web.state.offload_auth = auth
     web.state.offload_hub = hub
+    web.state.offload_shared = SharedReads()
     web.state.offload_stream = StreamSettings(stream_poll, heartbeat, max_streams_per_token)
     return web
 

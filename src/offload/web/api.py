@@ -32,7 +32,7 @@ from offload.lifecycle import State
 from offload.task import Options
 from offload.web import inventory
 from offload.web import params as p
-from offload.web.context import backend, offload_app, principal, root
+from offload.web.context import backend, offload_app, principal, root, shared_reads
 from offload.web.encoding import dumps
 from offload.web.inventory import QUEUES, TASKS, TENANTS, WORKERS
 from offload.web.openapi import (
@@ -256,7 +256,9 @@ async def purge_dead(request: Request) -> Response:
 
 async def queues(request: Request) -> Response:
     tenant = principal(request).scope(p.text(request, "tenant"))
-    counts = await (await backend(request)).job_counts(tenant)
+    store = await backend(request)
+    counts = await shared_reads(request).read(("job_counts", tenant),
+                                              lambda: store.job_counts(tenant))  # fmt: skip
     return JSON({"queues": inventory.queue_rows(counts)})
 
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from offload.app import App
 from offload.backends.base import Backend
 from offload.web.auth import Principal, auth_of
+from offload.web.shared import SharedReads
 
 
 def offload_app(request: Request) -> App:
@@ -17,6 +18,11 @@ def offload_app(request: Request) -> App:
 
 async def backend(request: Request) -> Backend:
     return await offload_app(request).backend()
+
+
+def shared_reads(request: Request) -> SharedReads:
+    reads: SharedReads = request.app.state.offload_shared
+    return reads
 
 
 def principal(request: Request, *, query_token: bool = False) -> Principal:

@@ -1,9 +1,11 @@
 """Server-Sent Events: live transitions for dashboards and end-user pages.
 
 Each connection follows the backend's event feed from a cursor (event ids rise
-across the whole backend, so the cursor is simply the last id sent) with a short
-poll, which puts an event on the wire within ``poll`` seconds of being recorded on
-every backend, whatever push mechanism it has or lacks. Every message carries the
+across the whole backend, so the cursor is simply the last id sent). The app's
+one feed follower (``feedhub``) polls the feed every ``poll`` seconds, whatever
+push mechanism a backend has or lacks, and wakes the streams when it took new
+events; so an event is on the wire within about ``poll`` seconds of being
+recorded, and an idle stream costs nothing between heartbeats. Every message carries the
 event and a compact snapshot of its job (state, progress, times), so a page can
 redraw a row without fetching the job again.
 
@@ -77,7 +79,7 @@ async def stream_all(request: Request) -> Response:
         return held if held is not None else await store.event_feed(after, tenant, BATCH)
 
     render = _job_frames(store, tenant, who, hub, root(request))
-    return _sse(request, read, render, cursor)
+    return _sse(request, store, read, render, cursor)
 
 
 async def _pauses_seen(store: Backend, tenant: str | None) -> list[dict[str, Any]]:
@@ -111,7 +113,8 @@ async def stream_job(request: Request) -> Response:
     async def read(after: int) -> Sequence[Event]:
         return await store.event_list(job_id, after, BATCH)
 
-    return _sse(request, read, _job_frames(store, tenant), cursor)
+    hub: FeedHub = request.app.state.offload_hub
+    return _sse(request, store, read, _job_frames(store, tenant, hub=hub), cursor)
 
 
 async def stream_batch(request: Request) -> Response:
@@ -147,7 +150,7 @@ async def stream_batch(request: Request) -> Response:
             for e in mine
         ]  # fmt: skip
 
-    return _sse(request, read, render, cursor, ready)
+    return _sse(request, store, read, render, cursor, ready)
 
 
 def _finishes(event: Event, batch_id: str) -> bool:
@@ -179,13 +182,29 @@ async def _feed_tail(store: Backend, tenant: str | None) -> int:
     return await store.event_last_id(tenant)
 
 
-def _sse(request: Request, read: Reader, render: Render, cursor: int,
+def _sse(request: Request, store: Backend, read: Reader, render: Render, cursor: int,
          ready: dict[str, Any] | None = None) -> Response:  # fmt: skip
     settings: StreamSettings = request.app.state.offload_stream
+    hub: FeedHub = request.app.state.offload_hub
     who = principal(request, query_token=True)
     settings.admit(who)
-    frames = settings.counted(who, _frames(read, render, cursor, ready or {}, settings))
+    frames = _frames(read, render, cursor, ready or {}, settings, _Pace(hub, store))
+    frames = settings.counted(who, frames)
     return StreamingResponse(frames, media_type="text/event-stream", headers=HEADERS)
+
+
+class _Pace:
+    """When a stream reads again: once the app's feed follower took new events,
+    or when its heartbeat is due."""
+
+    def __init__(self, hub: FeedHub, store: Backend) -> None:
+        self.hub, self.store = hub, store
+
+    def mark(self) -> int:
+        return self.hub.generation
+
+    async def wait(self, seen: int, timeout: float) -> None:
+        await self.hub.wait(self.store, seen, timeout)
 
 
 async def _frames(
@@ -194,10 +213,12 @@ async def _frames(
     cursor: int,
     ready: dict[str, Any],
     settings: StreamSettings,
+    pace: _Pace,
 ) -> AsyncIterator[str]:
     yield f"retry: 1000\nevent: ready\ndata: {dumps({'cursor': cursor} | ready).decode()}\n\n"
     quiet_since = time.monotonic()
     while True:
+        seen = pace.mark()
         try:
             batch = await read(cursor)
             frames = await render(batch) if batch else []
@@ -209,19 +230,22 @@ async def _frames(
             await asyncio.sleep(OUTAGE_PAUSE)
             continue
         if batch:
-            for frame in frames:
-                yield frame
+            if frames:
+                # One write for what one read found: each write goes down the
+                # middleware's send chain, which cost more than the frames.
+                yield "".join(frames)
             cursor = batch[-1].id
             if frames:
                 quiet_since = time.monotonic()
             if len(batch) == BATCH:
                 continue
-        if time.monotonic() - quiet_since >= settings.heartbeat:
+        quiet = time.monotonic() - quiet_since
+        if quiet >= settings.heartbeat:
             # A comment keeps proxies from closing an idle connection; a stream
             # that reads events but sends none of them is idle too.
             yield ": heartbeat\n\n"
-            quiet_since = time.monotonic()
-        await asyncio.sleep(settings.poll)
+            quiet_since, quiet = time.monotonic(), 0.0
+        await pace.wait(seen, settings.heartbeat - quiet)
 
 
 def _job_frames(store: Backend, tenant: str | None, who: Principal | None = None,
@@ -237,7 +261,7 @@ def _job_frames(store: Backend, tenant: str | None, who: Principal | None = None
             if e.job_id is None:
                 frames.append(await _control_frame(store, tenant, e, base))
             else:
-                frames.append(_frame(e, "job", {"event": event_json(e), "job": jobs.get(e.job_id)}))
+                frames.append(_job_frame(e, jobs.get(e.job_id), hub))
         return frames
 
     return render
@@ -259,15 +283,25 @@ async def _snapshots(store: Backend, tenant: str | None, ids: set[str],
     return found
 
 
+def _job_frame(event: Event, job: dict[str, Any] | None, hub: FeedHub | None) -> str:
+    """Every stream sends a held event with the hub's snapshot of its job, so
+    the message is the same text for all of them: encoded once."""
+
+    def make() -> str:
+        return _frame(event, "job", {"event": event_json(event), "job": job})
+
+    return make() if hub is None else hub.frame(event.id, make)
+
+
 def _frame(event: Event, name: str, data: dict[str, Any]) -> str:
     return f"id: {event.id}\nevent: {name}\ndata: {dumps(data).decode()}\n\n"
 
 
 class StreamSettings:
-    """How often a stream polls the feed, how long it may stay silent, and how
-    many streams one identity (a token, or everyone when none is required) may
-    hold open: each costs a connection and a poll loop, so one client opening
-    thousands would starve the rest."""
+    """How often the feed follower polls the feed, how long a stream may stay
+    silent, and how many streams one identity (a token, or everyone when none is
+    required) may hold open: each costs a connection and a task, so one client
+    opening thousands would starve the rest."""
 
     def __init__(self, poll: float = 0.05, heartbeat: float = 15.0,
                  max_per_token: int = MAX_STREAMS_PER_TOKEN) -> None:  # fmt: skip

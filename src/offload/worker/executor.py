@@ -132,13 +132,7 @@ class JobExecutor:
             raise TimeoutError(f"{task.name} timed out after {timeout:g}s") from None
 
     def _stopped(self, exc: asyncio.CancelledError, ctx: JobContext) -> Outcome:
-        ctx.cancelled.set()
-        reason = exc.args[0] if exc.args else SHUTDOWN
-        if reason == CANCEL:
-            return Cancelled()
-        # Shutdown, a lost lease (the outcome will be refused anyway), or an
-        # unexplained cancellation: hand the job back with its checkpoint.
-        return Interrupted(ctx.encoded_checkpoint())
+        return stopped(exc.args[0] if exc.args else SHUTDOWN, ctx)
 
     async def _failed(self, task: Task[Any], job: Job, exc: Exception) -> Failed:
         if self.app.middleware.has("on_error"):
@@ -148,3 +142,16 @@ class JobExecutor:
         decision = task.retry.decide(job.attempts, job.max_attempts, exc)
         retry_in = decision.retry_in
         return Failed(error_info(exc, task), retry_in, retry_in is None and not task.dead_letter)
+
+
+def stopped(reason: str, ctx: JobContext) -> Outcome:
+    """The outcome of a run the worker stopped, whether the task had started or
+    was still waiting for it (a limit, its parents): the same reason ends the
+    job the same way."""
+    ctx.cancelled.set()
+    if reason == CANCEL:
+        return Cancelled()
+    # Shutdown, a lost lease (the outcome will be refused anyway), or an
+    # unexplained cancellation: hand the job back with its checkpoint (none
+    # yet, before the task started: the stored one is kept).
+    return Interrupted(ctx.encoded_checkpoint())

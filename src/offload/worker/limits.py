@@ -3,7 +3,7 @@
 The backend holds the counts (slots and start times), so a limit holds across
 every worker. A slot is held for a lease period and renewed with the heartbeat,
 so a worker that dies gives its slots back when they run out. Released once the
-job's outcome is recorded.
+run ended, however it ended (recorded, given up, stopped while still waiting).
 """
 
 from __future__ import annotations
@@ -33,7 +33,16 @@ class LimitGate:
         limits = task.limits
         key = limits.key_for(task.name, _arguments(job))
         if limits.concurrency is not None:
-            if not await self.backend.limit_acquire(key, job.id, limits.concurrency, self.hold_for):
+            try:
+                granted = await self.backend.limit_acquire(
+                    key, job.id, limits.concurrency, self.hold_for
+                )
+            except BaseException:
+                # Cut short (cancelled, or failed after the server acted): the
+                # slot may be taken all the same, so it is held and released.
+                self.held[job.id] = (key, limits.concurrency)
+                raise
+            if not granted:
                 delay = RETRY_SLOT_AFTER * random.uniform(0.5, 1.5)
                 return Snoozed(delay, f"concurrency limit {limits.concurrency} of {key!r}")
             self.held[job.id] = (key, limits.concurrency)

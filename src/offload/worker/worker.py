@@ -42,7 +42,7 @@ from offload.job import (
 )
 from offload.lifecycle import State
 from offload.observability.logs import bind_job
-from offload.worker.executor import CANCEL, LEASE_LOST, SHUTDOWN, JobExecutor
+from offload.worker.executor import CANCEL, LEASE_LOST, SHUTDOWN, JobExecutor, stopped
 from offload.worker.fetcher import Fetcher
 from offload.worker.limits import LimitGate
 from offload.worker.recorder import Recorder
@@ -70,6 +70,14 @@ class Running:
     sync: bool
     # Its lease lost or given up: not renewed, and its outcome not recorded.
     given_up: bool = False
+    # Whether ``_process`` has begun (a task cancelled before its first step
+    # never runs its body, so nothing would free its slot) and whether the job's
+    # own code runs (a sync task's thread cannot be cancelled, only told).
+    entered: bool = False
+    executing: bool = False
+
+    def cancellable(self) -> bool:
+        return self.entered and not (self.sync and self.executing)
 
 
 class Worker:
@@ -340,22 +348,45 @@ class Worker:
         return task is None or task.is_async
 
     async def _process(self, job: Job, ctx: JobContext) -> None:
+        """Every way out goes through ``_finish`` and the gate's release: a run
+        stopped while it waits for a limit or its parents would otherwise keep
+        its slot, and its limit slot, for the worker's life."""
         bind_job(job)  # this asyncio task's log lines carry the job (observability.logs)
-        task = self.app.tasks.get(job.task)
-        refused = None
-        if task is not None and task.limits.any:
-            try:
-                refused = await self.gate.admit(job, task)
-            except Exception as exc:
-                refused = Snoozed(self.poll_interval, f"limit check failed: {exc}")
-        if job.depends_on and refused is None:
-            await self._read_parents(job, ctx)
+        running = self.running.get(job.id)
+        if running is not None:
+            running.entered = True
         try:
-            outcome: Outcome = refused or await self.executor.run(job, ctx)
+            outcome = await self._outcome(job, ctx, running)
+        except asyncio.CancelledError as exc:  # stopped before the task started
+            outcome = stopped(ctx.cancel_reason or (exc.args[0] if exc.args else SHUTDOWN), ctx)
+        try:
             await self._finish(job, outcome)
         finally:
             if self.gate.held:
                 await self.gate.release(job.id)
+
+    async def _outcome(self, job: Job, ctx: JobContext, running: Running | None) -> Outcome:
+        refused = await self._admit(job)
+        if job.depends_on and refused is None:
+            await self._read_parents(job, ctx)
+        if ctx.cancel_reason is not None:
+            # Told to stop while it waited (a sync task's asyncio task is not
+            # cancelled): it never starts.
+            return stopped(ctx.cancel_reason, ctx)
+        if refused is not None:
+            return refused
+        if running is not None:
+            running.executing = True
+        return await self.executor.run(job, ctx)
+
+    async def _admit(self, job: Job) -> Snoozed | None:
+        task = self.app.tasks.get(job.task)
+        if task is None or not task.limits.any:
+            return None
+        try:
+            return await self.gate.admit(job, task)
+        except Exception as exc:
+            return Snoozed(self.poll_interval, f"limit check failed: {exc}")
 
     async def _read_parents(self, job: Job, ctx: JobContext) -> None:
         """Fill ``ctx.parents``; a failed read leaves it empty rather than
@@ -441,7 +472,7 @@ class Worker:
             return
         running.ctx.cancel_reason = reason
         running.ctx.cancelled.set()
-        if not running.sync:
+        if running.cancellable():
             running.task.cancel(reason)
 
     # shutdown -----------------------------------------------------------------------
@@ -466,9 +497,12 @@ class Worker:
         log.warning("grace period over: handing %d job(s) back to the queue", len(self.running))
         leftovers = list(self.running.values())
         for running in leftovers:
+            # A reason already given (a cancel request, a lease given up) stands.
+            reason = running.ctx.cancel_reason or SHUTDOWN
+            running.ctx.cancel_reason = reason
             running.ctx.cancelled.set()
-            if not running.sync:
-                running.task.cancel(SHUTDOWN)
+            if running.cancellable():
+                running.task.cancel(reason)
         await asyncio.wait([r.task for r in leftovers], timeout=1.0)
         for running in leftovers:
             if running.task.done():

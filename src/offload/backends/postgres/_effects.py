@@ -19,6 +19,12 @@ lifecycle and cost nothing extra at run time. The tokens:
 ``{sources:NAME}``, ``{target:NAME}``, ``{events:NAME}``
     the source states as literals (for ``IN (...)``), the target state as a
     literal, the event kinds as a ``text[]`` literal.
+``{leased:NAME [data] [wake=due|always]}``
+    a whole statement, for the transitions a worker applies to the job it
+    leased: fenced by ``%(id)s``, ``%(sources)s`` and ``%(token)s``, the job
+    updated, its events recorded (``data``: with the caller's ``%(data)s``), and
+    the job's queue notified (``wake=due``: when it is due now). Expanded first
+    (``statements``), so its text goes through the tokens above like the rest.
 
 The values a transition is handed are parameters with fixed names (``INPUTS``),
 which a token may replace by another expression (``result=g.result`` where a
@@ -54,6 +60,51 @@ Assignments = dict[str, str]
 def render(text: str) -> str:
     """``text`` with every transition token replaced by its SQL."""
     return _TOKEN.sub(_expand, text)
+
+
+_LEASED = re.compile(r"\{leased:([^{}]+)\}")
+_LEASED_STATEMENT = """WITH done AS (
+    UPDATE {{schema}}.jobs AS j
+    SET {{set:{name}}}
+    WHERE j.id = %(id)s AND j.state = ANY(%(sources)s::text[]) AND j.lease_token = %(token)s
+    RETURNING {{job_columns}}
+), recorded AS (
+    INSERT INTO {{schema}}.events (job_id, tenant, kind, at, data)
+    SELECT d.id::uuid, d.tenant, k.kind, now(), {data}{{stamps:{name} d}}
+    FROM done AS d CROSS JOIN LATERAL unnest({{events:{name}}}) WITH ORDINALITY AS k(kind, n)
+    ORDER BY k.n
+){woken}
+SELECT done.* FROM done{woken_from};"""
+_WOKEN = """, woken AS (
+    SELECT count(pg_notify(%(channel)s, d.queue)) AS n FROM done AS d{when}
+)"""
+_WAKE = {"due": " WHERE d.run_at <= now()", "always": ""}
+
+
+def statements(text: str) -> str:
+    """``text`` with every ``{leased:...}`` statement written out."""
+    return _LEASED.sub(_expand_leased, text)
+
+
+def _expand_leased(match: re.Match[str]) -> str:
+    name, *options = match[1].split()
+    _transition(name)
+    data, wake = False, None
+    for option in options:
+        key, _, value = option.partition("=")
+        if option == "data":
+            data = True
+        elif key == "wake" and value in _WAKE:
+            wake = value
+        else:
+            raise ConfigurationError(f"cannot render {match[0]!r} in queries.sql: {option!r} is "
+                                     "neither data nor wake=due|always")  # fmt: skip
+    return _LEASED_STATEMENT.format(
+        name=name,
+        data="%(data)s::jsonb || " if data else "",
+        woken="" if wake is None else _WOKEN.format(when=_WAKE[wake]),
+        woken_from="" if wake is None else ", woken",
+    )
 
 
 def iso_utc(expr: str) -> str:

@@ -78,6 +78,7 @@ def channel(schema: str) -> str:
 
 
 def _render(text: str, schema: str) -> str:
+    text = _effects.statements(text)
     tokens = {
         "{schema}": f'"{check_schema(schema)}"',
         "{job_columns}": ", ".join("j.id::text AS id" if c == "id" else f"j.{c}" for c in COLUMNS),
