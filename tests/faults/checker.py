@@ -16,7 +16,9 @@ from offload import App, Job, State
 from offload.testing import wait_for_job
 from tests.faults.ledger import Execution, Ledger
 
-KILLS = frozenset({"kill", "sigkill", "poison", "crash"})
+KILLS = frozenset({"kill", "sigkill", "poison", "crash", "exited"})
+"""Ledger faults that end a process: the first one of a pid says when ("exited"
+is the soak noticing a death, so it may come later than the death)."""
 
 
 def i1_terminal(
@@ -44,7 +46,10 @@ def i2_no_overlap(
     test killed that process; a run in a process the test froze or cut off past its lease
     (``fenced``) held no live lease any more and is left out, as its completion
     is fenced off (scenario 4 proves that)."""
-    killed_at = {f["pid"]: float(f["at"]) for f in faults if f.get("what") in KILLS}  # type: ignore[arg-type]
+    killed_at: dict[object, float] = {}
+    for f in faults:
+        if f.get("what") in KILLS:
+            killed_at.setdefault(f["pid"], float(f["at"]))  # type: ignore[arg-type]
     by_job: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
     for r in runs:
         if r.pid in fenced:

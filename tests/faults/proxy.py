@@ -19,6 +19,14 @@ from dataclasses import dataclass, field
 from tests.servers import free_port
 
 
+def through(url: str, port: int) -> str:
+    """``url`` with its host:port replaced by the proxy's."""
+    scheme, rest = url.split("://", 1)
+    hostport, _, tail = rest.partition("/")
+    user, at, _ = hostport.rpartition("@")
+    return f"{scheme}://{user}{at}127.0.0.1:{port}/{tail}"
+
+
 @dataclass
 class FaultProxy:
     target_port: int
@@ -79,6 +87,12 @@ class FaultProxy:
             self._loop.run_forever()
         finally:
             server.close()
+            # The connections' tasks end here, not as garbage ("Task was
+            # destroyed but it is pending!" after every soak and scenario).
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -88,8 +102,16 @@ class FaultProxy:
             writer.transport.abort()
             return
         self._writers |= {writer, up_w}
-        await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer),
-                             return_exceptions=True)  # fmt: skip
+        pipes = [asyncio.ensure_future(self._pipe(reader, up_w)),
+                 asyncio.ensure_future(self._pipe(up_r, writer))]  # fmt: skip
+        # Either side closing closes the other, as its FIN would reach the peer
+        # of a direct connection: a client waiting on a reply from a broker
+        # that was restarted or killed behind the proxy learns it at once,
+        # instead of waiting on a socket nothing will ever write to again.
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for pipe in pipes:
+            pipe.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
         for w in (writer, up_w):
             self._writers.discard(w)
             w.transport.abort()

@@ -1,6 +1,6 @@
-"""Throwaway brokers a scenario may kill and restart on the same port and data:
-redis-server with or without ``appendfsync always``, a 3-master Redis Cluster
-behind fault proxies, a PostgreSQL cluster of its own
+"""Throwaway brokers a scenario or the soak may kill and restart on the same
+port and data: redis-server with or without ``appendfsync always``, a 3-master
+Redis Cluster behind fault proxies, a PostgreSQL cluster of its own
 (``tests.servers.postgres.Cluster``), Azurite with ``--disableTelemetry``.
 The shared servers on 5432 and 6379 are never touched."""
 
@@ -20,6 +20,7 @@ from tests.faults.proxy import FaultProxy
 from tests.servers import free_port, port_open, unavailable
 from tests.servers.azurite import binary as azurite_binary
 from tests.servers.azurite import connection_string
+from tests.servers.postgres import Cluster, bin_dir
 from tests.servers.redis import cluster_port, cluster_ready
 
 
@@ -60,6 +61,13 @@ class RedisBroker:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def stop(self) -> None:
+        """A shutdown Redis is told of (SIGTERM): it flushes its AOF, then exits;
+        the soak's broker restart, where ``kill`` is its broker crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+
     def restart(self) -> None:
         self.kill()
         self.start()
@@ -67,6 +75,38 @@ class RedisBroker:
     def destroy(self) -> None:
         self.kill()
         shutil.rmtree(self.data, ignore_errors=True)
+
+
+class PgBroker:
+    """A PostgreSQL cluster of the caller's own, stopped and started at will."""
+
+    def __init__(self) -> None:
+        folder = bin_dir()
+        if folder is None:
+            unavailable("initdb/pg_ctl are not installed")
+            raise AssertionError("unreachable")
+        self.cluster = Cluster(folder).init()
+        self.cluster.start()
+
+    def url(self) -> str:
+        return self.cluster.url()
+
+    def restart(self) -> None:
+        self.cluster.stop("fast")
+        self.cluster.start()
+
+    def crash(self) -> None:
+        self.kill()
+        self.start()
+
+    def kill(self) -> None:
+        self.cluster.stop("immediate")  # no checkpoint, no goodbye: a crash
+
+    def start(self) -> None:
+        self.cluster.start()
+
+    def destroy(self) -> None:
+        self.cluster.destroy()
 
 
 @dataclass

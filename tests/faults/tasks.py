@@ -116,8 +116,18 @@ def register(app: App, ledger: Ledger) -> None:  # noqa: C901 - one place for ev
 
     @app.task(name="f.hang", timeout=1.0)
     def hang(ctx: JobContext) -> None:
+        # Its thread outlives the timeout (a thread cannot be stopped): the
+        # ledger's end is when it really stopped, so I2 sees the true span.
         ledger.start(ctx.job.id, ctx.attempt)
-        time.sleep(float(os.environ.get("FAULT_HANG", "3600")))
+        try:
+            time.sleep(float(os.environ.get("FAULT_HANG", "3600")))
+        finally:
+            ledger.end(ctx.job.id, ctx.attempt, "hung")
+
+    @app.task(name="f.big")
+    async def big(blob: str) -> int:
+        """Never runs: the soak's oversized enqueue (scenario 15) is refused."""
+        return len(blob)
 
 
 def _mark(ctx: JobContext) -> None:

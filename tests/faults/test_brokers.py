@@ -20,46 +20,12 @@ from offload.testing import eventually, wait_for_job
 from tests.faults.checker import check
 from tests.faults.clock import skewed
 from tests.faults.ledger import Ledger
-from tests.faults.proxy import FaultProxy
-from tests.faults.servers import AzuriteBroker, ProxiedCluster, RedisBroker
+from tests.faults.proxy import FaultProxy, through
+from tests.faults.servers import AzuriteBroker, PgBroker, ProxiedCluster, RedisBroker
 from tests.faults.workers import Workers, enqueue
-from tests.servers import unavailable
 from tests.servers.azurite import ENV, connection_string
-from tests.servers.postgres import Cluster, bin_dir
 
 pytestmark = pytest.mark.slow
-
-
-class PgBroker:
-    """A PostgreSQL cluster of the test's own, stopped and started at will."""
-
-    def __init__(self) -> None:
-        folder = bin_dir()
-        if folder is None:
-            unavailable("initdb/pg_ctl are not installed")
-            raise AssertionError("unreachable")
-        self.cluster = Cluster(folder).init()
-        self.cluster.start()
-
-    def url(self) -> str:
-        return self.cluster.url()
-
-    def restart(self) -> None:
-        self.cluster.stop("fast")
-        self.cluster.start()
-
-    def crash(self) -> None:
-        self.kill()
-        self.start()
-
-    def kill(self) -> None:
-        self.cluster.stop("immediate")  # no checkpoint, no goodbye: a crash
-
-    def start(self) -> None:
-        self.cluster.start()
-
-    def destroy(self) -> None:
-        self.cluster.destroy()
 
 
 BROKERS = ["redis", "postgres", "azure", "redis_cluster"]
@@ -246,14 +212,6 @@ def _shared_url(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
     return BACKENDS[name](tmp_path, request)
 
 
-def _through(url: str, port: int) -> str:
-    """``url`` with its host:port replaced by the proxy's."""
-    scheme, rest = url.split("://", 1)
-    hostport, _, tail = rest.partition("/")
-    user, at, _ = hostport.rpartition("@")
-    return f"{scheme}://{user}{at}127.0.0.1:{port}/{tail}"
-
-
 @dataclass
 class Proxied:
     """A broker reached directly by the test (``url``) and through proxies by
@@ -317,7 +275,7 @@ def proxied(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Proxied]
     url = _shared_url(request.param, request, tmp_path)
     target = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1].split("?")[0])
     with FaultProxy(target) as proxy:
-        yield Proxied(request.param, url, _through(url, proxy.port), [proxy])
+        yield Proxied(request.param, url, through(url, proxy.port), [proxy])
 
 
 def _proxied_azurite() -> Iterator[Proxied]:
@@ -325,8 +283,8 @@ def _proxied_azurite() -> Iterator[Proxied]:
     try:
         with FaultProxy(broker.queue_port) as queues, FaultProxy(broker.table_port) as tables:
             url = broker.url()  # the direct connection string, in the environment
-            through = {ENV: connection_string(queues.port, tables.port)}
-            yield Proxied("azure", url, url, [queues, tables], through)
+            via = {ENV: connection_string(queues.port, tables.port)}
+            yield Proxied("azure", url, url, [queues, tables], via)
     finally:
         broker.destroy()
 
