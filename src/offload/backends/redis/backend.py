@@ -318,7 +318,10 @@ class RedisBackend(Backend):
         a wrong answer."""
         with _translated():
             keys = await self._index_keys(query)
-            page = max(query.limit, 100)
+            # The index keys already select tenant, queue and state: only a
+            # task filter (or a job moving on meanwhile) drops ids of a page,
+            # so without one a page of ``limit`` ids reads no job in vain.
+            page = query.limit if query.task is None else max(query.limit, 100)
             out: list[Job] = []
             before = query.before_id
             while len(out) < query.limit:
@@ -359,10 +362,10 @@ class RedisBackend(Backend):
         return [i.decode() for i in islice(_unique(merged), page)]
 
     async def _jobs(self, ids: list[str]) -> list[Job]:
-        pipe = self._redis().pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hmget(self._keys.job(job_id), codec.FIELDS)
-        return [codec.job_from_values(v) for v in await pipe.execute() if v[0] is not None]
+        if not ids:
+            return []
+        rows = await self._run("jobs_get", *ids)
+        return [codec.job_from_values(v) for v in rows if v[0] is not None]
 
     async def job_counts(self, tenant: str | None = None) -> QueueCounts:
         """The sizes of the per-(state, lane) indexes: they move in the same

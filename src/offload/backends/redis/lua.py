@@ -23,6 +23,7 @@ NAMES = (
     "pause", "resume", "schedule_upsert", "schedule_delete", "schedule_advance",
     "batch_create", "batch_finish", "snooze", "limit_acquire", "rate_acquire",
     "worker_beat", "worker_list", "worker_remove", "release", "batch_purge", "stats",
+    "jobs_get",
 )  # fmt: skip
 
 
