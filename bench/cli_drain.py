@@ -41,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from apps import INT_TASK_NAME, bench_app
+from procs import status_kib
 
 from offload.lifecycle import State
 
@@ -69,7 +70,7 @@ def run_worker(url: str, queue: str, concurrency: int) -> dict[str, float]:
     while True:
         # wait4's ru_maxrss would count the fork of this (bigger) process too;
         # VmHWM restarts at exec, so it is the worker's own peak.
-        peak_kib = max(peak_kib, vm_hwm_kib(proc.pid))
+        peak_kib = max(peak_kib, status_kib(proc.pid, "VmHWM"))
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
@@ -80,15 +81,6 @@ def run_worker(url: str, queue: str, concurrency: int) -> dict[str, float]:
         raise SystemExit(f"worker exited with {proc.returncode} on {url}")
     return {"seconds": seconds, "rss_mib": peak_kib / 1024,
             "cpu_s": usage.ru_utime + usage.ru_stime}  # fmt: skip
-
-
-def vm_hwm_kib(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), "VmHWM: 0 kB")
-    return int(line.split()[1])
 
 
 async def seed(url: str, queue: str, n: int) -> float:

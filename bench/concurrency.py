@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from procs import cpu_seconds, free_port
+from procs import cpu_seconds, free_port, tree_cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 TARGET_P99_MS = 100.0
@@ -175,21 +175,6 @@ async def start_server(url: str, port: int, args: argparse.Namespace) -> subproc
                             text=True)  # fmt: skip
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU time of a process and of every process under it (the server
-    processes of ``offload web --workers``)."""
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            total += cpu_seconds(current)
-            for task in Path(f"/proc/{current}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -215,13 +200,13 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
             open_s = time.perf_counter() - opened
             results: list[tuple[int, float]] = []
-            cpu_before = tree_cpu_seconds(child.pid)
+            cpu_before = tree_cpu_seconds([child.pid])
             client_before = cpu_seconds(os.getpid())
             for _ in range(args.rounds):
                 results += await asyncio.gather(
                     *(one_request(client, base, n, job_id) for n in range(args.requests))
                 )
-            server_cpu = tree_cpu_seconds(child.pid) - cpu_before
+            server_cpu = tree_cpu_seconds([child.pid]) - cpu_before
             client_cpu = cpu_seconds(os.getpid()) - client_before
             still_open = alive[0]
             for task in tasks:

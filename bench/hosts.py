@@ -64,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hosts_check as check
 from hosts_app import HOST_ENV, LEDGER_ENV, TASK_NAME, make_app, read_runs, runs_recorded
 from netns import Net, in_ns
+from procs import status_kib, tree_cpu_seconds
 from tests.servers.postgres import Cluster, bin_dir
 
 from offload import App
@@ -81,7 +82,6 @@ PG_PORT = 5432
 # second would take a core from the drain it measures. The ledgers give the
 # per-second curve; the backend's count checks it.
 COUNT_EVERY = {"redis-cluster": 1.0, "postgres": 10.0}
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CLEANUP = contextlib.ExitStack()
 
 
@@ -235,36 +235,6 @@ class Sample:
     load1: float = 0.0
 
 
-def rss_kib(pid: int) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
-    return int(line.split()[1])
-
-
-def tree_cpu_s(roots: list[int]) -> float:
-    """CPU seconds of ``roots``, their live descendants and the children they
-    reaped (PostgreSQL's postmaster forks a process per connection)."""
-    stats: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-    tree, ticks = set(roots), 0
-    for pid in roots:
-        if pid in stats:
-            ticks += int(stats[pid][13]) + int(stats[pid][14])  # cutime, cstime
-    grew = True
-    while grew:
-        more = {pid for pid, f in stats.items() if int(f[1]) in tree and pid not in tree}
-        tree |= more
-        grew = bool(more)
-    ticks += sum(int(stats[p][11]) + int(stats[p][12]) for p in tree if p in stats)
-    return ticks / CLK_TCK
-
-
 async def sample(backend: Backend, queue: str, began: float, workers: list[Worker],
                  broker: Broker, ledger: Path, count: bool) -> Sample:  # fmt: skip
     at = time.monotonic()
@@ -275,9 +245,9 @@ async def sample(backend: Backend, queue: str, began: float, workers: list[Worke
         count_ms = round((time.monotonic() - at) * 1000, 1)
     return Sample(
         t=round(at - began, 3), ledger_runs=runs, succeeded=succeeded, count_ms=count_ms,
-        broker_cpu_s=round(tree_cpu_s(broker.roots()), 2),
+        broker_cpu_s=round(tree_cpu_seconds(broker.roots()), 2),
         rss_kib={w.name: kib for w in workers if w.exited_at is None
-                 if (kib := rss_kib(w.proc.pid))},
+                 if (kib := status_kib(w.proc.pid, "VmRSS"))},
         load1=os.getloadavg()[0],
     )  # fmt: skip
 

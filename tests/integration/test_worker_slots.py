@@ -127,13 +127,7 @@ async def test_a_run_stopped_at_its_limit_frees_both_slots(
 async def test_a_shutdown_while_reading_parents_hands_the_job_back(
     app: App, at_parents: Door
 ) -> None:
-    @app.task(name="slots.step")
-    async def step(n: int) -> int:
-        return n
-
-    parent = await step.enqueue_async(1)
-    child = await step.options(depends_on=[parent.id]).enqueue_async(2)
-    at_parents.hold.add(child.id)
+    child = await _child_held_at_its_parents(app, at_parents)
     async with running(app, concurrency=2, grace_period=0.1) as worker:
         await asyncio.wait_for(at_parents.reached.wait(), 10)
         worker.stop()
@@ -150,6 +144,17 @@ async def test_a_shutdown_while_reading_parents_hands_the_job_back(
 async def test_a_cancel_while_reading_parents_ends_the_job_cancelled(
     app: App, at_parents: Door
 ) -> None:
+    child = await _child_held_at_its_parents(app, at_parents)
+    async with running(app, concurrency=2) as worker:
+        await asyncio.wait_for(at_parents.reached.wait(), 10)
+        await app.cancel_async(child.id)
+        assert (await wait_for_job(app, child.id)).state is State.CANCELLED
+        await _both_slots_serve(app, worker)
+
+
+async def _child_held_at_its_parents(app: App, at_parents: Door) -> Job:
+    """A workflow child (returning 2) whose run will stop while reading its parent."""
+
     @app.task(name="slots.step")
     async def step(n: int) -> int:
         return n
@@ -157,8 +162,4 @@ async def test_a_cancel_while_reading_parents_ends_the_job_cancelled(
     parent = await step.enqueue_async(1)
     child = await step.options(depends_on=[parent.id]).enqueue_async(2)
     at_parents.hold.add(child.id)
-    async with running(app, concurrency=2) as worker:
-        await asyncio.wait_for(at_parents.reached.wait(), 10)
-        await app.cancel_async(child.id)
-        assert (await wait_for_job(app, child.id)).state is State.CANCELLED
-        await _both_slots_serve(app, worker)
+    return child

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port, port_open, unavailable
+from tests.servers import free_port, port_open, require, unavailable
 
 HOST = "127.0.0.1"
 SHARED_PORT = 5432
@@ -152,7 +152,7 @@ def drop_schema(base_url: str, schema: str) -> None:
 
 def postgres_url(request: pytest.FixtureRequest) -> str:
     """A URL on a fresh schema of its own; the schema is dropped after the test."""
-    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    require("psycopg", "the postgres extra is not installed")
     base = _server(request)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     request.addfinalizer(lambda: drop_schema(base, schema))
@@ -171,7 +171,7 @@ def postgres_clean_url(request: pytest.FixtureRequest) -> str:
     are deleted and it goes back to the pool; one that cannot be emptied (a
     lock held past the timeout, a table the test broke) is dropped instead.
     Every schema of the pool is dropped when the session ends."""
-    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    require("psycopg", "the postgres extra is not installed")
     base = _server(request)
     if not _clean:
         schema = f"t_{uuid.uuid4().hex[:12]}"
