@@ -40,8 +40,7 @@ Broker = RedisBroker | PgBroker | AzuriteBroker | ProxiedCluster
 # too little of the window at 0.9 s (a run given up at load 8): there it shows
 # the promise holds, and plain Redis shows what the pacing changed.
 SLOW_LEASE = 6.0
-SLOW_CHUNK = {"azure": 0.3, "postgres": 0.4, "redis_cluster": 0.6}
-SLOW_CHUNK_DEFAULT = 0.9
+SLOW_CHUNK = 0.5
 
 
 def _broker(name: str) -> Broker:
@@ -381,14 +380,17 @@ async def test_s11_slow_broker(proxied: Proxied, ledger: Ledger, tmp_path: Path)
         await app.close_async()
 
 
+@pytest.mark.parametrize("proxied", ["redis"], indirect=True)
 async def test_s11_a_slow_broker_that_answers_keeps_the_run(
     proxied: Proxied, ledger: Ledger, tmp_path: Path
 ) -> None:
-    """Every call slowed (``SLOW_CHUNK``) but each answered well within the
-    lease: the worker keeps its run for two leases, and it runs once. Renewals
-    are asked an interval apart however long each takes, so the self-fence's
-    window holds the interval plus one slow call; s10 shows that a broker that
-    does not answer still makes the worker give its run up."""
+    """Every call slowed (``SLOW_CHUNK`` each way, so a second a round trip, and
+    more for a pooled connection's handshake) but each answered within the
+    lease: the worker keeps its run for two leases, and it runs once; s10 shows
+    that a broker that does not answer still makes the worker give its run up.
+    How the renewals are paced under a slow broker is shown without a proxy's
+    timing in ``tests/unit/test_heartbeat_pacing.py``; one backend is enough
+    here, since the pacing is the worker's, not the backend's."""
     app = App(proxied.url)
     workers = proxied.workers(ledger, tmp_path, lease=SLOW_LEASE)
     try:
@@ -397,7 +399,7 @@ async def test_s11_a_slow_broker_that_answers_keeps_the_run(
         await eventually(lambda: _started(ledger, job_id), timeout=30)
         # Slowed mid-job, as s10 cuts mid-job: the worker's connections are
         # open, so what is measured is its renewals, not its first handshakes.
-        proxied.slow(SLOW_CHUNK.get(proxied.name, SLOW_CHUNK_DEFAULT))
+        proxied.slow(SLOW_CHUNK)
         ledger.fault("slow", pid=near.pid)
         done = await wait_for_job(app, job_id, timeout=60)
         runs = [(r.pid, r.attempt, r.outcome) for r in ledger.executions() if r.job_id == job_id]
