@@ -24,6 +24,7 @@ from offload.backends.postgres import (
     migrate,
 )
 from offload.backends.postgres._url import parse_url
+from offload.backends.postgres.listener import Listener
 from offload.errors import BackendError
 from offload.job import CancelOutcome, ErrorInfo, JobQuery, NewJob
 from offload.lifecycle import EventKind
@@ -441,3 +442,26 @@ async def test_worker_runs_every_job_exactly_once_through_killed_connections(url
         assert states == {State.SUCCEEDED}
     finally:
         await app.close_async()
+
+
+async def test_the_listener_reads_each_notification_as_it_comes_and_wakes_all_after_a_ping(
+    backend: PostgresBackend, url: str
+) -> None:
+    """The listener sleeps on its socket between notifications (psycopg's own
+    wait woke ten times a second); a notification is still read at once, and a
+    ping, whose answer may carry notifications psycopg keeps aside, wakes every
+    waiter."""
+    channel = f"offload_test_{uuid.uuid4().hex[:8]}"
+    listener = Listener(backend._options.conninfo, channel, ping_every=1.0)
+    try:
+        async with await psycopg.AsyncConnection.connect(libpq(url), autocommit=True) as conn:
+            for _ in range(3):  # each of several, not only the first
+                waiter = asyncio.create_task(listener.wait(["mail"], 30.0))
+                await asyncio.wait_for(listener.listening.wait(), DEADLINE)
+                await asyncio.sleep(0)  # the waiter is registered
+                await conn.execute("SELECT pg_notify(%s, 'mail')", (channel,))
+                await asyncio.wait_for(waiter, 0.5)  # well before a ping could wake it
+        other = asyncio.create_task(listener.wait(["sms"], 60.0))
+        await asyncio.wait_for(other, 5.0)  # no notification: woken by a ping (every 1 s)
+    finally:
+        await listener.close()

@@ -24,6 +24,29 @@ log = logging.getLogger("offload.backends.postgres")
 
 _FIRST_DELAY = 0.05
 _MAX_DELAY = 2.0
+# How long reading what made the socket readable may take: a notification is
+# read at once; anything else (a notice) ends the read after this.
+_READ_FOR = 0.5
+
+
+async def _readable(fileno: int, timeout: float) -> bool:
+    """Whether ``fileno`` became readable within ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fileno, wake)
+    try:
+        async with asyncio.timeout(timeout):
+            await ready
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fileno)
+    return True
 
 
 @dataclass(eq=False, slots=True)
@@ -87,12 +110,22 @@ class Listener:
             delay = min(delay * 2, _MAX_DELAY)
 
     async def _follow(self, conn: psycopg.AsyncConnection[object]) -> None:
+        """Sleeps until the socket has something to read, then reads it with
+        psycopg. Its ``notifies()`` wakes every 0.1 s while it waits (to see a
+        Ctrl-C), ten wake-ups a second that were most of an idle worker's cost."""
         while True:
-            async for note in conn.notifies(timeout=self._ping_every):
-                self._wake(note.payload or None)
+            if await _readable(conn.fileno(), self._ping_every):
+                # What arrived is read at once; stop_after ends the read there
+                # instead of waiting on in psycopg's 0.1 s steps.
+                async for note in conn.notifies(timeout=_READ_FOR, stop_after=1):
+                    self._wake(note.payload or None)
+                continue
             # Quiet for a while: a peer that vanished without closing the socket
-            # is only found out by talking to it.
+            # is only found out by talking to it. A notification that came in
+            # with the answer waits in psycopg's backlog, which is not read
+            # until the socket is readable again: waking everyone covers it.
             await conn.execute(b"SELECT 1")
+            self._wake(None)
 
     def _wake(self, queue: str | None) -> None:
         for waiter in self._waiters:
