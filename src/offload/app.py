@@ -34,6 +34,7 @@ from offload.errors import (
     UnknownTaskError,
     UsageError,
 )
+from offload.grouping import EnqueueGroup
 from offload.ids import new_id
 from offload.job import (
     DEFAULT_TENANT,
@@ -101,6 +102,8 @@ class App:
             weakref.WeakKeyDictionary()
         )
         self._open: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        # Per backend instance, so per loop: concurrent enqueues share calls.
+        self._groups: weakref.WeakKeyDictionary[Backend, EnqueueGroup] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -230,7 +233,10 @@ class App:
             jobs = await dependencies.prepare(backend, jobs)
         prepared = await chain.before_enqueue_call(jobs)
         try:
-            stored = await backend.job_enqueue_many(prepared)
+            if waits:
+                stored = await backend.job_enqueue_many(prepared)
+            else:
+                stored = await self._enqueue_group(backend).enqueue(prepared)
         except Exception as exc:
             await chain.enqueue_failed(prepared, exc)
             raise
@@ -240,6 +246,12 @@ class App:
             stored = await self._release_ready(backend, stored)
         await chain.after_enqueue_call(stored)
         return stored
+
+    def _enqueue_group(self, backend: Backend) -> EnqueueGroup:
+        group = self._groups.get(backend)
+        if group is None:
+            group = self._groups[backend] = EnqueueGroup(backend)
+        return group
 
     def _marked(self, job: NewJob) -> NewJob:
         """The task's dead-letter choice, kept on the job: lease recovery, which
