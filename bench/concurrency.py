@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -75,7 +77,10 @@ asyncio.run(fill())
 print("seeded", flush=True)
 # Keep-alive longer than a run's quiet spells: a connection the server drops
 # while the client reuses it is a client-side reset, not the server's answer.
-uvicorn.run(create_app(app), host="127.0.0.1", port=port, log_level="warning",
+served = create_app(app)
+import gc
+gc.collect(); gc.freeze()  # as `offload web` does once it has started
+uvicorn.run(served, host="127.0.0.1", port=port, log_level="warning",
             timeout_keep_alive=120, backlog=4096)
 """
 
@@ -231,8 +236,25 @@ async def start_server(url: str, port: int, args: argparse.Namespace) -> subproc
     env = {**os.environ, "OFFLOAD_BACKEND_URL": url, "PYTHONPATH": str(HERE)}
     argv = [sys.executable, "-m", "offload", "web", "apps:app", "--port", str(port), "--open",
             "--workers", str(args.server_processes), "--log-level", "warning"]  # fmt: skip
+    # A session of its own: the supervisor's server processes are stopped with it.
     return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # noqa: ASYNC220
-                            text=True)  # fmt: skip
+                            text=True, start_new_session=True)  # fmt: skip
+
+
+def stop(child: subprocess.Popen[str], group: bool) -> None:
+    """SIGTERM, then SIGKILL; to the whole process group when the server is a
+    supervisor, whose processes would otherwise outlive it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, sig)
+        else:
+            child.send_signal(sig)
+        try:
+            child.wait(15)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def pct(values: list[float], q: float) -> float:
@@ -273,12 +295,7 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for conn in conns:
             conn.close()
-        child.terminate()
-        try:
-            child.wait(10)
-        except subprocess.TimeoutExpired:  # uvicorn waits for streams it still counts open
-            child.kill()
-            child.wait(10)
+        stop(child, args.server_processes > 1)
     latencies = [ms for _, ms in results]
     codes: dict[str, int] = {}
     for status, _ in [*results, *((s, 0.0) for s in stream_statuses)]:

@@ -37,6 +37,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from uuid_utils import uuid7
 
@@ -74,6 +75,20 @@ def backend_url(name: str, folder: Path) -> str:
     if name.startswith("redis+cluster://") or "://" in name:
         return name
     raise SystemExit(f"unknown backend {name!r}: sqlite, postgres, redis or a URL")
+
+
+def drop_store(name: str, url: str) -> None:
+    """The soak's own prefix or schema on the shared servers, gone once checked:
+    10,000 jobs with their events are a lot to leave behind on a shared server."""
+    query = parse_qs(urlsplit(url).query)
+    if name == "redis":
+        from tests.servers.redis import drop_prefix
+
+        drop_prefix([("127.0.0.1", 6379)], query["prefix"][0])
+    elif name == "postgres":
+        from tests.servers.postgres import drop_schema
+
+        drop_schema("postgresql://postgres@127.0.0.1:5432/test", query["schema"][0])
 
 
 def plan_jobs(rng: random.Random, count: int) -> list[NewJob]:
@@ -283,6 +298,8 @@ async def soak(args: argparse.Namespace) -> Result:
         await app.close_async()
         if broker is not None:
             broker.close()
+        else:
+            drop_store(args.backend, url)
     report(args, state, problems, time.monotonic() - started)
     return Result(problems, state.injected, timed_out=False)
 

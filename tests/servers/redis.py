@@ -31,7 +31,7 @@ def redis_url(request: pytest.FixtureRequest) -> str:
     _provide("single", lambda: _single_server(request.config))
     prefix = f"t{uuid.uuid4().hex[:12]}"
     host, port = _state["single"].rsplit(":", 1)
-    request.addfinalizer(lambda: _drop_prefix([(host, int(port))], prefix))
+    request.addfinalizer(lambda: drop_prefix([(host, int(port))], prefix))
     return f"redis://{host}:{port}/0?prefix={prefix}"
 
 
@@ -40,7 +40,7 @@ def redis_cluster_url(request: pytest.FixtureRequest) -> str:
     _provide("cluster", lambda: _cluster(request.config))
     prefix = f"t{uuid.uuid4().hex[:12]}"
     ports = [int(p) for p in _state["cluster"].split(",")]
-    request.addfinalizer(lambda: _drop_prefix([("127.0.0.1", p) for p in ports], prefix))
+    request.addfinalizer(lambda: drop_prefix([("127.0.0.1", p) for p in ports], prefix))
     return f"redis+cluster://127.0.0.1:{ports[0]}?prefix={prefix}"
 
 
@@ -148,7 +148,7 @@ def _wait_until(check: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
-def _drop_prefix(nodes: list[tuple[str, int]], prefix: str) -> None:
+def drop_prefix(nodes: list[tuple[str, int]], prefix: str) -> None:
     """Delete the keys of one prefix only; on a cluster they all sit on one node."""
     for host, port in nodes:
         client = redis.Redis(host=host, port=port)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,59 @@ def _is_server(pid: int) -> bool:
 async def _replaced(parent: int, first: set[int], victim: int) -> set[int] | None:
     now = {c for c in _children(parent) if _is_server(c)}
     return now if len(now) == 2 and victim not in now and now != first else None
+
+
+@pytest.mark.parametrize("command", ["web", "worker"])
+def test_the_commands_freeze_what_start_up_built(command: str, tmp_path: Path) -> None:
+    """What start-up built is kept out of full collections, whose walks over it
+    set the server's tail latency; the commands own their process, so they do it."""
+    import gc
+
+    from offload import App
+    from offload.cli.runtime import run
+    from offload.cli.webprocess import ServeSettings, build_served
+    from offload.cli.worker import run_worker
+
+    gc.unfreeze()
+    try:
+        if command == "web":
+            build_served(ServeSettings(backend_url=f"sqlite:///{tmp_path / 'f.db'}",
+                                       app_spec=None, app_positional=False, tokens={}))  # fmt: skip
+        else:
+            app = App(f"sqlite:///{tmp_path / 'f.db'}")
+            options: dict[str, Any] = {"concurrency": 1, "burst": True, "fetch_batch": None,
+                                       "poll_interval": None, "grace": None}  # fmt: skip
+            run(app, lambda a: run_worker(a, ["default"], **options))
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
+def test_sigterm_ends_the_server_while_a_stream_is_open(tmp_path: Path) -> None:
+    """A live stream never finishes on its own: without a grace period the
+    server waited for it forever after SIGTERM (until a supervisor's SIGKILL)."""
+    port = free_port()
+    command = [sys.executable, "-m", "offload", "web", "--backend",
+               f"sqlite:///{tmp_path / 'web.db'}", "--port", str(port), "--open",
+               "--shutdown-grace", "1"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with httpx.Client(timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    client.get(f"http://127.0.0.1:{port}/healthz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the server did not start"
+                    time.sleep(0.1)
+            with client.stream("GET", f"http://127.0.0.1:{port}/api/v1/stream") as stream:
+                assert stream.status_code == 200
+                next(stream.iter_lines())  # the stream is live
+                server.send_signal(signal.SIGTERM)
+                # uvicorn raises the signal again once it has shut down.
+                assert server.wait(20) in (0, -signal.SIGTERM)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)

@@ -106,13 +106,18 @@ def parse_tokens(values: tuple[str, ...]) -> dict[str, str | None]:
               type=click.IntRange(1, 64),
               help="Server processes sharing the port; not with memory://, whose jobs live "
                    "in one process.")  # fmt: skip
+@click.option("--shutdown-grace", default=5, show_default=True,
+              type=click.IntRange(0, 3600), metavar="SECONDS",
+              help="On SIGTERM, how long requests in flight may finish before live streams "
+                   "and the rest are cut (streams never finish on their own).")  # fmt: skip
 @log_options
 @target_options
 @click.pass_context
 def web(ctx: click.Context, app_spec: str | None, host: str, port: int,
         tokens: tuple[str, ...], token_file: Path | None, open_: bool,
         allowed_hosts: tuple[str, ...], allowed_origins: tuple[str, ...],
-        processes: int, log_level: str, log_format: str) -> None:  # fmt: skip
+        processes: int, shutdown_grace: int, log_level: str,
+        log_format: str) -> None:  # fmt: skip
     """Serve the HTTP API and dashboard of an app."""
     try:
         import uvicorn
@@ -143,11 +148,13 @@ def web(ctx: click.Context, app_spec: str | None, host: str, port: int,
     # log_config=None: uvicorn's loggers go through the root handler set up by
     # build_served, so --log-format json covers the access log too.
     if processes == 1:
-        uvicorn.run(served, host=host, port=port, log_config=None, log_level=log_level)
+        uvicorn.run(served, host=host, port=port, log_config=None, log_level=log_level,
+                    timeout_graceful_shutdown=shutdown_grace)  # fmt: skip
         return
     export(settings)
     uvicorn.run("offload.cli.webprocess:from_environment", factory=True, workers=processes,
-                host=host, port=port, log_config=None, log_level=log_level)  # fmt: skip
+                host=host, port=port, log_config=None, log_level=log_level,
+                timeout_graceful_shutdown=shutdown_grace)  # fmt: skip
 
 
 def generate_token() -> str:

@@ -16,7 +16,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from offload.cli.runtime import CliState, build_app
+from offload.cli.runtime import CliState, build_app, freeze_startup
 from offload.cli.worker import setup_logging
 
 if TYPE_CHECKING:
@@ -49,9 +49,11 @@ def build_served(settings: ServeSettings) -> Starlette:
         from offload.integrations.prometheus import install
 
         install(app)
-    return create_app(app, tokens=settings.tokens or None,
-                      allowed_hosts=settings.allowed_hosts or None,
-                      allowed_origins=settings.allowed_origins)  # fmt: skip
+    served = create_app(app, tokens=settings.tokens or None,
+                        allowed_hosts=settings.allowed_hosts or None,
+                        allowed_origins=settings.allowed_origins)  # fmt: skip
+    freeze_startup()
+    return served
 
 
 def export(settings: ServeSettings) -> None:

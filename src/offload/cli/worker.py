@@ -16,7 +16,14 @@ from typing import Any
 import click
 
 from offload.app import App
-from offload.cli.runtime import CliState, build_app, missing_extra, run, target_options
+from offload.cli.runtime import (
+    CliState,
+    build_app,
+    freeze_startup,
+    missing_extra,
+    run,
+    target_options,
+)
 
 log = logging.getLogger("offload.cli")
 
@@ -164,6 +171,7 @@ async def run_worker(
         except OSError as exc:
             raise click.ClickException(f"cannot serve metrics on {server.host}:{server.port}: "
                                        f"{exc.strerror or exc}") from exc  # fmt: skip
+    freeze_startup()
     try:
         await worker.run()
     except ServiceDied as exc:
