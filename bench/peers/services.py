@@ -1,12 +1,12 @@
-"""The servers the peers need: the loopback Redis and PostgreSQL when they answer,
-else throwaway ones started on free loopback ports and stopped at exit; and
-Azurite for the Azure Storage rows, always a throwaway one (in memory, no
+"""The servers the peers need: a throwaway Redis on a free loopback port, always
+(the harness flushes its database between scenarios, which it must never do to
+a shared server); the loopback PostgreSQL when it answers, else a throwaway one;
+and Azurite for the Azure Storage rows, always a throwaway one (in memory, no
 telemetry) from ``scripts/install-azurite``'s copy or ``azurite`` on PATH, or
-none, and then those rows are marked unavailable.
+none, and then those rows are marked unavailable. Throwaway servers stop at exit.
 
-The bench touches only what it owns: one Redis database number (flushed between
-scenarios) and its own PostgreSQL databases (``bench``, ``bench_offload``,
-``bench_pr``), created here when missing.
+On the shared PostgreSQL the bench touches only its own databases (``bench``,
+``bench_offload``, ``bench_pr``), created here when missing.
 """
 
 from __future__ import annotations
