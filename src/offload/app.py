@@ -220,7 +220,8 @@ class App:
     # enqueue and read -------------------------------------------------------------
 
     async def enqueue_new_async(self, jobs: Sequence[NewJob]) -> list[Job]:
-        """Store prepared jobs through the middleware in one round trip."""
+        """Store prepared jobs through the middleware in one backend call, which
+        concurrent calls of this loop share (``offload.grouping``)."""
         chain = self.middleware
         for new in jobs:  # hand-built ones too; cheap for those new_job checked
             check_new_job(new)
@@ -233,10 +234,7 @@ class App:
             jobs = await dependencies.prepare(backend, jobs)
         prepared = await chain.before_enqueue_call(jobs)
         try:
-            if waits:
-                stored = await backend.job_enqueue_many(prepared)
-            else:
-                stored = await self._enqueue_group(backend).enqueue(prepared)
+            stored = await self._enqueue_group(backend).enqueue(prepared)
         except Exception as exc:
             await chain.enqueue_failed(prepared, exc)
             raise
