@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,7 +24,7 @@ from offload.job import ErrorInfo, JobQuery, NewJob
 from offload.lifecycle import EventKind, State
 from offload.worker import Worker
 from tests.contract.helpers import new_job
-from tests.servers.redis import node_ports, redis_cluster_url, redis_url
+from tests.servers.redis import node_ports, redis_cluster_url, redis_url, start_server
 
 BOOM = ErrorInfo("ValueError", "boom")
 
@@ -104,11 +104,12 @@ async def test_the_scripts_write_times_as_isoformat_does(request: pytest.Fixture
     url = redis_url(request)
     client = aioredis.Redis.from_url(url.split("?")[0])
     tag = "{" + _prefix(url) + "}"
+    # The prelude as the library holds it, run once as a script of its own.
     body = "local out = {}\nfor i = 2, #ARGV do out[#out + 1] = iso(tonumber(ARGV[i])) end\n"
     try:
         texts = await client.eval(
-            lua.prelude() + body + "return out", 1, tag + ":seq", tag,
-            *[str(to_us(m)) for m in _MOMENTS],
+            "local keys, args = KEYS, ARGV\n" + lua.prelude() + "\nbegin(keys, args)\n"
+            + body + "return out", 1, tag + ":seq", tag, *[str(to_us(m)) for m in _MOMENTS],
         )  # fmt: skip
     finally:
         await client.aclose()
@@ -257,3 +258,87 @@ async def test_a_worker_rides_out_a_connection_kill_running_each_job_once(url: s
         assert set(runs.values()) == {1}
     finally:
         await app.close_async()
+
+
+async def _delete_library(urls: list[str]) -> None:
+    for node in urls:
+        client = aioredis.Redis.from_url(node)
+        try:
+            with contextlib.suppress(aioredis.ResponseError):  # not on this node
+                await client.function_delete(lua.library_name())
+        finally:
+            await client.aclose()
+
+
+@pytest.fixture
+def own_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A deployment on a server of this test's own (standalone), or on the test
+    cluster (throwaway already): the test deletes the function library."""
+    if request.param == "redis_cluster":
+        yield redis_cluster_url(request)
+        return
+    proc, port = start_server()
+    try:
+        yield f"redis://127.0.0.1:{port}/0?prefix=lost"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.parametrize("own_url", ["redis", "redis_cluster"], indirect=True)
+async def test_every_path_teaches_a_server_that_lost_the_library(own_url: str) -> None:
+    """A restart without persistence (or ``FUNCTION FLUSH``) leaves the server
+    without offload's functions: each way a call goes out (the held
+    connection, the pool, a pipelined bulk enqueue, a lease behind a blocking
+    pop) loads the library again and carries on."""
+    nodes = [f"redis://127.0.0.1:{port}/0" for port in node_ports(own_url)]
+    backend = create_backend(own_url)
+    await backend.open()
+    try:
+        await _delete_library(nodes)
+        [one] = await backend.job_enqueue_many([new_job(queue="l")])  # held connection
+        await _delete_library(nodes)
+        many = await backend.job_enqueue_many([new_job(queue="l") for _ in range(1200)])
+        await _delete_library(nodes)
+        assert await backend.job_get(one.id) is not None  # through the pool
+        await _delete_library(nodes)
+        leased = await backend.job_lease_on_wake("w", ["l"], 5, 30.0, 0.2)
+        if not leased:  # the lease behind the pop found no library: the next one leases
+            leased = await backend.job_lease_on_wake("w", ["l"], 5, 30.0, 0.2)
+        assert len(leased) == 5
+        assert len(many) == 1200
+        assert not any(j.duplicate for j in many)
+        counts = await backend.job_counts()
+        assert counts.get(("l", State.QUEUED)) == 1196
+        assert counts.get(("l", State.RUNNING)) == 5
+    finally:
+        await backend.close()
+
+
+async def test_a_cluster_routes_each_call_without_asking_a_node_for_its_keys(
+    request: pytest.FixtureRequest,
+) -> None:
+    """redis-py finds an ``FCALL``'s slot by sending ``COMMAND GETKEYS`` first,
+    a round trip per call; offload's cluster client routes by the call's key."""
+    url = redis_cluster_url(request)
+    nodes = [aioredis.Redis.from_url(n) for n in _node_urls(url)]
+
+    async def getkeys() -> int:
+        total = 0
+        for node in nodes:
+            stats = await node.info("commandstats")
+            total += int(stats.get("cmdstat_command|getkeys", {}).get("calls", 0))
+        return total
+
+    backend = create_backend(url)
+    await backend.open()
+    try:
+        before = await getkeys()
+        for _ in range(20):
+            await backend.job_enqueue_many([new_job(queue="g")])
+        assert (await backend.job_counts()).get(("g", State.QUEUED)) == 20
+        assert await getkeys() == before
+    finally:
+        await backend.close()
+        for node in nodes:
+            await node.aclose()

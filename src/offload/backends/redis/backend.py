@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from offload import event_data as ed
 from offload import lifecycle as lc
@@ -152,17 +152,19 @@ class RedisBackend(Backend):
             return [await self._held.run(self._redis(), "enqueue", self._keys.seq, calls[0])]
         try:
             return await self._pipelined("enqueue", calls)
-        except NoScriptError:
-            await lua.load_all(self._redis())
-            return await self._pipelined("enqueue", calls)
+        except ResponseError as exc:
+            if not lua.missing(exc):
+                raise
+        await lua.load_all(self._redis())
+        return await self._pipelined("enqueue", calls)
 
     async def _pipelined(self, name: str, calls: list[list[Any]]) -> list[Any]:
         if self._target.cluster:
-            # redis-py refuses EVALSHA in a cluster pipeline: one round trip per chunk.
+            # A cluster pipeline would send each FCALL to its node alone anyway.
             return [await lua.run(self._redis(), name, self._keys.seq, a) for a in calls]
         pipe = self._redis().pipeline(transaction=False)
         for args in calls:
-            pipe.evalsha(lua.sha(name), 1, self._keys.seq, *args)
+            pipe.fcall(lua.function(name), 1, self._keys.seq, *args)
         return list(await pipe.execute())
 
     async def job_lease(
@@ -676,11 +678,10 @@ class RedisBackend(Backend):
             await self.wait_for_jobs(queues, timeout)
             return []
         keys = [self._keys.signal(q) for q in queues]
-        lease = [
-            "EVALSHA", lua.sha("lease"), 1, self._keys.seq, self._keys.tag, _RULES["start"],
-            worker_id, str(limit), str(codec.seconds_us(lease_for)), uuid.uuid4().hex + ":",
-            *queues,
-        ]  # fmt: skip
+        lease = lua.command("lease", self._keys.seq, [
+            self._keys.tag, _RULES["start"], worker_id, str(limit),
+            str(codec.seconds_us(lease_for)), uuid.uuid4().hex + ":", *queues,
+        ])  # fmt: skip
         with _translated():
             conn = await self._waiting_connection()
             self._blocked = True
@@ -694,8 +695,10 @@ class RedisBackend(Backend):
                 await conn.read_response(timeout=timeout + (conn.socket_timeout or 5.0))
                 try:
                     reply = await conn.read_response()
-                except NoScriptError:
-                    # The server forgot the scripts: teach it; the caller leases next.
+                except ResponseError as exc:
+                    if not lua.missing(exc):
+                        raise
+                    # The server forgot the library: teach it; the caller leases next.
                     await lua.load_all(self._redis())
                     return []
             except BaseException:

@@ -2,7 +2,7 @@
 
 Through the client, every command takes a connection from the blocking pool
 and gives it back (a condition, a timeout, the observability hooks, the retry
-wrapper): callgrind counts about 447k instructions per ``EVALSHA`` of an
+wrapper): callgrind counts about 447k instructions per script call of an
 enqueue that way, 267k on a connection already held, where a one-by-one
 enqueue spends about 700k in all. So the single-call enqueue runs on this
 connection; a call that finds it busy goes through the pool as before, so
@@ -12,8 +12,9 @@ Only a reply fully read leaves the connection in use: a failure of any other
 kind (connection lost, a timeout, the caller cancelled mid-call) drops it, and
 the call is made again through the client, whose retries handle connection
 loss, as for every script (each tolerates running twice). A script error
-(``ResponseError``) comes back whole and is raised as it is, except
-``NOSCRIPT``, which the client's path answers by loading the script.
+(``ResponseError``) comes back whole and is raised as it is, except a
+function the server does not know, which the client's path answers by
+loading the library.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from offload.backends.redis import lua
 
@@ -38,7 +39,9 @@ class HeldConnection:
         self._busy = True
         try:
             return await self._run_held(client, name, route_key, args)
-        except NoScriptError:
+        except ResponseError as exc:
+            if not lua.missing(exc):
+                raise
             return await lua.run(client, name, route_key, args)
         finally:
             self._busy = False
@@ -50,7 +53,7 @@ class HeldConnection:
                 conn = client.connection_pool.make_connection()
                 await conn.connect()
                 self._conn = conn
-            await conn.send_command("EVALSHA", lua.sha(name), 1, route_key, *args)
+            await conn.send_command(*lua.command(name, route_key, args))
             return await conn.read_response()
         except ResponseError:
             raise

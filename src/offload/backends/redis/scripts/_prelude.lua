@@ -1,5 +1,9 @@
--- Shared by every offload script. The loader wraps each script's body in
--- main() after this prelude and stores the event counter once main returns.
+-- Shared by every offload function. The loader puts this prelude and every
+-- script's body (as a function of its own) into one library, loaded once with
+-- FUNCTION LOAD; each call runs begin(), the body, then stores the event
+-- counter (see lua.py). What this file defines is made once, when the library
+-- loads: a script's top level used to run on every call, about 25 µs of
+-- server time whatever the script then did.
 --
 -- Calling convention: KEYS[1] is the deployment's event counter (it routes the
 -- call to the slot of the hash tag); ARGV[1] is the tagged prefix, e.g.
@@ -12,23 +16,35 @@
 -- Times are integer microseconds from the server's TIME. Hot helpers build keys
 -- by plain concatenation: string work is most of a script's cost.
 
-local P = ARGV[1]
-local SEQ = KEYS[1]
-local RUNNING = P .. ':running'
-local FINISHED = P .. ':finished'
-local FEED = P .. ':feed'
+-- The state of one call, set by begin(). Redis runs one call at a time, to its
+-- end, so the library's locals can hold it.
+local KEYS, ARGV
+local P, SEQ, RUNNING, FINISHED, FEED, WORKERS, WORKERS_ALIVE
+local NOW, NOW_S
+local last_eid, stored_eid
+local worker_texts
+
 local SIGNAL_CAP = 64
 
 local function int(n)
   return string.format('%d', n)
 end
 
-local NOW
-do
+local function begin(keys, args)
+  KEYS, ARGV = keys, args
+  P = ARGV[1]
+  SEQ = KEYS[1]
+  RUNNING = P .. ':running'
+  FINISHED = P .. ':finished'
+  FEED = P .. ':feed'
+  WORKERS = P .. ':workers'
+  WORKERS_ALIVE = P .. ':workers:alive'
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  NOW_S = int(NOW)
+  last_eid, stored_eid = nil, nil
+  worker_texts = {}
 end
-local NOW_S = int(NOW)
 
 local function split(s, sep)
   local out = {}
@@ -99,7 +115,6 @@ end
 -- Event ids: the first taken by one INCR, the rest counted here and stored
 -- once at the end (see the loader); a call that appends one event (most
 -- transitions of one job) so makes one call for its id instead of two.
-local last_eid, stored_eid = nil, nil
 local function next_eid()
   if not last_eid then
     last_eid = redis.call('INCR', SEQ)
@@ -147,8 +162,8 @@ local function merge(a, b)
   return string.sub(a, 1, -2) .. ',' .. string.sub(b, 2)
 end
 
--- The JSON text of a worker id, kept: a lease call stamps the same one on every job.
-local worker_texts = {}
+-- The JSON text of a worker id, kept for the call: a lease call stamps the
+-- same one on every job.
 local function worker_text(worker)
   if not worker then return 'null' end
   local text = worker_texts[worker]
@@ -449,9 +464,8 @@ local function keep_for(k, us)
   if redis.call('PTTL', k) < ms then redis.call('PEXPIRE', k, int(ms)) end
 end
 
--- The worker registry: reports by id, and ids scored by when their beat runs out.
-local WORKERS = P .. ':workers'
-local WORKERS_ALIVE = P .. ':workers:alive'
+-- The worker registry (WORKERS, WORKERS_ALIVE): reports by id, and ids scored
+-- by when their beat runs out.
 local PRUNE_MAX = 100
 
 -- Drop up to PRUNE_MAX workers whose beat ran out; listings skip the rest anyway.
