@@ -12,9 +12,16 @@ from offload import App, Task
 TASK_NAME = "bench.noop"
 PROBE_NAME = "bench.probe"
 INT_TASK_NAME = "bench.int"
+SYNC_TASK_NAME = "bench.sync_noop"
 
 
 async def _noop() -> None:
+    return None
+
+
+def _sync_noop() -> None:
+    """A plain ``def`` task: the worker runs it on a thread, so the hand-off to
+    the thread and back is part of what is measured."""
     return None
 
 
@@ -36,6 +43,7 @@ def bench_app(url: str) -> tuple[App, Task[Any]]:
     app = App(url)
     app.task(name=PROBE_NAME, max_attempts=1)(_probe)
     app.task(name=INT_TASK_NAME, max_attempts=1)(_take_int)
+    app.task(name=SYNC_TASK_NAME, max_attempts=1)(_sync_noop)
     return app, app.task(name=TASK_NAME, max_attempts=1)(_noop)
 
 

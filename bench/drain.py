@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from apps import bench_app
+from apps import SYNC_TASK_NAME, bench_app
 
 from offload.lifecycle import State
 from offload.worker import Worker
@@ -32,6 +32,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="enqueue this many jobs first")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--fetch-batch", type=int, default=None)
+    parser.add_argument("--sync", action="store_true", help="a plain def task (run on threads)")
     return parser.parse_args()
 
 
@@ -43,6 +44,8 @@ async def seed(task: Any, queue: str, n: int) -> None:
 
 async def main(args: argparse.Namespace) -> dict[str, float]:
     app, task = bench_app(args.backend)
+    if args.sync:
+        task = app.tasks[SYNC_TASK_NAME]
     await seed(task, args.queue, args.seed)
     worker = Worker(
         app, [args.queue], concurrency=args.concurrency, fetch_batch=args.fetch_batch,

@@ -36,7 +36,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import latency
-from apps import bench_app
+from apps import SYNC_TASK_NAME, bench_app
 
 from offload.lifecycle import State
 
@@ -66,6 +66,8 @@ def parse() -> argparse.Namespace:
                         help="latency probes (see latency.py); 0 skips latency")  # fmt: skip
     parser.add_argument("--latency-rate", type=float, default=100.0, help="probes per second")
     parser.add_argument("--repeat", type=int, default=1, help="runs per backend")
+    parser.add_argument("--sync", action="store_true",
+                        help="a plain def no-op task, run on the worker's threads")  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results")
     return parser.parse_args()
 
@@ -109,10 +111,12 @@ async def enqueue_bulk(task: Any, queue: str, n: int) -> float:
     return time.perf_counter() - began
 
 
-def drain(url: str, queue: str, seed: int, concurrency: int) -> tuple[dict[str, float], float]:
+def drain(url: str, queue: str, seed: int, concurrency: int, sync: bool = False
+          ) -> tuple[dict[str, float], float]:  # fmt: skip
     """Run one worker process; its own timing and the wall time around it."""
     command = [sys.executable, str(HERE / "drain.py"), "--backend", url, "--queue", queue,
-               "--seed", str(seed), "--concurrency", str(concurrency)]  # fmt: skip
+               "--seed", str(seed), "--concurrency", str(concurrency),
+               *(["--sync"] if sync else [])]  # fmt: skip
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - began
@@ -124,13 +128,15 @@ def drain(url: str, queue: str, seed: int, concurrency: int) -> tuple[dict[str, 
 
 async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     app, task = bench_app(url)
+    if args.sync:
+        task = app.tasks[SYNC_TASK_NAME]
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     total = args.single_jobs + args.jobs
     try:
         single = await enqueue_single(task, queue, args.single_jobs)
         bulk = await enqueue_bulk(task, queue, args.jobs)
         seed = 0 if shared(url) else total
-        report, wall = await asyncio.to_thread(drain, url, queue, seed, args.concurrency)
+        report, wall = await asyncio.to_thread(drain, url, queue, seed, args.concurrency, args.sync)
         succeeded = int(report["succeeded"])
         if shared(url):
             counts = await (await app.backend()).job_counts()
@@ -207,7 +213,8 @@ def verdict(row: dict[str, Any], key: str) -> str:
 
 
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    table = Table(title=f"offload throughput: no-op task, 1 worker process, "
+    kind = "sync no-op task (on threads)" if args.sync else "no-op task"
+    table = Table(title=f"offload throughput: {kind}, 1 worker process, "
                   f"concurrency {args.concurrency}", title_justify="left")  # fmt: skip
     for name in ("backend", "enqueue 1-by-1 /s", "bulk enqueue /s", "drain /s",
                  "drain s", "process s", "latency p50 ms", "latency p99 ms", "idle CPU %",
@@ -227,11 +234,12 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
 
 def save(rows: list[dict[str, Any]], args: argparse.Namespace) -> Path:
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{dt.date.today().isoformat()}-throughput.json"
+    suffix = "-sync" if args.sync else ""
+    path = args.out / f"{dt.date.today().isoformat()}-throughput{suffix}.json"
     settings = {"jobs": args.jobs, "single_jobs": args.single_jobs,
                 "concurrency": args.concurrency, "chunk": CHUNK,
                 "latency_jobs": args.latency_jobs, "latency_rate": args.latency_rate,
-                "repeat": args.repeat}  # fmt: skip
+                "repeat": args.repeat, "sync_task": args.sync}  # fmt: skip
     document = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "machine": machine(), "settings": settings, "targets": TARGETS,
                 "results": rows}  # fmt: skip

@@ -11,7 +11,6 @@ import asyncio
 import contextvars
 import functools
 import traceback
-from concurrent.futures import Executor
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -31,6 +30,7 @@ from offload.job import (
 )
 from offload.observability.logs import redact
 from offload.task import Task
+from offload.worker.threads import JobThreads
 
 # Why the worker cancelled a job's asyncio task: the message passed to cancel().
 SHUTDOWN = "offload:shutdown"
@@ -53,7 +53,7 @@ def error_info(exc: BaseException, task: Task[Any] | None = None) -> ErrorInfo:
 class JobExecutor:
     """Turns a leased job into an outcome; one instance per worker."""
 
-    def __init__(self, app: App, threads: Executor) -> None:
+    def __init__(self, app: App, threads: JobThreads) -> None:
         self.app = app
         self.threads = threads
 
@@ -120,9 +120,8 @@ class JobExecutor:
         if task.is_async:
             call = task.fn(*args, **kwargs)
         else:
-            loop = asyncio.get_running_loop()
             fn = functools.partial(contextvars.copy_context().run, task.fn, *args, **kwargs)
-            call = loop.run_in_executor(self.threads, fn)
+            call = self.threads.run(fn)
         if timeout is None:
             return await call
         try:

@@ -19,7 +19,6 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +57,7 @@ from offload.worker.services.self_fence import LeaseClock, SelfFence
 from offload.worker.services.status import StatusWatch
 from offload.worker.supervisor import ServiceDied as ServiceDied  # its old home
 from offload.worker.supervisor import Supervisor
+from offload.worker.threads import JobThreads
 
 log = logging.getLogger("offload.worker")
 
@@ -112,9 +112,7 @@ class Worker:
         self.processed = 0
         self._stop_requested = asyncio.Event()
         self._forced = asyncio.Event()
-        self._threads = ThreadPoolExecutor(
-            s.thread_pool_size or self.concurrency, thread_name_prefix="offload-job"
-        )
+        self._threads = JobThreads(s.thread_pool_size or self.concurrency)
         self.abandoned_threads = 0
         # What the app's lifespan yielded, handed to every job as ``ctx.state``.
         self.state: Any = None
@@ -174,7 +172,7 @@ class Worker:
         finally:
             await self.supervisor.stop()
             self._remove_signals()
-            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads.shutdown()
         self.supervisor.raise_if_died()
 
     async def run_one(self, job: Job) -> Job | None:
@@ -202,7 +200,7 @@ class Worker:
             await self.recorder.drained()
         finally:
             await self.supervisor.stop()
-            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads.shutdown()
         self.supervisor.raise_if_died()
         if job.batch_id is not None:
             await settle(self.app, backend, job.batch_id)
