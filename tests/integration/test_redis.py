@@ -342,3 +342,34 @@ async def test_a_cluster_routes_each_call_without_asking_a_node_for_its_keys(
         await backend.close()
         for node in nodes:
             await node.aclose()
+
+
+async def test_a_cluster_node_that_alone_lost_the_library_is_taught_it(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A new or restarted primary lacks the library while the others have it:
+    the answer to "is it loaded?" counts only if every primary says yes."""
+    url = redis_cluster_url(request)
+    backend = create_backend(url)
+    await backend.open()
+    tag = "{" + _prefix(url) + "}"
+    try:
+        [job] = await backend.job_enqueue_many([new_job(queue="o")])
+        deleted = 0
+        for node in _node_urls(url):
+            client = aioredis.Redis.from_url(node)
+            try:
+                await client.exists(f"{tag}:seq")  # only the slot's owner answers
+            except aioredis.ResponseError:  # MOVED: another node owns the slot
+                continue
+            else:
+                deleted += 1
+                await client.function_delete(lua.library_name())
+            finally:
+                await client.aclose()
+        assert deleted == 1
+        assert await backend.job_get(job.id) is not None
+        [again] = await backend.job_enqueue_many([new_job(queue="o")])
+        assert not again.duplicate
+    finally:
+        await backend.close()
