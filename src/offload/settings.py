@@ -52,6 +52,8 @@ class Settings(BaseModel):
     heartbeat_interval: float = Field(0.0, ge=0, description="0 = a third of lease_seconds")
     recover_interval: float = Field(5.0, gt=0)
     grace_period: float = Field(30.0, ge=0)
+    broker_wait: float = Field(300.0, ge=0, description="how long a starting worker waits "
+                               "for a backend it cannot reach; 0 = fail at once")  # fmt: skip
     thread_pool_size: int = Field(0, ge=0, description="0 = concurrency")
     cancel_check_interval: float = Field(0.2, gt=0, description="how often running jobs are "
                                          "checked for a cancel request")  # fmt: skip

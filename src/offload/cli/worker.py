@@ -108,6 +108,9 @@ def warn_unserved(app: App, queues: list[str]) -> None:
               "(the backend's notifications usually come first).")  # fmt: skip
 @click.option("--grace", type=click.FloatRange(min=0), metavar="S",
               help="Seconds running jobs may finish after a stop request.")  # fmt: skip
+@click.option("--broker-wait", type=click.FloatRange(min=0), metavar="S",
+              help="Seconds to keep trying a backend that cannot be reached at start "
+              "[default: 300; 0 fails at once; a --burst run always fails at once].")  # fmt: skip
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -154,6 +157,7 @@ async def run_worker(
     fetch_batch: int | None,
     poll_interval: float | None,
     grace: float | None,
+    broker_wait: float | None = None,
     metrics: tuple[str, int] | None = None,
 ) -> None:
     # Imported here: the read-only commands should not pay for the worker's imports.
@@ -163,6 +167,7 @@ async def run_worker(
     worker = Worker(
         app, queues, concurrency=concurrency, burst=burst, fetch_batch=fetch_batch,
         poll_interval=poll_interval, grace_period=grace, handle_signals=True,
+        broker_wait=broker_wait,
     )  # fmt: skip
     server = MetricsServer(app, *metrics) if metrics is not None else None
     if server is not None:

@@ -12,6 +12,7 @@ which hands each job back to the queue with its checkpoint, attempt not counted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from offload.app import App
 from offload.backends.base import Backend
 from offload.batch import settle
 from offload.dependencies import parents_of
+from offload.errors import BackendError
 from offload.job import (
     Failed,
     HeartbeatReply,
@@ -94,6 +96,7 @@ class Worker:
         lease_seconds: float | None = None,
         handle_signals: bool = True,
         worker_id: str | None = None,
+        broker_wait: float | None = None,
     ) -> None:
         s = app.settings
         self.app = app
@@ -103,6 +106,7 @@ class Worker:
         self.batch = fetch_batch or s.fetch_batch or self.concurrency
         self.poll_interval = poll_interval or s.poll_interval
         self.grace_period = s.grace_period if grace_period is None else grace_period
+        self.broker_wait = s.broker_wait if broker_wait is None else broker_wait
         self.lease_seconds = lease_seconds or s.lease_seconds
         self.heartbeat_every = min(s.heartbeat_every, self.lease_seconds / 3)
         self.lease_clock = LeaseClock(self.lease_seconds)
@@ -160,20 +164,53 @@ class Worker:
                 self.state, self._in_lifespan = None, False
 
     async def _run(self) -> None:
-        backend = await self.app.backend()
-        self._assemble(backend)
-        self.supervisor = Supervisor(self._services(backend), self._service_died)
-        self.supervisor.start()
+        self._loop = asyncio.get_running_loop()
         self._install_signals()
-        log.info("worker %s: queues %s, concurrency %d", self.id, self.queues, self.concurrency)
         try:
-            await self._fetch_until_stopped(backend)
-            await self._shutdown()
+            backend = await self._reach_backend()
+            if backend is None:
+                return  # stopped while it waited for the backend
+            self._assemble(backend)
+            self.supervisor = Supervisor(self._services(backend), self._service_died)
+            self.supervisor.start()
+            log.info("worker %s: queues %s, concurrency %d",
+                     self.id, self.queues, self.concurrency)  # fmt: skip
+            try:
+                await self._fetch_until_stopped(backend)
+                await self._shutdown()
+            finally:
+                await self.supervisor.stop()
+                self._threads.shutdown()
         finally:
-            await self.supervisor.stop()
             self._remove_signals()
-            self._threads.shutdown()
         self.supervisor.raise_if_died()
+
+    async def _reach_backend(self) -> Backend | None:
+        """The app's backend, waited for while it cannot be reached.
+
+        A worker often starts before its broker is up (a deploy, a reboot,
+        containers started together); exiting at once left that to whatever
+        restarts the process. It tries again with a growing pause, up to
+        ``broker_wait`` seconds in all, logging each failure with its cause,
+        then raises the last ``BackendError``. A burst run (a batch job of
+        its own) fails at once. ``None``: a stop was asked for meanwhile."""
+        deadline = time.monotonic() + self.broker_wait
+        pause = 0.5
+        while True:
+            try:
+                return await self.app.backend()
+            except BackendError as exc:
+                left = deadline - time.monotonic()
+                if self.burst or left <= 0 or self._stop_requested.is_set():
+                    raise
+                pause = min(pause * 2, 30.0, left)
+                log.warning("worker %s: cannot reach the backend (%s); trying again in %.1fs, "
+                            "for up to %.0fs more", self.id, exc, pause, left)  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self._stop_requested.wait()
+            if self._stop_requested.is_set():
+                return None
 
     async def run_one(self, job: Job) -> Job | None:
         """Run one job the caller leased itself, with the worker's own machinery
