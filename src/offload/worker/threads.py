@@ -30,9 +30,8 @@ _Work = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any
 
 
 class JobThreads:
-    def __init__(self, size: int, name: str = "offload-job") -> None:
+    def __init__(self, size: int) -> None:
         self.size = max(1, size)
-        self.name = name
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)
         self._threads: list[threading.Thread] = []
@@ -67,7 +66,7 @@ class JobThreads:
         if len(self._threads) < self.size:
             thread = threading.Thread(
                 target=_serve, args=(self._queue, self._idle),
-                name=f"{self.name}-{len(self._threads)}", daemon=True,
+                name=f"offload-job-{len(self._threads)}", daemon=True,
             )  # fmt: skip
             thread.start()
             self._threads.append(thread)
