@@ -210,7 +210,7 @@ async def test_cancel_running_async_job(app: App) -> None:
         await asyncio.Event().wait()
 
     job = await forever.enqueue_async()
-    worker = Worker(app, handle_signals=False, lease_seconds=0.6, poll_interval=0.05)
+    worker = Worker(app, handle_signals=False, lease_seconds=30, poll_interval=0.05)
     run = asyncio.create_task(worker.run())
     await asyncio.wait_for(started.wait(), 10)
     await app.cancel_async(job.id)
