@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from offload import App, JobContext, PayloadError, PayloadTooLargeError, Settings, State, Task
-from offload.errors import UnknownTaskError
+from offload.errors import InvalidOptionError, UnknownTaskError
 from offload.job import Job, JobQuery
 
 
@@ -298,3 +298,32 @@ async def _run_by_hand(app: App, task: Task[Any], value: Any) -> Job:
     [leased] = await backend.job_lease("w", [job.queue], 1, 30.0)
     assert await backend.job_complete_many([(leased.lease, task.encode_result(value))]) == [True]
     return await app.get_job_async(job.id)
+
+
+async def test_options_checked_once_still_follow_the_task_and_each_call() -> None:
+    """A bulk enqueue reuses the check of its options; a later change of the
+    task's defaults, other options and a bad name are still seen."""
+    app = App("memory://")
+    send = _send_task(app)
+    first = await send.enqueue_many_async([("a@x",), ("b@x",)])
+    assert {j.queue for j in first} == {"default"}
+    send.queue = "mail"
+    assert (await send.enqueue_async("c@x")).queue == "mail"
+    assert (await send.options(priority=7).enqueue_async("d@x")).priority == 7
+    with pytest.raises(InvalidOptionError, match="queue"):
+        await send.options(queue="bad\x00queue").enqueue_async("e@x")
+    with pytest.raises(InvalidOptionError, match="queue"):  # not remembered as good
+        await send.options(queue="bad\x00queue").enqueue_async("e@x")
+
+
+def test_good_names_are_remembered_within_a_bound() -> None:
+    from offload import validation
+
+    validation._GOOD.clear()
+    for i in range(validation._GOOD_MAX + 10):
+        assert validation.name_problem(f"key-{i}") is None
+    assert 0 < len(validation._GOOD) <= validation._GOOD_MAX
+    assert validation.name_problem("a/b", slash=False) == "must not contain '/'"
+    assert validation.name_problem("a/b") is None
+    assert validation.name_problem("a/b", slash=False) == "must not contain '/'"
+    assert validation.name_problem("x" * 201) is not None
