@@ -92,6 +92,8 @@ async def test_a_rate_limit_spaces_starts(app: App) -> None:
 
 
 async def test_workers_are_listed_with_their_jobs_and_leave_on_stop(app: App) -> None:
+    # The registry beats with the heartbeat (at most every 2 s): sooner here.
+    app.settings = app.settings.model_copy(update={"heartbeat_interval": 0.3})
     started = asyncio.Event()
     release = asyncio.Event()
 

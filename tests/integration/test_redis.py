@@ -59,7 +59,8 @@ async def _keys_of(url: str) -> list[bytes]:
     for node in _node_urls(url):
         client = aioredis.Redis.from_url(node)
         try:
-            found += [k async for k in client.scan_iter(match="{" + _prefix(url) + "}*")]
+            pattern = "{" + _prefix(url) + "}*"
+            found += [k async for k in client.scan_iter(match=pattern, count=5000)]
         finally:
             await client.aclose()
     return found

@@ -153,7 +153,9 @@ async def test_a_cancel_while_reading_parents_ends_the_job_cancelled(
 
 
 async def _child_held_at_its_parents(app: App, at_parents: Door) -> Job:
-    """A workflow child (returning 2) whose run will stop while reading its parent."""
+    """A workflow child (returning 2) whose run will stop while reading its parent.
+    Its parent is in no batch of its own, so the batch sweep releases it."""
+    app.settings = app.settings.model_copy(update={"batch_sweep_interval": 0.2})
 
     @app.task(name="slots.step")
     async def step(n: int) -> int:

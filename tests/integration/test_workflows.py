@@ -107,6 +107,9 @@ async def test_a_dead_parent_cancels_everything_after_it_with_the_reason(app: Ap
 
 
 async def test_run_anyway_releases_after_a_failed_parent(app: App) -> None:
+    # The parent is in no batch of the child's: the batch sweep releases the child.
+    app.settings = app.settings.model_copy(update={"batch_sweep_interval": 0.2})
+
     @app.task(max_attempts=1)
     async def boom() -> None:
         raise ValueError("boom")
