@@ -518,7 +518,7 @@ class BoundTask(Generic[R, P]):
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         new = self.task.new_job(args, kwargs, self.opts)
-        return (await self.task.app.enqueue_new_async([new]))[0]
+        return (await self.task.app._store_new([new]))[0]
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         return run_sync(self.enqueue_async(*args, **kwargs))
@@ -529,7 +529,7 @@ class BoundTask(Generic[R, P]):
         A ParamSpec cannot describe such items, so they are typed ``Any`` and
         checked at run time, item by item, before anything is stored."""
         new = [self.task.new_job(*_split(item), self.opts) for item in items]
-        return await self.task.app.enqueue_new_async(new)
+        return await self.task.app._store_new(new)
 
     def enqueue_many(self, items: Iterable[Any]) -> list[Job]:
         return run_sync(self.enqueue_many_async(items))
