@@ -27,7 +27,8 @@ Method, per backend and per repeat:
    The median split is reported beside it, from the job's ``created_at`` and
    ``started_at`` (the backend's clock, which here is the machine's): ``enqueue``
    is the producer's call until the row exists, ``lease`` the row until the
-   worker's lease, ``start`` the lease until the task's first line.
+   worker's lease, ``start`` the lease until the task's first line; the p99 of
+   each part says which step the slowest probes lost their time in.
 
 Results are printed and saved to ``results/<date>-latency.json``;
 ``throughput.py`` runs the same measurement for each of its backends.
@@ -202,7 +203,9 @@ async def run_once(url: str, jobs: int, rate: float, idle_seconds: float) -> dic
         parts["lease"].append((started - created) * 1000)
         parts["start"].append((sent + float(job.result) - started) * 1000)
     medians = {f"{k}_p50_ms": round(statistics.median(v), 2) for k, v in parts.items() if v}
-    return {**percentiles(delays), **medians, "idle_cpu_pct": round(idle_cpu * 100, 2),
+    # The tail of each part too: which step the slowest probes lost their time in.
+    tails = {f"{k}_p99_ms": percentiles(v)["p99_ms"] for k, v in parts.items() if len(v) > 1}
+    return {**percentiles(delays), **medians, **tails, "idle_cpu_pct": round(idle_cpu * 100, 2),
             "n": len(delays)}  # fmt: skip
 
 
@@ -212,7 +215,7 @@ async def measure(url: str, jobs: int = 200, rate: float = 100.0, repeat: int = 
     runs = [await run_once(url, jobs, rate, idle_seconds) for _ in range(repeat)]
     out: dict[str, Any] = {"jobs": jobs, "rate": rate, "runs": runs}
     for key in ("p50_ms", "p99_ms", "max_ms", "enqueue_p50_ms", "lease_p50_ms", "start_p50_ms",
-                "idle_cpu_pct"):  # fmt: skip
+                "enqueue_p99_ms", "lease_p99_ms", "start_p99_ms", "idle_cpu_pct"):  # fmt: skip
         values = [r[key] for r in runs]
         out[key] = round(statistics.median(values), 2)
         out[f"{key}_range"] = [min(values), max(values)]
@@ -245,7 +248,9 @@ def main() -> int:
     table = Table(title=title, title_justify="left")
     columns = {"p50 ms": "p50_ms", "p99 ms": "p99_ms", "max ms": "max_ms",
                "enqueue p50": "enqueue_p50_ms", "lease p50": "lease_p50_ms",
-               "start p50": "start_p50_ms", "idle CPU %": "idle_cpu_pct"}  # fmt: skip
+               "start p50": "start_p50_ms", "enqueue p99": "enqueue_p99_ms",
+               "lease p99": "lease_p99_ms", "start p99": "start_p99_ms",
+               "idle CPU %": "idle_cpu_pct"}  # fmt: skip
     table.add_column("backend", overflow="fold")
     for name in columns:
         table.add_column(name, justify="right", overflow="fold")
