@@ -42,26 +42,10 @@ _MAX_DEPTH = 64
 # C0 and C1 control characters and DEL; a regex search runs in C, and every
 # enqueue checks its task, queue and tenant names with it.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-# Names found good, with the rule they passed. A bulk enqueue checks the same
-# task, queue and tenant for every job; a dict lookup is a tenth of the check.
-# Unique keys would fill it one by one, so it starts over when full.
-_GOOD: dict[tuple[str, int, bool], None] = {}
-_GOOD_MAX = 4096
 
 
 def name_problem(value: object, *, limit: int = MAX_NAME, slash: bool = True) -> str | None:
     """Why ``value`` cannot be a name, or ``None`` when it can."""
-    if type(value) is str and (value, limit, slash) in _GOOD:
-        return None
-    problem = _name_problem(value, limit, slash)
-    if problem is None and type(value) is str:
-        if len(_GOOD) >= _GOOD_MAX:
-            _GOOD.clear()
-        _GOOD[value, limit, slash] = None
-    return problem
-
-
-def _name_problem(value: object, limit: int, slash: bool) -> str | None:
     if not isinstance(value, str):
         return f"must be a string, not {type(value).__name__}"
     if not 0 < len(value) <= limit:
