@@ -37,7 +37,7 @@ from offload.web.guard import LOOPBACK_HOSTS, TEST_HOSTS, Guard
 from offload.web.openapi import Operation, body, document, route
 from offload.web.problems import EXCEPTION_HANDLERS
 from offload.web.secrets import install_redaction
-from offload.web.shared import SharedReads
+from offload.web.shared import CountChanges, SharedReads
 from offload.web.stream import MAX_STREAMS_PER_TOKEN, StreamSettings
 
 OPENAPI = Operation("This document", {"200": body("OpenAPI 3.1", {"type": "object"})},
@@ -88,13 +88,15 @@ def create_app(
         await hub.stop()
         await app.close_async()
 
+    shared = SharedReads()
     guard = Middleware(Guard, hosts=hosts, origins=tuple(allowed_origins))
     web = Starlette(debug=debug, routes=routes, exception_handlers=EXCEPTION_HANDLERS,
-                    lifespan=lifespan, middleware=[guard])  # fmt: skip
+                    lifespan=lifespan,
+                    middleware=[guard, Middleware(CountChanges, reads=shared)])  # fmt: skip
     web.state.offload = app
     web.state.offload_auth = auth
     web.state.offload_hub = hub
-    web.state.offload_shared = SharedReads()
+    web.state.offload_shared = shared
     web.state.offload_stream = StreamSettings(stream_poll, heartbeat, max_streams_per_token)
     return web
 

@@ -32,7 +32,7 @@ from offload.lifecycle import State
 from offload.task import Options
 from offload.web import inventory
 from offload.web import params as p
-from offload.web.context import backend, offload_app, principal, root, shared_reads
+from offload.web.context import backend, offload_app, principal, root, shared_answer, shared_reads
 from offload.web.encoding import dumps
 from offload.web.inventory import QUEUES, TASKS, TENANTS, WORKERS
 from offload.web.openapi import (
@@ -171,10 +171,12 @@ async def output(request: Request) -> Response:
 # job resources ---------------------------------------------------------------------
 
 
+@shared_answer
 async def list_jobs(request: Request) -> Response:
     return await _listing(request, p.states(request))
 
 
+@shared_answer
 async def list_dead(request: Request) -> Response:
     return await _listing(request, frozenset({State.DEAD}))
 
@@ -190,18 +192,21 @@ async def _listing(request: Request, states: frozenset[State] | None) -> Respons
     return JSON({"jobs": page, "next_before": following})
 
 
+@shared_answer
 async def get_job(request: Request) -> Response:
     job = await _job(request, p.job_id(request))
     events = await (await backend(request)).event_list(job.id)
     return JSON(job_detail(job, root(request)) | {"events": [event_json(e) for e in events]})
 
 
+@shared_answer
 async def job_events(request: Request) -> Response:
     job = await _job(request, p.job_id(request))
     events = await (await backend(request)).event_list(job.id, p.after(request), p.limit(request))
     return JSON({"events": [event_json(e) for e in events]})
 
 
+@shared_answer
 async def event_feed(request: Request) -> Response:
     """Events of every visible job after a cursor: what charts are drawn from."""
     tenant = principal(request).scope(p.text(request, "tenant"))

@@ -3,7 +3,11 @@ this event loop, who is asking, and the prefix the web app is mounted under."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
+from starlette.responses import Response
 
 from offload.app import App
 from offload.backends.base import Backend
@@ -32,3 +36,20 @@ def principal(request: Request, *, query_token: bool = False) -> Principal:
 def root(request: Request) -> str:
     """The mount prefix, so links stay right inside a user's own ASGI app."""
     return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def shared_answer(endpoint: Endpoint) -> Endpoint:
+    """An endpoint whose answer identical requests asked at the same moment share
+    (``offload.web.shared``): same path and query, same mount prefix, and the
+    same caller, since what a caller may see depends on who it is."""
+
+    @functools.wraps(endpoint)
+    async def answer(request: Request) -> Response:
+        scope = request.scope
+        key = (endpoint, scope["path"], scope["query_string"], root(request), principal(request))
+        return await shared_reads(request).read(key, lambda: endpoint(request))
+
+    return answer
