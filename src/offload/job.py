@@ -533,9 +533,27 @@ class Salvage:
             return fallback
 
 
+class _Direct(Salvage):
+    """Reads every field directly: a failure sends the row to a real ``Salvage``."""
+
+    def __call__(self, name: str, decode: Callable[[], T], fallback: T) -> T:
+        return decode()
+
+
+_DIRECT = _Direct()
+
+
 def decode_job(build: Callable[[Salvage], Job]) -> Job:
     """The job ``build`` reads from a row, with ``decode_error`` set when a
-    field had to be replaced; every backend's job decoder goes through here."""
+    field had to be replaced; every backend's job decoder goes through here.
+
+    Almost every row decodes whole, so ``build`` first runs with each field read
+    directly, and only a row that fails is read again through ``Salvage``, one
+    field at a time (a page of jobs in a listing or a lease reads faster)."""
+    try:
+        return build(_DIRECT)
+    except Exception:  # any decoder may raise anything on bad bytes
+        pass
     salvage = Salvage()
     job = build(salvage)
     if salvage.problems:

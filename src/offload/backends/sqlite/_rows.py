@@ -45,11 +45,11 @@ def micros(seconds: float) -> int:
 
 
 def dt(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
+    return _EPOCH + timedelta(0, 0, value)  # positional: a third cheaper than microseconds=
 
 
 def opt_dt(value: int | None) -> datetime | None:
-    return None if value is None else _EPOCH + timedelta(microseconds=value)
+    return None if value is None else _EPOCH + timedelta(0, 0, value)
 
 
 def loads(text: str) -> dict[str, Any]:
@@ -72,7 +72,17 @@ def _error(text: str | None) -> ErrorInfo | None:
 
 
 def job(r: Row) -> Job:
-    return decode_job(lambda f: _job(r, f))
+    """A row read straight into a job, positionally (the columns follow the
+    dataclass): a page of 50 jobs is read twice as fast as through the salvage of
+    ``decode_job``, which a row that fails here goes through to say what is wrong."""
+    try:
+        return Job(
+            r[0], r[1], r[2], r[3], STATE[r[4]], r[5], r[6], r[7], r[8], dt(r[9]), dt(r[10]),
+            r[11], opt_dt(r[12]), opt_dt(r[13]), r[14], _error(r[15]), r[16], r[17], r[18],
+            r[19], r[20], r[21], r[22], opt_dt(r[23]), bool(r[24]), loads(r[25]),
+        )  # fmt: skip
+    except Exception:  # any field may hold anything a hand-made row put there
+        return decode_job(lambda f: _job(r, f))
 
 
 def _job(r: Row, f: Salvage) -> Job:
