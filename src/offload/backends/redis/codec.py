@@ -215,12 +215,16 @@ def _error(raw: bytes | None) -> ErrorInfo | None:
     return None if raw is None else ErrorInfo.from_dict(json.loads(raw))
 
 
+_KINDS = {kind.value: kind for kind in EventKind}
+
+
 def event_from_json(raw: bytes | str) -> Event:
+    """Positional, and the kind by lookup: a feed page decodes hundreds."""
     doc: dict[str, Any] = json.loads(raw)
-    return Event(
-        id=int(doc["id"]), job_id=doc["job"], tenant=doc["tenant"],
-        kind=EventKind(doc["kind"]), at=from_us(int(doc["at"])), data=doc["data"],
-    )  # fmt: skip
+    kind = doc["kind"]
+    return Event(int(doc["id"]), doc["job"], doc["tenant"],
+                 _KINDS[kind] if kind in _KINDS else EventKind(kind),
+                 from_us(int(doc["at"])), doc["data"])  # fmt: skip
 
 
 # pauses -------------------------------------------------------------------------
