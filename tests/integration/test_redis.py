@@ -374,3 +374,27 @@ async def test_a_cluster_node_that_alone_lost_the_library_is_taught_it(
         assert not again.duplicate
     finally:
         await backend.close()
+
+
+async def test_a_held_enqueue_on_a_server_that_stops_answering_is_bounded_by_the_timeout() -> None:
+    """The held connection bounds each call by the client's ``socket_timeout``
+    itself (held.py): a server that stops answering makes the call fail within
+    the client's timeouts and retries, long before it answers again."""
+    proc, port = start_server()
+    backend = create_backend(f"redis://127.0.0.1:{port}/0?prefix=held&socket_timeout=0.3")
+    admin = aioredis.Redis(port=port)
+    try:
+        await backend.open()
+        await backend.job_enqueue_many([new_job(queue="t")])  # opens the held connection
+        await admin.execute_command("CLIENT", "PAUSE", "20000", "WRITE")  # FCALL enqueue writes
+        started = time.monotonic()
+        with pytest.raises(BackendError):
+            await backend.job_enqueue_many([new_job(queue="t")])
+        assert time.monotonic() - started < 15.0
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
+        await backend.close()
+        proc.terminate()
+        proc.wait(10)
