@@ -24,8 +24,9 @@ def holds(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-async def test_concurrent_reads_share_one_call_and_a_later_read_calls_again() -> None:
-    reads = SharedReads()
+def held_counter() -> tuple[asyncio.Event, list[int], Callable[[], Awaitable[int]]]:
+    """A read that counts its calls and answers, with the number of calls made
+    by then, once the gate opens."""
     gate = asyncio.Event()
     calls: list[int] = []
 
@@ -33,6 +34,13 @@ async def test_concurrent_reads_share_one_call_and_a_later_read_calls_again() ->
         calls.append(1)
         await gate.wait()
         return len(calls)
+
+    return gate, calls, count
+
+
+async def test_concurrent_reads_share_one_call_and_a_later_read_calls_again() -> None:
+    reads = SharedReads()
+    gate, calls, count = held_counter()
 
     waiting = [asyncio.create_task(reads.read("k", count)) for _ in range(5)]
     other = asyncio.create_task(reads.read("other", count))
@@ -71,13 +79,7 @@ async def test_a_failed_read_fails_every_waiter_and_a_hung_up_waiter_cancels_not
 
 async def test_a_read_begun_before_a_change_is_not_joined() -> None:
     reads = SharedReads()
-    gate = asyncio.Event()
-    calls: list[int] = []
-
-    async def count() -> int:
-        calls.append(1)
-        await gate.wait()
-        return len(calls)
+    gate, calls, count = held_counter()
 
     before = asyncio.create_task(reads.read("k", count))
     await eventually(holds(lambda: len(calls) == 1))
