@@ -11,9 +11,10 @@ What a shared answer may miss: nothing changed through this server. Every
 request that may change something (any method but GET, HEAD and OPTIONS)
 counts as a change once done, before its answer leaves, and a read begun before
 the last change is never joined: a client that enqueued a job and then lists
-jobs sees it, as it would with no sharing. A change made elsewhere (a worker, another
-server process) may be missed by an answer by as long as one read takes, which
-no client can tell from a read that started a moment earlier.
+jobs sees it, as it would with no sharing. A change made elsewhere (a worker,
+another server process, code of this process that calls the App directly) may
+be missed by as long as one read takes: the answer is then what a read begun a
+moment before that change said.
 """
 
 from __future__ import annotations
