@@ -66,6 +66,22 @@ def run_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
 
+def run_now(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro``, which must never wait for anything, to its end in this
+    thread with no event loop: the middleware chain's enqueue steps when every
+    hook is a plain function (``App._store_new_sync``)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+    coro.close()
+    raise UsageError(
+        "a middleware enqueue hook returned something to await during a sync enqueue; "
+        "declare the hook `async def` so that sync enqueues run it on an event loop"
+    )
+
+
 def run_or_schedule(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> None:
     """Run ``coro`` on ``loop``: from another thread wait for it, so a write is
     durable before the caller goes on; on the loop itself (an async task using a

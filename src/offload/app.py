@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from typing_extensions import Unpack
 
-from offload._sync import close_at_exit, is_bridge, run_sync
+from offload._sync import close_at_exit, is_bridge, run_now, run_sync
 from offload.backends import Backend, create_backend
+from offload.backends.base import ThreadStore
 from offload.decorators import HandlerDecorator, TaskDecorator, TaskSettings
 from offload.errors import (
     BatchFinishedError,
@@ -105,6 +106,10 @@ class App:
         # Per backend instance, so per loop: concurrent enqueues share calls.
         self._groups: weakref.WeakKeyDictionary[Backend, EnqueueGroup] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        # Sync enqueues store from the caller's thread through it, when the
+        # backend has one (``Backend.thread_store``); made on first use.
+        self._thread_store: ThreadStore | None = None
+        self._thread_store_made = False
 
     def __repr__(self) -> str:
         return f"<App {self._prototype.describe()} tasks={len(self.tasks)}>"
@@ -199,7 +204,9 @@ class App:
         return backend
 
     async def close_async(self) -> None:
-        """Close this loop's backend instance."""
+        """Close this loop's backend instance, and the connection sync enqueues
+        use (opened again by the next one)."""
+        self._close_thread_store()
         self._open.discard(asyncio.get_running_loop())
         backend = self._backends.pop(asyncio.get_running_loop(), None)
         if backend is not None:
@@ -209,10 +216,14 @@ class App:
         """Close the backend instance that sync calls use."""
         run_sync(self.close_async())
 
+    def _close_thread_store(self) -> None:
+        if self._thread_store is not None:
+            self._thread_store.close()
+
     def use_backend(self, url: str) -> None:
         """Point the app at another backend (``--backend`` on the CLI); only
         before it has been used, since open instances would keep the old one."""
-        if self._backends:
+        if self._backends or self._thread_store_made:
             raise UsageError("use_backend() must be called before the app is used")
         self.backend_url = url
         self._prototype = create_backend(url)
@@ -249,6 +260,38 @@ class App:
             stored = await self._release_ready(backend, stored)
         await chain.after_enqueue_call(stored)
         return stored
+
+    def _store_new_sync(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """``_store_new`` for a caller that blocks until it is done: in the
+        caller's own thread through the backend's thread store, when nothing on
+        the way needs an event loop (no dependencies to look up, no ``async``
+        enqueue hook), else on the bridge loop as every other sync call.
+
+        Plain hooks then run in the caller's thread, so they see its context
+        (the current trace span, say)."""
+        store = self._direct_store()
+        chain = self.middleware
+        if store is None or chain.awaits_on_enqueue() or any(j.depends_on for j in jobs):
+            return run_sync(self._store_new(jobs))
+        marked = [self._marked(j) for j in jobs]
+        prepared = run_now(chain.before_enqueue_call(marked))
+        try:
+            stored = store.enqueue_many(prepared)
+        except Exception as exc:
+            run_now(chain.enqueue_failed(prepared, exc))
+            raise
+        for job in stored:
+            job.serializer = self.serializer
+        run_now(chain.after_enqueue_call(stored))
+        return stored
+
+    def _direct_store(self) -> ThreadStore | None:
+        if not self._thread_store_made:
+            with self._lock:
+                if not self._thread_store_made:
+                    self._thread_store = self._prototype.thread_store()
+                    self._thread_store_made = True
+        return self._thread_store
 
     def _enqueue_group(self, backend: Backend) -> EnqueueGroup:
         group = self._groups.get(backend)
@@ -287,7 +330,9 @@ class App:
         return out
 
     def enqueue_new(self, jobs: Sequence[NewJob]) -> list[Job]:
-        return run_sync(self.enqueue_new_async(jobs))
+        for new in jobs:
+            check_new_job(new)
+        return self._store_new_sync(jobs)
 
     async def dispatch_async(self, command: object, **options: Unpack[EnqueueOptions]) -> Job:
         """Enqueue a command object for its registered handler."""
@@ -296,7 +341,8 @@ class App:
         return (await self.enqueue_new_async([new]))[0]
 
     def dispatch(self, command: object, **options: Unpack[EnqueueOptions]) -> Job:
-        return run_sync(self.dispatch_async(command, **options))
+        task = self._command_task(command)
+        return self._store_new_sync([task.new_job((command,), {}, Options(**options))])[0]
 
     async def get_job_async(self, job_id: str, tenant: str | None = None) -> Job:
         if not is_storable_name(job_id):

@@ -99,6 +99,8 @@ class MiddlewareChain:
     def __init__(self, middleware: Sequence[Middleware]) -> None:
         self.middleware = tuple(middleware)
         self._hooks = {name: self._overridden(name) for name in _HOOKS}
+        enqueue_hooks = (hook for name in _ENQUEUE_HOOKS for hook in self._hooks[name])
+        self._enqueue_awaits = any(inspect.iscoroutinefunction(h) for h in enqueue_hooks)
 
     def _overridden(self, name: str) -> tuple[Any, ...]:
         base = getattr(Middleware, name)
@@ -108,6 +110,11 @@ class MiddlewareChain:
 
     def has(self, name: str) -> bool:
         return bool(self._hooks[name])
+
+    def awaits_on_enqueue(self) -> bool:
+        """Whether an enqueue hook is ``async def``: a sync enqueue then runs the
+        hooks on an event loop, not in the caller's thread."""
+        return self._enqueue_awaits
 
     async def before_enqueue(self, job: NewJob) -> NewJob:
         for hook in self._hooks["before_enqueue"]:
@@ -180,6 +187,10 @@ def _bind_around(hook: Any, ctx: JobContext, call_next: CallNext) -> CallNext:
     return call
 
 
+_ENQUEUE_HOOKS = (
+    "before_enqueue", "after_enqueue", "before_enqueue_many", "after_enqueue_many",
+    "on_enqueue_error",
+)  # fmt: skip
 _HOOKS = (
     "before_enqueue", "after_enqueue", "before_enqueue_many", "after_enqueue_many",
     "on_enqueue_error", "before_execute", "after_execute", "on_error", "before_batch",

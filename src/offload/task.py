@@ -31,7 +31,6 @@ import pydantic_core
 from typing_extensions import ParamSpec, Unpack
 from uuid_utils import uuid7
 
-from offload._sync import run_sync
 from offload.dependencies import parent_ids
 from offload.depends import Resolver, dependency_params
 from offload.errors import (
@@ -491,7 +490,7 @@ class Task(Generic[R, P]):
         return self.new_job(args, kwargs)
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        return run_sync(self.enqueue_async(*args, **kwargs))
+        return self.app._store_new_sync([self.new_job(args, kwargs)])[0]
 
     async def enqueue_many_async(self, items: Iterable[Any]) -> list[Job]:
         """Many jobs in one round trip; items are not checked by the type
@@ -499,7 +498,7 @@ class Task(Generic[R, P]):
         return await BoundTask(self, _DEFAULT_OPTIONS).enqueue_many_async(items)
 
     def enqueue_many(self, items: Iterable[Any]) -> list[Job]:
-        return run_sync(self.enqueue_many_async(items))
+        return self.app._store_new_sync([self.new_job(*_split(item)) for item in items])
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,7 +520,10 @@ class BoundTask(Generic[R, P]):
         return (await self.task.app._store_new([new]))[0]
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        return run_sync(self.enqueue_async(*args, **kwargs))
+        """Stored from this thread where the backend allows it
+        (``App._store_new_sync``), not through the bridge loop."""
+        new = self.task.new_job(args, kwargs, self.opts)
+        return self.task.app._store_new_sync([new])[0]
 
     async def enqueue_many_async(self, items: Iterable[Any]) -> list[Job]:
         """Each item is a tuple of positional arguments, a mapping of keyword
@@ -532,7 +534,8 @@ class BoundTask(Generic[R, P]):
         return await self.task.app._store_new(new)
 
     def enqueue_many(self, items: Iterable[Any]) -> list[Job]:
-        return run_sync(self.enqueue_many_async(items))
+        new = [self.task.new_job(*_split(item), self.opts) for item in items]
+        return self.task.app._store_new_sync(new)
 
 
 def _check_defaults(

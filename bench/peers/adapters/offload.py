@@ -4,6 +4,12 @@
 Installed editable from this repository into its own virtualenv, so it is
 measured the same way as every peer. The worker is ``offload.worker.Worker`` with
 the same slots as the async peers; bulk enqueue is ``enqueue_many_async``.
+
+One by one is the sync ``enqueue``, the call a Django or Flask view makes and
+the one the sync peers (Huey, RQ, Celery, Dramatiq) are measured with; on
+SQLite and a single Redis server it stores from the calling thread. Set
+``PEERS_OFFLOAD_ENQUEUE=async`` to time ``enqueue_async`` awaited on the loop
+instead; ``bench/enqueue_cost.py`` times both side by side.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from offload.worker import Worker
 URL = os.environ.get("PEERS_OFFLOAD_URL", "sqlite:////tmp/offload-peers.db")
 app = App(URL)
 CONCURRENCY = {"fast": FAST_CONCURRENCY, "io": IO_CONCURRENCY}
+ENQUEUE_API = os.environ.get("PEERS_OFFLOAD_ENQUEUE", "sync")
 
 
 @app.task(name="peers.job", max_attempts=1)
@@ -34,7 +41,11 @@ async def job(kind: str, sent: float) -> None:
     await ajob_done(kind, sent)
 
 
-async def enqueue_one(kind: Kind, sent: float) -> None:
+def enqueue_one(kind: Kind, sent: float) -> None:
+    job.enqueue(kind, sent)
+
+
+async def enqueue_one_async(kind: Kind, sent: float) -> None:
     await job.enqueue_async(kind, sent)
 
 
@@ -87,10 +98,13 @@ async def _setup() -> None:
 PEER = Peer(
     name="offload",
     version=importlib.metadata.version("offload"),
-    enqueue_one=enqueue_one,
+    enqueue_one=enqueue_one_async if ENQUEUE_API == "async" else enqueue_one,
     enqueue_bulk=enqueue_bulk,
     run_worker=run_worker,
     reset=reset,
     setup=_setup,
-    settings={m: {"concurrency": n, "queues": ["default"]} for m, n in CONCURRENCY.items()},
+    settings={
+        m: {"concurrency": n, "queues": ["default"], "enqueue_one": ENQUEUE_API}
+        for m, n in CONCURRENCY.items()
+    },
 )

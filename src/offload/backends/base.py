@@ -27,7 +27,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from offload.job import (
     Batch,
@@ -62,6 +62,18 @@ def pause_order(pause: Pause) -> tuple[bool, str, bool, str]:
             pause.queue or "")  # fmt: skip
 
 
+class ThreadStore(Protocol):
+    """Stores new jobs from the calling thread, blocking it, with no event loop:
+    what a sync ``enqueue`` uses where the backend has one
+    (``Backend.thread_store``). Safe to call from many threads at once."""
+
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """``Backend.job_enqueue_many``, the same storage and the same answer."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Backend(ABC):
     """Storage and delivery; one instance belongs to one event loop."""
 
@@ -79,6 +91,12 @@ class Backend(ABC):
     @abstractmethod
     def clone(self) -> Backend:
         """A new instance on the same storage, for use from another event loop."""
+
+    def thread_store(self) -> ThreadStore | None:
+        """A new store for sync enqueues made in the caller's own thread, or
+        ``None``: those then run on the bridge loop (``offload._sync``), two
+        thread switches that can cost more than the enqueue itself."""
+        return None
 
     @abstractmethod
     async def now(self) -> datetime:

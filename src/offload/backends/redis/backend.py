@@ -20,18 +20,24 @@ import heapq
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from offload import event_data as ed
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts, check_release, pause_order
-from offload.backends.redis import codec, lua
-from offload.backends.redis.connection import connect, parse
+from offload.backends.base import (
+    Backend,
+    QueueCounts,
+    ThreadStore,
+    check_release,
+    pause_order,
+)
+from offload.backends.redis import codec, enqueue, lua
+from offload.backends.redis.connection import connect, parse, translated
+from offload.backends.redis.enqueue import CHUNK
 from offload.backends.redis.held import HeldConnection
 from offload.backends.redis.keys import Keys, lane, split_lane
 from offload.errors import BackendError
@@ -55,26 +61,14 @@ from offload.job import (
 )
 from offload.lifecycle import EventKind, State
 
-CHUNK = 1000
-"""Jobs per script call: bounds how long one call holds the server."""
 _UNBLOCK_TRIES, _UNBLOCK_PAUSE = 50, 0.002
 
-_RULES = {t.name: codec.rule(t) for t in lc.ALL}
-_ENDED = codec.states_arg(lc.ENDED)
+_RULES, _ENDED = codec.RULES, codec.ENDED
 _STATES = codec.states_arg(frozenset(State))
 _EXPIRED = codec.error_json(ed.LEASE_EXPIRED)
 _OUTCOMES = [o.value for o in (CancelOutcome.CANCELLED, CancelOutcome.REQUESTED,
                                 CancelOutcome.ENDED)]  # fmt: skip
 _RUNNING = State.RUNNING.value.encode()
-
-
-@contextmanager
-def _translated() -> Iterator[None]:
-    """Surface storage failures as offload's own ``BackendError``."""
-    try:
-        yield
-    except RedisError as exc:
-        raise BackendError(f"redis: {exc}") from exc
 
 
 class RedisBackend(Backend):
@@ -94,8 +88,15 @@ class RedisBackend(Backend):
     def clone(self) -> RedisBackend:
         return RedisBackend(self.url)
 
+    def thread_store(self) -> ThreadStore | None:
+        if self._target.cluster:
+            return None
+        from offload.backends.redis.sync_store import RedisThreadStore
+
+        return RedisThreadStore(self._target, self._keys)
+
     async def open(self) -> None:
-        with _translated():
+        with translated():
             await lua.load_all(self._redis())
 
     async def close(self) -> None:
@@ -119,7 +120,7 @@ class RedisBackend(Backend):
         return self._client
 
     async def _run(self, name: str, *args: Any) -> Any:
-        with _translated():
+        with translated():
             return await lua.run(self._redis(), name, self._keys.seq, [self._keys.tag, *args])
 
     async def now(self) -> datetime:
@@ -131,21 +132,15 @@ class RedisBackend(Backend):
     async def job_enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
         if not jobs:
             return []
-        chunks = [list(jobs[i : i + CHUNK]) for i in range(0, len(jobs), CHUNK)]
-        with _translated():
+        chunks = enqueue.chunked(jobs)
+        with translated():
             replies = await self._enqueue_chunks(chunks)
-        return [job for chunk, reply in zip(chunks, replies, strict=True)
-                for job in _enqueued(chunk, reply)]  # fmt: skip
+        return enqueue.stored(chunks, replies)
 
     async def _enqueue_chunks(self, chunks: list[list[NewJob]]) -> list[Any]:
         """All chunks in one round trip; safe to repeat whole, since a job whose
         id is already stored is returned, not stored again."""
-        head = [self._keys.tag, _RULES["enqueue"], _RULES["enqueue_later"], _ENDED]
-        calls = [
-            [*head, json.dumps([codec.new_job_row(new) for new in c]),
-             b"".join([n.payload for n in c])]
-            for c in chunks
-        ]  # fmt: skip
+        calls = [enqueue.arguments(self._keys, c) for c in chunks]
         if len(calls) == 1:
             if self._target.cluster:
                 return [await lua.run(self._redis(), "enqueue", self._keys.seq, calls[0])]
@@ -251,7 +246,7 @@ class RedisBackend(Backend):
         only while the job runs, since later transitions leave it behind."""
         if not job_ids:
             return frozenset()
-        with _translated():
+        with translated():
             pipe = self._redis().pipeline(transaction=False)
             for job_id in job_ids:
                 pipe.hmget(self._keys.job(job_id), "state", "cancel_requested")
@@ -306,7 +301,7 @@ class RedisBackend(Backend):
                 return out
 
     async def job_get(self, job_id: str, tenant: str | None = None) -> Job | None:
-        with _translated():
+        with translated():
             values = await self._redis().hmget(self._keys.job(job_id), codec.FIELDS)
         if values[0] is None:
             return None
@@ -318,7 +313,7 @@ class RedisBackend(Backend):
         per-state indexes) newest first, a page at a time; the other filters are
         applied to each page, so a rare queue or task costs a longer walk, never
         a wrong answer."""
-        with _translated():
+        with translated():
             keys = await self._index_keys(query)
             # The index keys already select tenant, queue and state: only a
             # task filter (or a job moving on meanwhile) drops ids of a page,
@@ -372,7 +367,7 @@ class RedisBackend(Backend):
     async def job_counts(self, tenant: str | None = None) -> QueueCounts:
         """The sizes of the per-(state, lane) indexes: they move in the same
         script as the state, so counts cannot drift from the jobs."""
-        with _translated():
+        with translated():
             lanes = await self._lanes(tenant, None)
             cells = [(lane, state) for lane in lanes for state in State]
             pipe = self._redis().pipeline(transaction=False)
@@ -390,7 +385,7 @@ class RedisBackend(Backend):
         # Chunked like the purge, so a large backlog never holds the server
         # long; a purge pass running between two chunks can make that one read
         # miss or double a few jobs (docs/orchestration.md).
-        with _translated():
+        with translated():
             stored: dict[bytes, bytes] = await self._redis().hgetall(self._keys.stats)
         fields: list[tuple[bytes, Any]] = list(stored.items())
         offset = 0
@@ -433,7 +428,7 @@ class RedisBackend(Backend):
         return bool(reply)
 
     async def control_pauses(self, tenant: str | None = None) -> list[Pause]:
-        with _translated():
+        with translated():
             raw: dict[bytes, bytes] = await self._redis().hgetall(self._keys.pauses)
         pauses = (codec.pause_from_field(field, at) for field, at in raw.items())
         return sorted((p for p in pauses if tenant is None or p.tenant == tenant), key=pause_order)
@@ -449,7 +444,7 @@ class RedisBackend(Backend):
     async def limit_release(self, key: str, holder: str) -> None:
         """A plain ZREM: removing one member is atomic on its own, and the key's
         expiry, set when a slot was taken, still clears an emptied key."""
-        with _translated():
+        with translated():
             await self._redis().zrem(self._keys.limit(key), holder)
 
     async def rate_acquire(self, key: str, limit: int, period: float) -> float:
@@ -496,7 +491,7 @@ class RedisBackend(Backend):
     async def schedule_list(self, tenant: str | None = None) -> list[Schedule]:
         """Every schedule's name is in one set; sorting happens here, since the
         lane encoding puts a tenant's byte length first, not its text."""
-        with _translated():
+        with translated():
             raw: set[bytes] = await self._redis().smembers(self._keys.schedules)
         names = sorted(split_lane(member) for member in raw)
         return await self._schedules([n for n in names if tenant is None or n[0] == tenant])
@@ -511,7 +506,7 @@ class RedisBackend(Backend):
             return []
         upper = codec.to_us(before)
         key = self._keys.schedules_due
-        with _translated():
+        with translated():
             client = self._redis()
             hits: list[tuple[bytes, float]] = await client.zrangebyscore(
                 key, "-inf", upper, start=0, num=limit, withscores=True
@@ -541,7 +536,7 @@ class RedisBackend(Backend):
         """The schedules named by (tenant, id), in that order; missing ones left out."""
         if not names:
             return []
-        with _translated():
+        with translated():
             pipe = self._redis().pipeline(transaction=False)
             for tenant, schedule_id in names:
                 pipe.hmget(self._keys.schedule(tenant, schedule_id), codec.SCHEDULE_FIELDS)
@@ -577,7 +572,7 @@ class RedisBackend(Backend):
             return []
         upper = "+" if before_id is None else "(" + before_id
         key = self._keys.batches(tenant, unfinished=unfinished)
-        with _translated():
+        with translated():
             ids: list[bytes] = await self._redis().zrevrangebylex(
                 key, upper, "-", start=0, num=limit
             )
@@ -605,7 +600,7 @@ class RedisBackend(Backend):
         if not ids:
             return []
         states = list(State)
-        with _translated():
+        with translated():
             pipe = self._redis().pipeline(transaction=False)
             for batch_id in ids:
                 pipe.hmget(self._keys.batch(batch_id), codec.BATCH_FIELDS)
@@ -619,13 +614,13 @@ class RedisBackend(Backend):
     # events ------------------------------------------------------------------------
 
     async def event_list(self, job_id: str, after: int = 0, limit: int = 1000) -> list[Event]:
-        with _translated():
+        with translated():
             raw = await self._redis().lrange(self._keys.events(job_id), 0, -1)
         events = (codec.event_from_json(r) for r in raw)
         return list(islice((e for e in events if e.id > after), limit))
 
     async def event_latest(self, job_id: str) -> Event | None:
-        with _translated():
+        with translated():
             raw = await self._redis().lindex(self._keys.events(job_id), -1)
         return None if raw is None else codec.event_from_json(raw)
 
@@ -636,7 +631,7 @@ class RedisBackend(Backend):
         # than asked (each entry is decoded).
         page = limit if tenant is None else max(limit, 100)
         out: list[Event] = []
-        with _translated():
+        with translated():
             while len(out) < limit:
                 entries = await self._redis().xrange(
                     self._keys.feed, f"({after}-0", "+", count=page
@@ -653,7 +648,7 @@ class RedisBackend(Backend):
     async def event_last_id(self, tenant: str | None = None) -> int:
         """The id counter in one read: every event id was taken from it, so it
         is at or after the newest (the feed may be trimmed; the counter is not)."""
-        with _translated():
+        with translated():
             raw = await self._redis().get(self._keys.seq)
         return int(raw or 0)
 
@@ -684,7 +679,7 @@ class RedisBackend(Backend):
             self._keys.tag, _RULES["start"], worker_id, str(limit),
             str(codec.seconds_us(lease_for)), uuid.uuid4().hex + ":", *queues,
         ])  # fmt: skip
-        with _translated():
+        with translated():
             conn = await self._waiting_connection()
             self._blocked = True
             try:
@@ -720,7 +715,7 @@ class RedisBackend(Backend):
         if self._target.cluster:
             await super().interrupt_wait()
             return
-        with _translated():
+        with translated():
             for _ in range(_UNBLOCK_TRIES):
                 if not self._blocked or self._waiter_id is None:
                     return
@@ -749,31 +744,8 @@ class RedisBackend(Backend):
             await asyncio.sleep(max(timeout, 0))
             return
         keys = [self._keys.signal(q) for q in queues]
-        with _translated():
+        with translated():
             await self._redis().blpop(keys, timeout=timeout)
-
-
-_NOW_STATE, _LATER_STATE = lc.ENQUEUE.target, lc.ENQUEUE_LATER.target
-
-
-def _enqueued(chunk: list[NewJob], reply: list[Any]) -> list[Job]:
-    """enqueue.lua's reply: the creation time, then per job its run_at when it
-    was stored now (due at once unless later than its creation), or the values
-    of the job that was already there."""
-    created_us = int(reply[0])
-    created = codec.from_us(created_us)
-    out: list[Job] = []
-    for new, item in zip(chunk, islice(reply, 1, None), strict=True):
-        if isinstance(item, list):
-            existing = codec.job_from_values(item)
-            existing.duplicate = True
-            out.append(existing)
-        elif item <= created_us:
-            run_at = created if item == created_us else codec.from_us(item)
-            out.append(codec.stored_job(new, created, run_at, _NOW_STATE))
-        else:
-            out.append(codec.stored_job(new, created, codec.from_us(item), _LATER_STATE))
-    return out
 
 
 def _json(data: ed.EventData) -> str:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from offload import lifecycle as lc
 from offload.backends.redis.keys import lane
 from offload.job import (
     Batch,
@@ -82,6 +83,11 @@ def rule(t: Transition) -> str:
 
 def states_arg(states: Sequence[State] | frozenset[State]) -> str:
     return ",".join(sorted(s.value for s in states))
+
+
+RULES = {t.name: rule(t) for t in lc.ALL}
+"""Every transition's rule as its scripts' argument, encoded once per process."""
+ENDED = states_arg(lc.ENDED)
 
 
 def opt(value: str | None) -> str:

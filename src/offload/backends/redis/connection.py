@@ -12,6 +12,8 @@ many connections", so a burst of requests queues rather than erroring.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -19,9 +21,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
 
 from offload.backends.redis.keys import DEFAULT_PREFIX
-from offload.errors import ConfigurationError
+from offload.errors import BackendError, ConfigurationError
 
 RETRIES = 3
 POOL_SIZE = 64
@@ -80,14 +83,41 @@ def connect(target: Target) -> Any:
     docs/backends/redis.md, "Connection loss". ``from_url`` would otherwise
     leave the client without any retry.
     """
-    retry = Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), RETRIES)
-    options: dict[str, Any] = {
-        "decode_responses": False, "client_name": target.client_name, "retry": retry,
-    }  # fmt: skip
+    options = _options(target, Retry)
     if target.cluster:
         return _Cluster.from_url(target.client_url, **options)
-    query = dict(parse_qsl(urlsplit(target.client_url).query))
-    defaults = {k: v for k, v in (("max_connections", POOL_SIZE), ("timeout", POOL_TIMEOUT))
-                if k not in query}  # fmt: skip
-    pool = BlockingConnectionPool.from_url(target.client_url, **options, **defaults)
+    pool = BlockingConnectionPool.from_url(target.client_url, **options, **_pool_defaults(target))
     return Redis.from_pool(pool)
+
+
+def connect_sync(target: Target) -> Any:
+    """``connect``'s blocking twin for a single server, for calls made from a
+    producer's own thread (``sync_store``); same options, same retries."""
+    import redis
+
+    options = _options(target, redis.retry.Retry)
+    pool = redis.BlockingConnectionPool.from_url(
+        target.client_url, **options, **_pool_defaults(target)
+    )
+    return redis.Redis.from_pool(pool)
+
+
+def _options(target: Target, retry: Any) -> dict[str, Any]:
+    backoff = ExponentialWithJitterBackoff(base=0.05, cap=1.0)
+    return {"decode_responses": False, "client_name": target.client_name,
+            "retry": retry(backoff, RETRIES)}  # fmt: skip
+
+
+def _pool_defaults(target: Target) -> dict[str, Any]:
+    query = dict(parse_qsl(urlsplit(target.client_url).query))
+    return {k: v for k, v in (("max_connections", POOL_SIZE), ("timeout", POOL_TIMEOUT))
+            if k not in query}  # fmt: skip
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Surface storage failures as offload's own ``BackendError``."""
+    try:
+        yield
+    except RedisError as exc:
+        raise BackendError(f"redis: {exc}") from exc

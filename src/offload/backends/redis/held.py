@@ -42,6 +42,14 @@ except ImportError:  # redis-py without its hiredis extra
     _pack = None
 
 
+def pack(conn: Any, command: list[Any]) -> bytes:
+    """The command as the bytes on the wire: hiredis's packer when installed."""
+    if _pack is None:
+        packed: bytes = conn.pack_command(*command)
+        return packed
+    return _pack(tuple(command))
+
+
 class HeldConnection:
     def __init__(self) -> None:
         self._conn: Any = None
@@ -70,8 +78,7 @@ class HeldConnection:
                 await conn.connect()  # the handshake under the connection's own timeout
                 self._timeout, conn.socket_timeout = conn.socket_timeout, None
                 self._conn = conn
-            command = lua.command(name, route_key, args)
-            packed = conn.pack_command(*command) if _pack is None else _pack(tuple(command))
+            packed = pack(conn, lua.command(name, route_key, args))
             async with asyncio.timeout(self._timeout):
                 await conn.send_packed_command(packed)
                 return await conn.read_response()

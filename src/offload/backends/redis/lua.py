@@ -102,9 +102,7 @@ async def load_all(client: Any) -> None:
     one round trip, where loading makes it compile the library again. A
     cluster client asks and loads on every primary; the answer counts only if
     each of them has it."""
-    listed = await client.function_list(library=library_name())
-    answers = listed.values() if isinstance(listed, dict) else [listed]
-    if not answers or not all(answers):
+    if not _known(await client.function_list(library=library_name())):
         await client.function_load(library(), replace=True)
 
 
@@ -118,3 +116,25 @@ async def run(client: Any, name: str, route_key: str, args: list[Any]) -> Any:
             raise
     await load_all(client)
     return await client.fcall(function(name), 1, route_key, *args)
+
+
+def load_all_sync(client: Any) -> None:
+    """``load_all`` through a blocking client."""
+    if not _known(client.function_list(library=library_name())):
+        client.function_load(library(), replace=True)
+
+
+def run_sync(client: Any, name: str, route_key: str, args: list[Any]) -> Any:
+    """``run`` through a blocking client."""
+    try:
+        return client.fcall(function(name), 1, route_key, *args)
+    except ResponseError as exc:
+        if not missing(exc):
+            raise
+    load_all_sync(client)
+    return client.fcall(function(name), 1, route_key, *args)
+
+
+def _known(listed: Any) -> bool:
+    answers = listed.values() if isinstance(listed, dict) else [listed]
+    return bool(answers) and all(answers)

@@ -22,10 +22,16 @@ from offload.errors import ConfigurationError
 SCHEMA_VERSION = len(_sql.migrations())
 
 
-def connect(options: SQLiteOptions) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), migrated."""
+def connect(options: SQLiteOptions, *, any_thread: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), migrated.
+    ``any_thread``: its user lets one thread at a time use it, from any thread."""
     Path(options.path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(options.path, timeout=options.busy_timeout, isolation_level=None)
+    conn = sqlite3.connect(
+        options.path,
+        timeout=options.busy_timeout,
+        isolation_level=None,
+        check_same_thread=not any_thread,
+    )
     try:
         _ensure_wal(conn, options.busy_timeout)
         conn.execute(f"PRAGMA synchronous = {options.synchronous.upper()}")

@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts, check_release
+from offload.backends.base import Backend, QueueCounts, ThreadStore, check_release
 from offload.backends.sqlite import _rows, records, wake
 from offload.backends.sqlite import jobs as ops
 from offload.backends.sqlite._connection import SCHEMA_VERSION, connect, data_version, transaction
@@ -84,6 +84,11 @@ class SQLiteBackend(Backend):
         # The resolved path travels with the clone: a relative URL must not be
         # re-resolved against another working directory.
         return SQLiteBackend(self.url, options=self._options)
+
+    def thread_store(self) -> ThreadStore:
+        from offload.backends.sqlite.sync_store import SQLiteThreadStore
+
+        return SQLiteThreadStore(self._options)
 
     async def open(self) -> None:
         if self._conn is not None:

@@ -1,0 +1,353 @@
+"""Sync enqueues store from the caller's own thread where the backend has a
+thread store (SQLite, a single Redis server), and through the bridge loop
+everywhere else; either way the job stored is the one the async path stores,
+the middleware runs, and waiting workers wake."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from offload import App, Job, Middleware, NewJob, State
+from offload.errors import BackendError, UsageError
+from offload.job import JobQuery
+from offload.worker import Worker
+from tests.servers.redis import start_server
+
+DIRECT = frozenset({"sqlite", "redis"})
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+
+class Seen(Middleware):
+    """Plain hooks: where they ran, and what the caller's context held."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+        self.contexts: list[str] = []
+        self.stored: list[str] = []
+        self.failures: list[BaseException] = []
+
+    def before_enqueue_many(self, jobs: list[NewJob]) -> None:
+        self.threads.append(threading.current_thread().name)
+        self.contexts.append(REQUEST_ID.get())
+
+    def after_enqueue_many(self, jobs: list[Job]) -> None:
+        self.stored.extend(j.id for j in jobs)
+
+    def on_enqueue_error(self, jobs: list[NewJob], error: BaseException) -> None:
+        self.failures.append(error)
+
+
+def _name(request: pytest.FixtureRequest) -> str:
+    name: str = request.node.callspec.params["backend_url"]
+    return name
+
+
+def _fields(job: Job) -> tuple[Any, ...]:
+    return (job.id, job.task, job.queue, job.tenant, job.state, job.payload, job.priority,
+            job.attempts, job.max_attempts, job.created_at, job.run_at, job.unique_key)  # fmt: skip
+
+
+async def _close(app: App) -> None:
+    """This loop's instance, and the bridge loop's that bridged calls opened."""
+    await app.close_async()
+    await asyncio.to_thread(app.close)
+
+
+def _in_thread(fn: Any, *args: Any) -> Any:
+    """Call ``fn`` from a plain thread with no event loop, as a sync producer does."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn(*args)), name="producer")
+    thread.start()
+    thread.join(30)
+    assert out, "the producer thread did not finish"
+    return out[0]
+
+
+async def test_a_sync_enqueue_stores_the_job_the_async_path_reads_back(
+    backend_url: str, request: pytest.FixtureRequest
+) -> None:
+    seen = Seen()
+    app = App(backend_url, middleware=[seen])
+
+    @app.task(name="sync.add", queue="adds")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    def produce() -> list[Job]:
+        REQUEST_ID.set("r-17")
+        return [add.enqueue(1, 2), *add.enqueue_many([(3, 4), {"a": 5, "b": 6}])]
+
+    try:
+        stored = await asyncio.to_thread(produce)
+        for job in stored:
+            read = await app.get_job_async(job.id)
+            assert read is not None
+            assert _fields(read) == _fields(job)
+            assert read.state is State.QUEUED
+        assert len({j.payload for j in stored}) == 3
+        assert seen.stored == [j.id for j in stored]
+        direct = _name(request) in DIRECT
+        # In the caller's thread, else on the bridge loop's; either way in a
+        # copy of the caller's context.
+        assert seen.contexts == ["r-17"] * 2
+        assert all((name != "offload-sync") == direct for name in seen.threads), seen.threads
+    finally:
+        await _close(app)
+
+
+async def test_a_sync_enqueue_of_a_stored_id_or_a_held_unique_key_returns_the_first(
+    backend_url: str,
+) -> None:
+    app = App(backend_url)
+
+    @app.task(name="sync.once")
+    def once(n: int) -> None: ...
+
+    def produce() -> tuple[Job, Job, Job, Job]:
+        first = once.options(unique_key="k").enqueue(1)
+        again = once.options(unique_key="k").enqueue(2)
+        new = once.prepare(3)
+        return first, again, *app.enqueue_new([new]), *app.enqueue_new([new])
+
+    try:
+        first, again, stored, repeat = await asyncio.to_thread(produce)
+        assert (first.duplicate, again.duplicate, again.id) == (False, True, first.id)
+        assert (stored.duplicate, repeat.duplicate, repeat.id) == (False, True, stored.id)
+    finally:
+        await _close(app)
+
+
+@pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
+async def test_sync_enqueues_from_many_threads_at_once_are_all_stored(backend_url: str) -> None:
+    app = App(backend_url)
+
+    @app.task(name="sync.many", queue="many")
+    def many(n: int) -> None: ...
+
+    def produce(base: int) -> list[str]:
+        return [many.enqueue(base + n).id for n in range(50)]
+
+    try:
+        ids = await asyncio.gather(*(asyncio.to_thread(produce, t * 100) for t in range(8)))
+        flat = [i for chunk in ids for i in chunk]
+        assert len(set(flat)) == 400
+        counts = await (await app.backend()).job_counts()
+        assert counts.get(("many", State.QUEUED)) == 400
+    finally:
+        await _close(app)
+
+
+@pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
+async def test_a_sync_enqueue_from_another_thread_wakes_a_waiting_worker(backend_url: str) -> None:
+    """The worker polls every 30 s: only the enqueue's own wake-up can start the
+    job within the few seconds the test waits."""
+    app = App(backend_url)
+    ran = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    @app.task(name="sync.wake", queue="wake")
+    def wake() -> None:
+        loop.call_soon_threadsafe(ran.set)
+
+    worker = Worker(app, ["wake"], concurrency=2, poll_interval=30.0, handle_signals=False)
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.3)  # the worker is past its first (empty) lease
+        started = time.monotonic()
+        await asyncio.to_thread(wake.enqueue)
+        await asyncio.wait_for(ran.wait(), 10.0)
+        assert time.monotonic() - started < 10.0
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 30)
+        await _close(app)
+
+
+async def test_an_async_enqueue_hook_makes_a_sync_enqueue_take_the_bridge(
+    backend_url: str,
+) -> None:
+    class AsyncHook(Middleware):
+        threads: list[str] = []
+
+        async def before_enqueue_many(self, jobs: list[NewJob]) -> None:
+            await asyncio.sleep(0)  # needs a loop
+            self.threads.append(threading.current_thread().name)
+
+    hook = AsyncHook()
+    app = App(backend_url, middleware=[hook])
+
+    @app.task(name="sync.hooked")
+    def hooked() -> None: ...
+
+    try:
+        job = await asyncio.to_thread(hooked.enqueue)
+        assert await app.get_job_async(job.id) is not None
+        assert hook.threads == ["offload-sync"]
+    finally:
+        await _close(app)
+
+
+@pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
+async def test_a_plain_hook_that_returns_something_to_await_is_refused_by_name(
+    backend_url: str,
+) -> None:
+    class Sneaky(Middleware):
+        def before_enqueue_many(self, jobs: list[NewJob]) -> Any:
+            return asyncio.sleep(0)
+
+    app = App(backend_url, middleware=[Sneaky()])
+
+    @app.task(name="sync.sneaky")
+    def sneaky() -> None: ...
+
+    try:
+        with pytest.raises(UsageError, match="async def"):
+            await asyncio.to_thread(sneaky.enqueue)
+        assert await app.list_jobs_async(JobQuery()) == []
+    finally:
+        await _close(app)
+
+
+@pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
+async def test_a_sync_enqueue_with_dependencies_waits_for_its_parent(backend_url: str) -> None:
+    app = App(backend_url)
+
+    @app.task(name="sync.step")
+    def step(n: int) -> None: ...
+
+    def produce() -> tuple[Job, Job]:
+        parent = step.enqueue(1)
+        return parent, step.options(depends_on=[parent]).enqueue(2)
+
+    try:
+        parent, child = await asyncio.to_thread(produce)
+        assert (await app.get_job_async(parent.id)).state is State.QUEUED
+        assert child.state is State.SCHEDULED
+        assert child.depends_on == [parent.id]
+    finally:
+        await _close(app)
+
+
+# Redis: the held connection and the server ---------------------------------------
+
+
+@pytest.fixture
+def own_server() -> Iterator[int]:
+    proc, port = start_server()
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _kill(port: int, name: str) -> int:
+    client = redis.Redis(port=port)
+    try:
+        ids = [c["id"] for c in client.client_list() if c.get("name") == name]
+        for client_id in ids:
+            client.client_kill_filter(_id=client_id)
+        return len(ids)
+    finally:
+        client.close()
+
+
+def test_a_sync_enqueue_survives_its_connection_killed_and_the_library_lost(
+    own_server: int,
+) -> None:
+    app = App(f"redis://127.0.0.1:{own_server}/0?prefix=syncheld&client_name=producer")
+
+    @app.task(name="sync.held", queue="held")
+    def held(n: int) -> None: ...
+
+    admin = redis.Redis(port=own_server)
+    try:
+        first = held.enqueue(1)  # opens the held connection, loads the library
+        assert _kill(own_server, "producer") >= 1
+        second = held.enqueue(2)  # made again through the client's pool
+        admin.function_flush()  # a server of this test's own
+        third = held.enqueue(3)  # the library is taught again
+        stored = [app.get_job(j.id) for j in (first, second, third)]
+        assert [j.state for j in stored if j is not None] == [State.QUEUED] * 3
+    finally:
+        admin.close()
+        app.close()
+
+
+def test_a_sync_enqueue_on_a_server_that_stops_answering_fails_within_its_timeout(
+    own_server: int,
+) -> None:
+    seen = Seen()
+    url = f"redis://127.0.0.1:{own_server}/0?prefix=syncpause&socket_timeout=0.3"
+    app = App(url, middleware=[seen])
+
+    @app.task(name="sync.paused", queue="p")
+    def paused() -> None: ...
+
+    admin = redis.Redis(port=own_server)
+    try:
+        paused.enqueue()
+        admin.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+        started = time.monotonic()
+        with pytest.raises(BackendError, match="redis"):
+            paused.enqueue()
+        assert time.monotonic() - started < 15.0
+        assert [type(e) for e in seen.failures] == [BackendError]
+    finally:
+        with contextlib.suppress(Exception):
+            admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+        app.close()
+
+
+def test_sync_enqueues_on_a_redis_cluster_take_the_bridge(request: pytest.FixtureRequest) -> None:
+    from tests.servers.redis import redis_cluster_url
+
+    app = App(redis_cluster_url(request), middleware=[seen := Seen()])
+
+    @app.task(name="sync.cluster")
+    def on_cluster() -> None: ...
+
+    try:
+        job = _in_thread(on_cluster.enqueue)
+        assert app.get_job(job.id) is not None
+        assert seen.threads == ["offload-sync"]
+    finally:
+        app.close()
+
+
+def test_a_sync_enqueue_to_an_unreachable_server_is_a_backend_error() -> None:
+    from tests.servers import free_port
+
+    app = App(f"redis://127.0.0.1:{free_port()}/0?prefix=nowhere")
+
+    @app.task(name="sync.nowhere")
+    def nowhere() -> None: ...
+
+    with pytest.raises(BackendError, match="redis"):
+        nowhere.enqueue()
+    app.close()
+
+
+def test_a_sync_enqueue_into_an_sqlite_file_that_cannot_be_opened_names_the_file(
+    tmp_path: Any,
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    app = App(f"sqlite:///{blocker}/jobs.db")
+
+    @app.task(name="sync.nofile")
+    def nofile() -> None: ...
+
+    with pytest.raises(BackendError, match=r"jobs\.db"):
+        nofile.enqueue()
+    app.close()
