@@ -286,11 +286,16 @@ class App:
         return stored
 
     def _direct_store(self) -> ThreadStore | None:
-        if not self._thread_store_made:
-            with self._lock:
-                if not self._thread_store_made:
-                    self._thread_store = self._prototype.thread_store()
-                    self._thread_store_made = True
+        if self._thread_store_made:
+            return self._thread_store
+        store = self._prototype.thread_store()  # nothing opened until its first call
+        if store is not None:
+            # Opening the backend once prepares what the store writes to (the
+            # PostgreSQL schema's migrations, say); later calls skip this.
+            run_sync(self.backend())
+        with self._lock:
+            if not self._thread_store_made:
+                self._thread_store, self._thread_store_made = store, True
         return self._thread_store
 
     def _enqueue_group(self, backend: Backend) -> EnqueueGroup:

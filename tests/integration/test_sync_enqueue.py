@@ -1,5 +1,5 @@
 """Sync enqueues store from the caller's own thread where the backend has a
-thread store (SQLite, a single Redis server), and through the bridge loop
+thread store (SQLite, PostgreSQL, a single Redis server), and through the bridge loop
 everywhere else; either way the job stored is the one the async path stores,
 the middleware runs, and waiting workers wake."""
 
@@ -22,7 +22,7 @@ from offload.job import JobQuery
 from offload.worker import Worker
 from tests.servers.redis import start_server
 
-DIRECT = frozenset({"sqlite", "redis"})
+DIRECT = frozenset({"sqlite", "postgres", "redis"})
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 
 
@@ -351,3 +351,37 @@ def test_a_sync_enqueue_into_an_sqlite_file_that_cannot_be_opened_names_the_file
     with pytest.raises(BackendError, match=r"jobs\.db"):
         nofile.enqueue()
     app.close()
+
+
+# PostgreSQL: the store's own pool ------------------------------------------------
+
+
+def test_a_sync_enqueue_on_postgres_survives_its_connections_terminated(
+    request: pytest.FixtureRequest,
+) -> None:
+    import psycopg
+
+    from tests.servers.postgres import postgres_clean_url
+
+    name = f"sync-{time.monotonic_ns()}"
+    url = f"{postgres_clean_url(request)}&application_name={name}"
+    app = App(url)
+
+    @app.task(name="sync.pg", queue="pg")
+    def on_pg(n: int) -> None: ...
+
+    admin_url = url.split("?", 1)[0]
+    try:
+        first = on_pg.enqueue(1)  # the backend opened (schema migrated), then the store
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (name,),
+            ).fetchone()
+        assert killed is not None
+        assert killed[0] >= 2  # the bridge's pool and the store's
+        second = on_pg.enqueue(2)
+        assert [app.get_job(j.id).state for j in (first, second)] == [State.QUEUED] * 2
+    finally:
+        app.close()

@@ -37,7 +37,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from offload import event_data as ed
 from offload import lifecycle as lc
-from offload.backends.base import Backend, QueueCounts, check_release, pause_order
+from offload.backends.base import Backend, QueueCounts, ThreadStore, check_release, pause_order
 from offload.backends.postgres import _rows, _sql
 from offload.backends.postgres._url import parse_url
 from offload.backends.postgres.enqueue import enqueue_async
@@ -124,6 +124,11 @@ class PostgresBackend(Backend):
     async def now(self) -> datetime:
         [(moment,)] = await self._rows("now", {}, retry=True)
         return moment  # type: ignore[no-any-return]
+
+    def thread_store(self) -> ThreadStore:
+        from offload.backends.postgres.sync_store import PostgresThreadStore
+
+        return PostgresThreadStore(self._options, self._where())
 
     def describe(self) -> dict[str, Any]:
         info = conninfo_to_dict(self._options.conninfo)
@@ -529,7 +534,7 @@ class PostgresBackend(Backend):
     async def _check(self, conn: Conn) -> None:
         """Pool check on checkout: free unless the socket has something to say,
         which on an idle connection almost always means the server hung up."""
-        if not _has_input(conn):
+        if not has_input(conn):
             return
         try:
             await AsyncConnectionPool.check_connection(conn)
@@ -555,7 +560,9 @@ async def _configure(conn: Conn) -> None:
     await conn.execute(b"SET TIME ZONE 'UTC'")
 
 
-def _has_input(conn: Conn) -> bool:
+def has_input(conn: psycopg.Connection[Any] | Conn) -> bool:
+    """Whether an idle connection's socket has something to say: almost always
+    that the server hung up."""
     if conn.closed or conn.broken:
         return True
     try:
