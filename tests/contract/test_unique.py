@@ -101,3 +101,13 @@ async def test_an_enqueue_of_a_stored_id_is_a_duplicate(backend: Backend) -> Non
     (stored,) = await backend.job_enqueue_many([job])
     (again,) = await backend.job_enqueue_many([job])
     assert (stored.duplicate, again.duplicate, again.id) == (False, True, stored.id)
+
+
+async def test_one_id_twice_in_one_call_stores_it_once_and_says_so(backend: Backend) -> None:
+    """A retried bulk call may carry an id twice: the first is stored, the
+    second comes back as that job, marked, as it would from a second call."""
+    job, other = new_job(), new_job()
+    first, middle, again = await backend.job_enqueue_many([job, other, job])
+    assert (first.duplicate, middle.duplicate, again.duplicate) == (False, False, True)
+    assert (again.id, first.id) == (job.id, job.id)
+    assert await _count(backend) == 2

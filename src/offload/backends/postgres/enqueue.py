@@ -62,9 +62,12 @@ class _Resolver:
         return [self.jobs[i] for i in self.pending]
 
     def inserted(self, rows: list[_rows.Row]) -> None:
+        """A row answers the first position of its id; a later position of the
+        same id stays pending, and the conflict lookup returns it as that job,
+        marked ``duplicate`` (as a second call would)."""
         by_id = {row[0]: row for row in rows}
         for i in self.pending:
-            row = by_id.get(self.jobs[i].id)
+            row = by_id.pop(self.jobs[i].id, None)
             if row is not None:
                 self.found[i] = _rows.stored(self.jobs[i], row)
         self._settle()
