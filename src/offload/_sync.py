@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -33,6 +34,21 @@ _pending: set[asyncio.Task[None]] = set()
 Closer = Callable[[], Coroutine[Any, Any, None] | None]
 _closers: list[Closer] = []
 _EXIT_TIMEOUT = 5.0
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has no bridge thread: its copy of the loop would take
+    calls that nobody runs, and every sync call would wait forever. The child
+    starts its own on its first sync call; the parent's loop, and the
+    connections its backends hold, are left alone (closing them here would
+    shut the parent's sockets)."""
+    global _lock, _loop
+    _lock, _loop = threading.Lock(), None
+    _pending.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _portal() -> asyncio.AbstractEventLoop:

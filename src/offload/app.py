@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import threading
 import weakref
 from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
@@ -73,6 +74,10 @@ if TYPE_CHECKING:
 
 C = TypeVar("C")
 
+# Thread stores a forked child found made by its parent: held so that nothing
+# closes their connections in the child (``App._direct_store``).
+_INHERITED: list[ThreadStore | None] = []
+
 # ``App(lifespan=...)``: entered once per worker process around all its jobs;
 # what it yields is ``ctx.state`` in every job (and so in dependencies).
 Lifespan = Callable[["App"], AbstractAsyncContextManager[Any]]
@@ -110,6 +115,7 @@ class App:
         # backend has one (``Backend.thread_store``); made on first use.
         self._thread_store: ThreadStore | None = None
         self._thread_store_made = False
+        self._thread_store_pid = 0
 
     def __repr__(self) -> str:
         return f"<App {self._prototype.describe()} tasks={len(self.tasks)}>"
@@ -286,8 +292,15 @@ class App:
         return stored
 
     def _direct_store(self) -> ThreadStore | None:
+        pid = os.getpid()
         if self._thread_store_made:
-            return self._thread_store
+            if self._thread_store_pid == pid:
+                return self._thread_store
+            # A forked child: the store's connections are the parent's. Kept,
+            # never used or closed here (closing would shut the parent's
+            # sockets); the child makes its own.
+            _INHERITED.append(self._thread_store)
+            self._thread_store, self._thread_store_made = None, False
         store = self._prototype.thread_store()  # nothing opened until its first call
         if store is not None:
             # Opening the backend once prepares what the store writes to (the
@@ -296,6 +309,7 @@ class App:
         with self._lock:
             if not self._thread_store_made:
                 self._thread_store, self._thread_store_made = store, True
+                self._thread_store_pid = pid
         return self._thread_store
 
     def _enqueue_group(self, backend: Backend) -> EnqueueGroup:

@@ -385,3 +385,46 @@ def test_a_sync_enqueue_on_postgres_survives_its_connections_terminated(
         assert [app.get_job(j.id).state for j in (first, second)] == [State.QUEUED] * 2
     finally:
         app.close()
+
+
+# After a fork ----------------------------------------------------------------------
+
+
+def _enqueue_in_child(app: App, task: Any, parent_store: object, out: Any) -> None:
+    """In a forked child: sync enqueues on connections of its own, and a sync
+    read through a bridge loop of its own (the parent's has no thread here)."""
+    try:
+        ids = [task.enqueue(n).id for n in range(20)]
+        read = app.get_job(ids[0])
+        out.put((app._direct_store() is not parent_store, read.id == ids[0], len(set(ids))))
+    except BaseException as exc:  # the parent reports it
+        out.put(repr(exc))
+
+
+@pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
+def test_a_forked_child_enqueues_and_reads_on_connections_of_its_own(backend_url: str) -> None:
+    import multiprocessing
+
+    app = App(backend_url)
+
+    @app.task(name="sync.forked", queue="forked")
+    def forked(n: int) -> None: ...
+
+    try:
+        before = forked.enqueue(-1)  # the parent's store and bridge loop exist
+        parent_store = app._direct_store()
+        assert parent_store is not None
+        context = multiprocessing.get_context("fork")
+        out = context.Queue()
+        child = context.Process(target=_enqueue_in_child, args=(app, forked, parent_store, out))
+        child.start()
+        answer = out.get(timeout=60)
+        child.join(30)
+        assert answer == (True, True, 20)
+        assert child.exitcode == 0
+        after = forked.enqueue(-2)  # the parent's own connections still serve it
+        queued = app.list_jobs(JobQuery(queue="forked", limit=100))
+        assert len(queued) == 22
+        assert {before.id, after.id} <= {j.id for j in queued}
+    finally:
+        app.close()
