@@ -359,8 +359,7 @@ def test_a_sync_enqueue_into_an_sqlite_file_that_cannot_be_opened_names_the_file
 def test_a_sync_enqueue_on_postgres_survives_its_connections_terminated(
     request: pytest.FixtureRequest,
 ) -> None:
-    import psycopg
-
+    from tests.integration.test_postgres import kill_connections
     from tests.servers.postgres import postgres_clean_url
 
     name = f"sync-{time.monotonic_ns()}"
@@ -370,17 +369,9 @@ def test_a_sync_enqueue_on_postgres_survives_its_connections_terminated(
     @app.task(name="sync.pg", queue="pg")
     def on_pg(n: int) -> None: ...
 
-    admin_url = url.split("?", 1)[0]
     try:
         first = on_pg.enqueue(1)  # the backend opened (schema migrated), then the store
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = %s",
-                (name,),
-            ).fetchone()
-        assert killed is not None
-        assert killed[0] >= 2  # the bridge's pool and the store's
+        assert kill_connections(url) >= 2  # the bridge's pool and the store's
         second = on_pg.enqueue(2)
         assert [app.get_job(j.id).state for j in (first, second)] == [State.QUEUED] * 2
     finally:
