@@ -147,6 +147,53 @@ async def test_sync_enqueues_from_many_threads_at_once_are_all_stored(backend_ur
 
 
 @pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
+def test_sync_enqueues_go_on_while_another_thread_closes_the_app(backend_url: str) -> None:
+    """A worker's shutdown closes the app (``close_async``) in a process whose
+    other threads may still enqueue: their calls are stored, on connections
+    opened again."""
+    app = App(backend_url)
+
+    @app.task(name="sync.closing", queue="closing")
+    def closing(n: int) -> None: ...
+
+    errors: list[BaseException] = []
+    started = threading.Barrier(5)
+    progress = threading.Condition()
+    stored = [0]
+
+    def produce(base: int) -> None:
+        started.wait()
+        try:
+            for n in range(60):
+                closing.enqueue(base + n)
+                with progress:
+                    stored[0] += 1
+                    progress.notify_all()
+        except BaseException as exc:
+            errors.append(exc)
+
+    def more_stored(than: int) -> None:
+        """Until the producers stored a few more (or all of theirs)."""
+        with progress:
+            progress.wait_for(lambda: stored[0] >= min(than + 8, 240) or errors, timeout=30)
+
+    threads = [threading.Thread(target=produce, args=(t * 100,)) for t in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        started.wait()
+        for _ in range(5):
+            app.close()
+            more_stored(than=stored[0])  # they reopened and went on
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        assert len(app.list_jobs(JobQuery(queue="closing", limit=1000))) == 240
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
 async def test_a_sync_enqueue_from_another_thread_wakes_a_waiting_worker(backend_url: str) -> None:
     """The worker polls every 30 s: only the enqueue's own wake-up can start the
     job within the few seconds the test waits."""

@@ -15,6 +15,7 @@ before the first sync enqueue (``App._direct_store``).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -40,10 +41,12 @@ class PostgresThreadStore:
     def enqueue_many(self, jobs: Sequence[NewJob]) -> list[Job]:
         if not jobs:
             return []
-        pool = self._ready()
         try:
-            return self._attempt(pool, jobs)
+            return self._attempt(self._ready(), jobs)
         except psycopg.OperationalError:
+            pass  # a lost connection, or the pool closed by another thread meanwhile
+        pool = self._ready()
+        with contextlib.suppress(psycopg.Error):
             pool.check()
         try:
             return self._attempt(pool, jobs)
