@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from offload import App, Job, Middleware, NewJob, State
+from offload import App, EventKind, Job, Middleware, NewJob, State
 from offload.errors import BackendError, UsageError
 from offload.job import JobQuery
 from offload.worker import Worker
@@ -93,6 +93,7 @@ async def test_a_sync_enqueue_stores_the_job_the_async_path_reads_back(
             assert read is not None
             assert _fields(read) == _fields(job)
             assert read.state is State.QUEUED
+            assert [e.kind for e in await app.events_async(job.id)] == [EventKind.ENQUEUED]
         assert len({j.payload for j in stored}) == 3
         assert seen.stored == [j.id for j in stored]
         direct = _name(request) in DIRECT
