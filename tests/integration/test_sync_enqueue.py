@@ -206,10 +206,20 @@ async def test_a_sync_enqueue_from_another_thread_wakes_a_waiting_worker(backend
     def wake() -> None:
         loop.call_soon_threadsafe(ran.set)
 
+    # The worker's backend is this loop's: note when it starts waiting.
+    waiting = asyncio.Event()
+    backend = await app.backend()
+    wait_for_wake = backend.job_lease_on_wake
+
+    async def noted(*args: Any, **kwargs: Any) -> list[Job]:
+        waiting.set()
+        return await wait_for_wake(*args, **kwargs)
+
+    backend.job_lease_on_wake = noted  # type: ignore[method-assign]
     worker = Worker(app, ["wake"], concurrency=2, poll_interval=30.0, handle_signals=False)
     running = asyncio.create_task(worker.run())
     try:
-        await asyncio.sleep(0.3)  # the worker is past its first (empty) lease
+        await asyncio.wait_for(waiting.wait(), 10.0)
         started = time.monotonic()
         await asyncio.to_thread(wake.enqueue)
         await asyncio.wait_for(ran.wait(), 10.0)
