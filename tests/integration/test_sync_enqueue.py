@@ -128,6 +128,29 @@ async def test_a_sync_enqueue_of_a_stored_id_or_a_held_unique_key_returns_the_fi
 
 
 @pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
+def test_a_sync_bulk_enqueue_over_one_chunk_is_stored_whole(backend_url: str) -> None:
+    app = App(backend_url)
+
+    @app.task(name="sync.bulk", queue="bulk")
+    def bulk(n: int) -> None: ...
+
+    try:
+        items = [(n,) for n in range(2500)]
+        jobs = bulk.enqueue_many(items)
+        assert len({j.id for j in jobs}) == 2500
+        again = app.enqueue_new([bulk.prepare(0)])  # a new id: stored
+        assert not again[0].duplicate
+        news = [bulk.prepare(n) for n in range(1200)]
+        first, repeat = app.enqueue_new(news), app.enqueue_new(news)
+        assert [j.duplicate for j in first] == [False] * 1200
+        assert [j.duplicate for j in repeat] == [True] * 1200
+        assert [j.id for j in repeat] == [j.id for j in first]
+        assert len(app.list_jobs(JobQuery(queue="bulk", limit=5000))) == 2500 + 1 + 1200
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
 async def test_sync_enqueues_from_many_threads_at_once_are_all_stored(backend_url: str) -> None:
     app = App(backend_url)
 
@@ -334,8 +357,12 @@ def test_a_sync_enqueue_survives_its_connection_killed_and_the_library_lost(
         second = held.enqueue(2)  # made again through the client's pool
         admin.function_flush()  # a server of this test's own
         third = held.enqueue(3)  # the library is taught again
-        stored = [app.get_job(j.id) for j in (first, second, third)]
-        assert [j.state for j in stored if j is not None] == [State.QUEUED] * 3
+        admin.function_flush()
+        bulk = held.enqueue_many([(n,) for n in range(2500)])  # three chunks, pipelined
+        stored = [app.get_job(j.id) for j in (first, second, third, bulk[0], bulk[-1])]
+        assert [j.state for j in stored if j is not None] == [State.QUEUED] * 5
+        assert len({j.id for j in bulk}) == 2500
+        assert not any(j.duplicate for j in bulk)
     finally:
         admin.close()
         app.close()

@@ -48,8 +48,9 @@ class RedisThreadStore:
         if not jobs:
             return []
         chunks = enqueue.chunked(jobs)
+        calls = [enqueue.arguments(self._keys, c) for c in chunks]
         with translated():
-            replies = [self._call(enqueue.arguments(self._keys, c)) for c in chunks]
+            replies = [self._call(calls[0])] if len(calls) == 1 else self._pipelined(calls)
         return enqueue.stored(chunks, replies)
 
     def close(self) -> None:
@@ -76,6 +77,23 @@ class RedisThreadStore:
             return lua.run_sync(self._redis(), "enqueue", self._keys.seq, args)
         finally:
             self._busy.release()
+
+    def _pipelined(self, calls: list[list[Any]]) -> list[Any]:
+        """Every chunk of a bulk call in one round trip, as the backend sends
+        them; safe to send again whole, since a stored id is not stored twice."""
+        try:
+            return self._send_pipelined(calls)
+        except ResponseError as exc:
+            if not lua.missing(exc):
+                raise
+        lua.load_all_sync(self._redis())
+        return self._send_pipelined(calls)
+
+    def _send_pipelined(self, calls: list[list[Any]]) -> list[Any]:
+        pipe = self._redis().pipeline(transaction=False)
+        for args in calls:
+            pipe.fcall(lua.function("enqueue"), 1, self._keys.seq, *args)
+        return list(pipe.execute())
 
     def _held(self, args: list[Any]) -> Any:
         conn = self._conn
