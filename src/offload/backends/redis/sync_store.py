@@ -58,7 +58,10 @@ class RedisThreadStore:
             self._drop()
         client, self._client = self._client, None
         if client is not None:
-            client.close()
+            # The idle connections now. One that another thread is using is
+            # not cut under its call: it goes back to this pool, dropped here,
+            # and closes with it.
+            client.connection_pool.disconnect(inuse_connections=False)
 
     def _redis(self) -> Any:
         with self._making:
