@@ -192,7 +192,6 @@ _ENQUEUE_HOOKS = (
     "on_enqueue_error",
 )  # fmt: skip
 _HOOKS = (
-    "before_enqueue", "after_enqueue", "before_enqueue_many", "after_enqueue_many",
-    "on_enqueue_error", "before_execute", "after_execute", "on_error", "before_batch",
+    *_ENQUEUE_HOOKS, "before_execute", "after_execute", "on_error", "before_batch",
     "before_fire", "around_execute",
 )  # fmt: skip
