@@ -1,6 +1,6 @@
 """Sync enqueues store from the caller's own thread where the backend has a
-thread store (SQLite, PostgreSQL, a single Redis server), and through the bridge loop
-everywhere else; either way the job stored is the one the async path stores,
+thread store (SQLite, PostgreSQL, Redis and Redis Cluster), and through the bridge
+loop everywhere else; either way the job stored is the one the async path stores,
 the middleware runs, and waiting workers wake."""
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import pytest
 import redis
 
 from offload import App, EventKind, Job, Middleware, NewJob, State
+from offload.backends.redis import lua
 from offload.errors import BackendError, UsageError
 from offload.job import JobQuery
 from offload.worker import Worker
-from tests.servers.redis import start_server
+from tests.servers.redis import node_ports, redis_cluster_url, start_server
 
-DIRECT = frozenset({"sqlite", "postgres", "redis"})
+DIRECT = frozenset({"sqlite", "postgres", "redis", "redis_cluster"})
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 
 
@@ -129,7 +130,8 @@ async def test_a_sync_enqueue_of_a_stored_id_or_a_held_unique_key_returns_the_fi
 
 @pytest.mark.parametrize("backend_url", sorted(DIRECT), indirect=True)
 def test_a_sync_bulk_enqueue_over_one_chunk_is_stored_whole(backend_url: str) -> None:
-    app = App(backend_url)
+    seen = Seen()
+    app = App(backend_url, middleware=[seen])
 
     @app.task(name="sync.bulk", queue="bulk")
     def bulk(n: int) -> None: ...
@@ -146,6 +148,7 @@ def test_a_sync_bulk_enqueue_over_one_chunk_is_stored_whole(backend_url: str) ->
         assert [j.duplicate for j in repeat] == [True] * 1200
         assert [j.id for j in repeat] == [j.id for j in first]
         assert len(app.list_jobs(JobQuery(queue="bulk", limit=5000))) == 2500 + 1 + 1200
+        assert seen.threads == [threading.current_thread().name] * 4  # never the bridge's
     finally:
         app.close()
 
@@ -394,18 +397,104 @@ def test_a_sync_enqueue_on_a_server_that_stops_answering_fails_within_its_timeou
         app.close()
 
 
-def test_sync_enqueues_on_a_redis_cluster_take_the_bridge(request: pytest.FixtureRequest) -> None:
-    from tests.servers.redis import redis_cluster_url
+# Redis Cluster: every call through the cluster client -----------------------------
 
-    app = App(redis_cluster_url(request), middleware=[seen := Seen()])
 
-    @app.task(name="sync.cluster")
-    def on_cluster() -> None: ...
+def _getkeys(ports: list[int]) -> int:
+    """How many ``COMMAND GETKEYS`` the cluster's nodes have answered."""
+    total = 0
+    for port in ports:
+        client = redis.Redis(port=port)
+        try:
+            stats = client.info("commandstats")
+            total += int(stats.get("cmdstat_command|getkeys", {}).get("calls", 0))
+        finally:
+            client.close()
+    return total
+
+
+async def test_sync_enqueues_on_a_redis_cluster_store_from_the_calling_thread(
+    request: pytest.FixtureRequest,
+) -> None:
+    """One job and a bulk of two chunks, each routed by its key: no node is
+    asked for a call's keys first."""
+    url = redis_cluster_url(request)
+    seen = Seen()
+    app = App(url, middleware=[seen])
+
+    @app.task(name="sync.cluster", queue="cluster")
+    def on_cluster(n: int) -> None: ...
+
+    def produce() -> tuple[list[Job], Job, Job]:
+        stored = [on_cluster.enqueue(0), *on_cluster.enqueue_many([(n,) for n in range(1, 1201)])]
+        new = on_cluster.prepare(-1)
+        [first] = app.enqueue_new([new])
+        [again] = app.enqueue_new([new])
+        return stored, first, again
 
     try:
-        job = _in_thread(on_cluster.enqueue)
-        assert app.get_job(job.id) is not None
-        assert seen.threads == ["offload-sync"]
+        before = _getkeys(node_ports(url))
+        stored, first, again = await asyncio.to_thread(_in_thread, produce)
+        assert _getkeys(node_ports(url)) == before
+        assert seen.threads == ["producer"] * 4
+        assert len({j.id for j in stored}) == 1201
+        assert (first.duplicate, again.duplicate, again.id) == (False, True, first.id)
+        backend = await app.backend()
+        for job in (stored[0], stored[1], stored[1000], stored[-1], first):
+            read = await backend.job_get(job.id)
+            assert read is not None
+            assert _fields(read) == _fields(job)
+        counts = await backend.job_counts()
+        assert counts.get(("cluster", State.QUEUED)) == 1201 + 1
+        leased = await backend.job_lease("w", ["cluster"], 3, 30.0)
+        assert [j.state for j in leased] == [State.RUNNING] * 3
+    finally:
+        await _close(app)
+
+
+def _delete_library(ports: list[int]) -> None:
+    """On the test cluster (throwaway): as a node restarted without persistence."""
+    for port in ports:
+        client = redis.Redis(port=port)
+        try:
+            with contextlib.suppress(redis.ResponseError):  # not on this node
+                client.function_delete(lua.library_name())
+        finally:
+            client.close()
+        assert not _has_library(port)
+
+
+def _has_library(port: int) -> bool:
+    client = redis.Redis(port=port)
+    try:
+        return bool(client.function_list(library=lua.library_name()))
+    finally:
+        client.close()
+
+
+def test_a_sync_enqueue_on_a_redis_cluster_survives_lost_connections_and_library(
+    request: pytest.FixtureRequest,
+) -> None:
+    url = redis_cluster_url(request) + "&client_name=cluster-producer"
+    ports = node_ports(url)
+    app = App(url)
+
+    @app.task(name="sync.cluster.lost", queue="lost")
+    def lost(n: int) -> None: ...
+
+    try:
+        first = lost.enqueue(1)  # the store's client connects
+        assert sum(_kill(port, "cluster-producer") for port in ports) >= 1
+        second = lost.enqueue(2)  # the client's retries connect again
+        _delete_library(ports)
+        third = lost.enqueue(3)  # the library is taught again
+        _delete_library(ports)
+        bulk = lost.enqueue_many([(n,) for n in range(2500)])  # three chunks
+        assert all(_has_library(port) for port in ports)  # every primary
+        stored = [app.get_job(j.id) for j in (first, second, third, bulk[0], bulk[-1])]
+        assert [j.state for j in stored if j is not None] == [State.QUEUED] * 5
+        assert len({j.id for j in bulk}) == 2500
+        assert not any(j.duplicate for j in bulk)
     finally:
         app.close()
 

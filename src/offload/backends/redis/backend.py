@@ -89,8 +89,6 @@ class RedisBackend(Backend):
         return RedisBackend(self.url)
 
     def thread_store(self) -> ThreadStore | None:
-        if self._target.cluster:
-            return None
         from offload.backends.redis.sync_store import RedisThreadStore
 
         return RedisThreadStore(self._target, self._keys)

@@ -1,4 +1,4 @@
-"""From an offload URL to a redis-py asyncio client.
+"""From an offload URL to a redis-py client: asyncio, or blocking for the thread store.
 
 ``prefix`` (and ``client_name``) are offload's own query parameters; every other
 one is handed to redis-py, so its connection options (``socket_timeout``,
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import redis
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -70,9 +71,29 @@ class _Cluster(RedisCluster):
     and one that its retries do not cover."""
 
     async def _determine_slot(self, command: str, *args: Any) -> int:
-        if command.upper() in ("FCALL", "FCALL_RO") and len(args) > 2 and int(args[1]) > 0:
-            return int(self.keyslot(args[2]))
+        key = _fcall_key(command, args)
+        if key is not None:
+            return int(self.keyslot(key))
         return int(await super()._determine_slot(command, *args))
+
+
+class _BlockingCluster(redis.RedisCluster):
+    """``_Cluster``'s blocking twin, for the thread store, for the same reason.
+    redis-py's blocking client names the method apart and passes the command
+    as its first argument."""
+
+    def determine_slot(self, *args: Any) -> int | None:
+        key = _fcall_key(args[0], args[1:])
+        if key is not None:
+            return int(self.keyslot(key))  # type: ignore[no-untyped-call]
+        return super().determine_slot(*args)
+
+
+def _fcall_key(command: str, args: tuple[Any, ...]) -> Any:
+    """The first key of an ``FCALL``/``FCALL_RO`` that has one, else ``None``."""
+    if command.upper() in ("FCALL", "FCALL_RO") and len(args) > 2 and int(args[1]) > 0:
+        return args[2]
+    return None
 
 
 def connect(target: Target) -> Any:
@@ -91,11 +112,11 @@ def connect(target: Target) -> Any:
 
 
 def connect_sync(target: Target) -> Any:
-    """``connect``'s blocking twin for a single server, for calls made from a
-    producer's own thread (``sync_store``); same options, same retries."""
-    import redis
-
+    """``connect``'s blocking twin, for calls made from a producer's own
+    thread (``sync_store``); same options, same retries."""
     options = _options(target, redis.retry.Retry)
+    if target.cluster:
+        return _BlockingCluster.from_url(target.client_url, **options)
     pool = redis.BlockingConnectionPool.from_url(
         target.client_url, **options, **_pool_defaults(target)
     )

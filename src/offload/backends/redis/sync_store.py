@@ -17,8 +17,17 @@ the script tolerates running twice (an id already stored is returned, not
 stored again). Its socket timeout bounds each call, as a blocking socket's
 own timeout does at no cost.
 
-A single server only: a cluster client's routing of function calls is the
-async one (``connection._Cluster``), so sync calls on a cluster keep the bridge.
+On a cluster every call goes through the client, as the backend's own calls
+do: a held connection reaches one node, and only the client follows the
+deployment's slot to the node that owns it now (the MOVED and ASK redirections
+of a failover or a resharding, retries that reconnect). That client routes
+each ``FCALL`` by its key (``connection._BlockingCluster``), so a call is one
+round trip. A bulk call's chunks go one after another, as the backend sends
+them, not pipelined: redis-py's cluster pipeline asks a node for each
+``FCALL``'s keys first (``COMMAND GETKEYS``), and a chunk of up to 1,000 jobs
+keeps the server busy far longer than the round trip a pipeline would save. A
+node without the library is taught it, on every primary, by the call that
+finds it missing (``lua.run_sync``).
 """
 
 from __future__ import annotations
@@ -50,18 +59,28 @@ class RedisThreadStore:
         chunks = enqueue.chunked(jobs)
         calls = [enqueue.arguments(self._keys, c) for c in chunks]
         with translated():
-            replies = [self._call(calls[0])] if len(calls) == 1 else self._pipelined(calls)
+            if len(calls) > 1 and not self._target.cluster:
+                replies = self._pipelined(calls)
+            else:
+                replies = [self._call(args) for args in calls]
         return enqueue.stored(chunks, replies)
 
     def close(self) -> None:
         with self._busy:
             self._drop()
         client, self._client = self._client, None
-        if client is not None:
-            # The idle connections now. One that another thread is using is
-            # not cut under its call: it goes back to this pool, dropped here,
-            # and closes with it.
-            client.connection_pool.disconnect(inuse_connections=False)
+        if client is None:
+            return
+        # The idle connections now. One that another thread is using is not
+        # cut under its call: it goes back to its pool, dropped here, and
+        # closes with it. A cluster client has a pool per node.
+        if self._target.cluster:
+            pools = [n.redis_connection.connection_pool for n in client.get_nodes()
+                     if n.redis_connection is not None]  # fmt: skip
+        else:
+            pools = [client.connection_pool]
+        for pool in pools:
+            pool.disconnect(inuse_connections=False)
 
     def _redis(self) -> Any:
         with self._making:
@@ -70,7 +89,7 @@ class RedisThreadStore:
             return self._client
 
     def _call(self, args: list[Any]) -> Any:
-        if not self._busy.acquire(blocking=False):
+        if self._target.cluster or not self._busy.acquire(blocking=False):
             return lua.run_sync(self._redis(), "enqueue", self._keys.seq, args)
         try:
             return self._held(args)
