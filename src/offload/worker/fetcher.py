@@ -128,6 +128,12 @@ class Fetcher:
                 watcher.cancel()
         for job in jobs:
             self.dispatch(job)
+        if jobs:
+            # The jobs an idle worker was woken for start first. The fetch loop
+            # goes on to lease again at once, and that call's client-side work
+            # runs before its first suspension: on Redis's pooled path, 0.3 ms
+            # that every woken job waited for (a fifth of the idle latency).
+            await asyncio.sleep(0)
 
 
 async def _interrupt(backend: Backend) -> None:
