@@ -334,3 +334,45 @@ async def test_a_failure_is_logged_with_its_type_and_not_its_message(
     assert len(failed) == 1
     assert "builtins.PermissionError; dead" in failed[0]
     assert "s3cr3t" not in caplog.text
+
+
+async def test_a_job_an_idle_worker_is_woken_for_starts_before_its_next_lease(app: App) -> None:
+    """The fetch loop leases again right after a wake-up; that call's client-side
+    work, which runs before its first suspension, once ran before the woken
+    job's first line and delayed every job an idle worker was woken for."""
+    steps: list[str] = []
+    backend = await app.backend()
+    lease, lease_on_wake = backend.job_lease, backend.job_lease_on_wake
+
+    async def leasing(*args: Any, **kwargs: Any) -> list[Job]:
+        steps.append("lease")
+        return await lease(*args, **kwargs)
+
+    async def waking(*args: Any, **kwargs: Any) -> list[Job]:
+        steps.append("wait")
+        jobs = await lease_on_wake(*args, **kwargs)
+        if jobs:
+            steps.append("woken")
+        return jobs
+
+    backend.job_lease = leasing  # type: ignore[method-assign]
+    backend.job_lease_on_wake = waking  # type: ignore[method-assign]
+
+    @app.task
+    async def probe() -> None:
+        steps.append("run")
+
+    worker = Worker(app, handle_signals=False, poll_interval=5.0)
+    run = asyncio.create_task(worker.run())
+
+    async def waiting() -> bool:
+        return "wait" in steps
+
+    await eventually(waiting)
+    job = await probe.enqueue_async()
+    done = await wait_for_job(app, job.id)
+    worker.stop()
+    await run
+    assert done.state is State.SUCCEEDED
+    woken = steps.index("woken")
+    assert steps[woken + 1] == "run", steps[woken:]
